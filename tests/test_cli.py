@@ -1,0 +1,103 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from wsol_edge import evaluate, train
+from wsol_edge.checkpoint import load_checkpoint
+
+SYN = ["--dataset", "synthetic", "--synthetic-images", "16", "--synthetic-size", "64", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert train.main([*SYN, "--epochs", "2", "--batch-size", "8", "--out", str(out), "--freeze-layers", "3"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("module", ["wsol_edge.train", "wsol_edge.evaluate"])
+def test_help(module):
+    res = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "--config" in res.stdout
+
+
+def test_checkpoint_is_weights_only_and_complete(trained):
+    state = torch.load(trained / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] == 2 and state["model_config"]["num_classes"] == 4
+    assert len(state["history"]) == 2 and state["train_seconds"] > 0
+    assert json.loads((trained / "train_log.json").read_text())["epochs"] == 2
+
+
+def test_resume_continues_and_matches_uninterrupted_run(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = [*SYN, "--batch-size", "8", "--seed", "5", "--freeze-layers", "3", "--pretrained"]
+    assert train.main([*common, "--epochs", "2", "--out", str(a)]) == 0
+    assert train.main([*common, "--epochs", "1", "--out", str(b)]) == 0
+    assert train.main([*common, "--epochs", "2", "--out", str(b), "--resume"]) == 0
+    sa, sb = load_checkpoint(a / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
+    for k in sa["model"]:
+        torch.testing.assert_close(sa["model"][k], sb["model"][k], rtol=1e-4, atol=1e-5)
+
+
+def test_config_file_and_flag_override(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: synthetic\nsynthetic_images: 8\nsynthetic_size: 64\nepochs: 5\nbatch_size: 4\n"
+                   f"out: {tmp_path / 'o'}\nno_progress: true\n")
+    assert train.main(["--config", str(cfg), "--epochs", "1"]) == 0
+    assert load_checkpoint(tmp_path / "o" / "checkpoint.pt")["epoch"] == 1
+    (tmp_path / "bad.json").write_text(json.dumps({"not_an_option": 1}))
+    with pytest.raises(SystemExit):
+        train.main(["--config", str(tmp_path / "bad.json")])
+
+
+def test_evaluate_writes_protocol_record_and_overlays(trained, tmp_path):
+    out = tmp_path / "r.json"
+    assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--output", str(out),
+                          "--overlays", str(tmp_path / "ov"), "--num-overlays", "3"]) == 0
+    rec = json.loads(out.read_text())
+    for key in ("kind", "dataset", "split", "num_images", "method", "backbone", "backend", "precision", "protocol",
+                "input_size", "metrics", "train_seconds", "command", "commit", "machine", "cam_thresholds",
+                "iou_thresholds", "resize"):
+        assert key in rec, key
+    m = rec["metrics"]
+    for key in ("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc", "gt_known_threshold",
+                "max_box_acc", "max_box_acc_v2", "pxap"):
+        assert key in m, key
+    assert set(m["max_box_acc"]) == {"30", "50", "70"} and rec["num_images"] == 16
+    assert m["top1_loc"] <= m["top1_cls"] and m["top1_loc"] <= m["gt_known_loc"] <= m["max_box_acc"]["30"]
+    assert len(list((tmp_path / "ov").glob("*.png"))) == 3
+
+
+def test_evaluate_sat_protocol(trained):
+    assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--protocol", "sat"]) == 0
+
+
+def test_bad_checkpoint_and_mismatched_dataset(trained, tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    assert evaluate.main(["--checkpoint", str(bad), *SYN]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+    assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), "--dataset", "synthetic",
+                          "--synthetic-classes", "3", "--no-progress"]) == 2
+    assert "classes" in capsys.readouterr().err
+
+
+def test_corrupt_image_skipped_and_counted_in_training(tmp_path, monkeypatch):
+    from wsol_edge.data import synthetic as syn
+    from wsol_edge.imageio import ImageReadError
+
+    real = syn._image
+
+    def flaky(seed, index, k, size):
+        if index == 3:
+            raise ImageReadError("img3: not a decodable image")
+        return real(seed, index, k, size)
+
+    monkeypatch.setattr(syn, "_image", flaky)
+    args = [*SYN, "--synthetic-images", "8", "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path)]
+    assert train.main(args) == 2  # stops with a clear error by default
+    assert train.main([*args, "--skip-bad-images"]) == 0
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["skipped_images"] == 1

@@ -1,0 +1,39 @@
+"""Checkpoints: written atomically, read with ``weights_only=True`` (no pickled code runs)."""
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_write_bytes
+
+FORMAT = "wsol_edge.checkpoint/1"
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, wrong format, or an object weights_only refuses
+        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a wsol_edge checkpoint (no '{FORMAT}' marker)")
+    return state
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

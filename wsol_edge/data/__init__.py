@@ -1,0 +1,48 @@
+"""Datasets: readers for CUB, wsolevaluation metadata, VOC XML, CSV boxes, and synthetic data.
+
+All readers return a :class:`SampleSet`; ``open_dataset`` picks one from a short spec.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .csv_boxes import read_csv_boxes
+from .cub import read_cub
+from .samples import Sample, SampleSet
+from .synthetic import synthetic_dataset
+from .voc import read_voc
+from .wsoleval import read_wsoleval
+
+DATASET_KINDS = ("cub", "wsoleval", "voc", "csv", "synthetic")
+
+
+def open_dataset(kind: str, root: str | None, split: str, *, metadata_root: str | None = None,
+                 synthetic_images: int = 64, synthetic_classes: int = 4, synthetic_size: int = 96,
+                 seed: int = 0) -> SampleSet:
+    """Open a dataset by kind: ``cub`` (official layout), ``wsoleval`` (metadata + data root),
+    ``voc`` (images + XML in one folder), ``csv`` (path to a labels CSV; ``split.csv`` beside it is
+    used when present), ``synthetic`` (procedural, no files)."""
+    if kind == "synthetic":
+        return synthetic_dataset(synthetic_images, synthetic_classes, synthetic_size, seed, split)
+    if root is None:
+        raise ValueError(f"dataset kind {kind!r} needs --data-root")
+    if not Path(root).exists():
+        raise FileNotFoundError(f"dataset root {root} does not exist")
+    if kind == "cub":
+        return read_cub(root, split)
+    if kind == "wsoleval":
+        if metadata_root is None:
+            raise ValueError("dataset kind 'wsoleval' needs --metadata-root")
+        return read_wsoleval(metadata_root, root, split)
+    if kind == "voc":
+        return read_voc(root)
+    if kind == "csv":
+        csv_path = Path(root)
+        split_csv = csv_path.parent / "split.csv"
+        return read_csv_boxes(csv_path, split_csv=split_csv if split_csv.is_file() else None,
+                              split=split if split_csv.is_file() else None)
+    raise ValueError(f"unknown dataset kind {kind!r}; choose from {', '.join(DATASET_KINDS)}")
+
+
+__all__ = ["Sample", "SampleSet", "open_dataset", "read_cub", "read_wsoleval", "read_voc",
+           "read_csv_boxes", "synthetic_dataset", "DATASET_KINDS"]

@@ -1,0 +1,64 @@
+"""The one record every reader produces: an image reference, its label and all its GT boxes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..imageio import read_image_rgb
+
+
+@dataclass
+class Sample:
+    """One image. ``boxes`` are x0,y0,x1,y1 in original-image pixels (float), all GT boxes kept."""
+
+    image_id: str
+    label: int
+    boxes: np.ndarray
+    path: str | None = None
+    size: tuple[int, int] | None = None  # (width, height) if known without decoding
+    loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    mask_loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+
+    def load(self) -> np.ndarray:
+        """RGB uint8 HxWx3; raises ImageReadError naming the file."""
+        if self.loader is not None:
+            return self.loader()
+        if self.path is None:
+            raise ValueError(f"sample {self.image_id} has neither a path nor a loader")
+        return read_image_rgb(self.path)
+
+    def load_mask(self) -> np.ndarray | None:
+        """Foreground mask (H, W) in {0: background, 1: foreground, 255: ignore}, or None."""
+        return None if self.mask_loader is None else self.mask_loader()
+
+
+@dataclass
+class SampleSet:
+    """An ordered list of samples plus the class names their labels index."""
+
+    name: str
+    samples: list[Sample]
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.samples[i]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, indices: Sequence[int]) -> "SampleSet":
+        return SampleSet(self.name, [self.samples[i] for i in indices], self.class_names)
+
+
+def as_boxes(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    arr = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    bad = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
+    if bad.any():
+        raise ValueError(f"box with x1<x0 or y1<y0: {arr[bad][0].tolist()}")
+    return arr

@@ -1,0 +1,171 @@
+"""Evaluate a trained CAM model (or the untrained ImageNet CAM) on a split, under a protocol.
+
+``python -m wsol_edge.evaluate --checkpoint runs/x/checkpoint.pt --dataset cub --data-root ../shared/data/cub50
+--split test --output benchmarks/results/x.json --overlays runs/x/overlays``
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import parse_args
+from .data import DATASET_KINDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m wsol_edge.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="YAML or JSON file of options; flags override it")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="training checkpoint (.pt)")
+    src.add_argument("--imagenet-baseline", action="store_true",
+                     help="untrained ImageNet CAM: the CAM of the model's own top-1 ImageNet class")
+    p.add_argument("--backbone", default="efficientnet_lite0", help="backbone of --imagenet-baseline")
+    p.add_argument("--output-stride", type=int, default=None, help="with --imagenet-baseline")
+    p.add_argument("--dataset", choices=DATASET_KINDS, default="cub")
+    p.add_argument("--data-root")
+    p.add_argument("--metadata-root")
+    p.add_argument("--split", default="test")
+    p.add_argument("--dataset-name", help="name recorded in the result (default: the data root's folder name)")
+    p.add_argument("--synthetic-images", type=int, default=64)
+    p.add_argument("--synthetic-classes", type=int, default=4)
+    p.add_argument("--synthetic-size", type=int, default=96)
+    p.add_argument("--protocol", choices=("wsoleval", "sat"), default="wsoleval")
+    p.add_argument("--input-size", type=int, default=None, help="default: the model's")
+    p.add_argument("--cam-threshold-step", type=float, default=0.01)
+    p.add_argument("--iou-thresholds", type=int, nargs="+", default=[30, 50, 70])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--skip-bad-images", action="store_true")
+    p.add_argument("--output", help="result JSON file (written atomically)")
+    p.add_argument("--overlays", help="folder for CAM overlay PNGs")
+    p.add_argument("--num-overlays", type=int, default=8)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from .atomic import atomic_write_json
+    from .checkpoint import file_sha256
+    from .data import open_dataset
+    from .data.torch_dataset import EvalDataset, collate_skip_bad
+    from .evaluation import LocalizationScorer
+    from .modelio import load_model
+    from .models import imagenet_cam_model
+    from .overlays import cam_overlay, write_png
+    from .postprocess import box_from_scoremap
+    from .runinfo import command_line, git_commit, machine_info
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.imagenet_baseline:
+        kwargs = {"output_stride": args.output_stride} if args.output_stride else {}
+        model = imagenet_cam_model(args.backbone, **kwargs).eval()
+        cfg = {"method": "cam", "backbone": args.backbone, "input_size": 224, "class_names": None}
+        ckpt_info = {"source": "imagenet-pretrained, untrained on the dataset"}
+        train_seconds = 0.0
+    elif args.checkpoint:
+        model, cfg, state = load_model(args.checkpoint)
+        ckpt_info = {"checkpoint": args.checkpoint, "checkpoint_sha256": file_sha256(args.checkpoint),
+                     "train_command": state.get("command"), "epochs": state.get("epoch")}
+        train_seconds = float(state.get("train_seconds", 0.0))
+    else:
+        raise ValueError("give --checkpoint or --imagenet-baseline")
+    size = args.input_size or cfg["input_size"]
+    samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
+                           synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
+                           synthetic_size=args.synthetic_size)
+    if not args.imagenet_baseline and samples.num_classes != cfg["num_classes"]:
+        raise ValueError(f"the model has {cfg['num_classes']} classes but {samples.name} has {samples.num_classes}")
+    if args.max_images:
+        samples = samples.subset(range(min(args.max_images, len(samples))))
+    thresholds = np.arange(0, 1, args.cam_threshold_step)
+    scorer = LocalizationScorer(args.protocol, size, thresholds, tuple(args.iou_thresholds),
+                                with_classification=not args.imagenet_baseline)
+    data = EvalDataset(samples, model.mean, model.std, size, args.skip_bad_images)
+    loader = DataLoader(data, batch_size=args.batch_size, shuffle=False, collate_fn=collate_skip_bad)
+    overlay_items, skipped, evaluated = [], 0, 0
+    t0 = time.time()
+    with torch.inference_mode():
+        for batch, nbad in tqdm(loader, desc="evaluate", disable=args.no_progress):
+            skipped += nbad
+            if batch is None:
+                continue
+            logits, feats = model(batch["image"])
+            target = logits.argmax(1) if args.imagenet_baseline else batch["label"]
+            cams = model.cams(feats, target).numpy()
+            maps = scorer.add(logits.numpy(), cams, batch["label"].numpy(), batch["boxes"], batch["mask"])
+            evaluated += len(maps)
+            for j, m in enumerate(maps):
+                if len(overlay_items) < (args.num_overlays if args.overlays else 0):
+                    overlay_items.append((int(batch["index"][j]), m, batch["boxes"][j], int(target[j])))
+    if evaluated == 0:
+        raise ValueError("no image could be evaluated")
+    metrics = scorer.compute()
+    elapsed = time.time() - t0
+    if overlay_items:
+        tau = metrics["gt_known_threshold"]
+        for idx, m, gt, cls in overlay_items:
+            s = samples[idx]
+            name = cfg["class_names"][cls] if cfg.get("class_names") else f"imagenet class {cls}"
+            pred = box_from_scoremap(m, tau) if args.protocol == "wsoleval" else None
+            write_png(Path(args.overlays) / f"{idx:05d}_{Path(s.image_id).stem}.png",
+                      cam_overlay(s.load(), m, gt, pred, label=name))
+    dataset_name = args.dataset_name or (Path(args.data_root).name if args.data_root else args.dataset)
+    record = {
+        "kind": "accuracy", "dataset": dataset_name, "split": args.split, "num_images": evaluated,
+        "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
+        "variant": "imagenet_untrained" if args.imagenet_baseline else None,
+        "backend": "pytorch", "precision": "fp32", "protocol": args.protocol, "input_size": size,
+        "resize": f"{size}x{size} (no crop)",
+        "cam_thresholds": {"start": 0.0, "stop": 1.0, "step": args.cam_threshold_step, "count": len(thresholds)},
+        "iou_thresholds": list(args.iou_thresholds),
+        "cam_class": "own top-1 ImageNet class" if args.imagenet_baseline else "ground-truth class",
+        "box_rule": ("largest contour by cv2.contourArea (MaxBoxAcc), all outer contours (MaxBoxAccV2)"
+                     if args.protocol == "wsoleval" else "8-connected component with most pixels"),
+        "metrics": metrics, "train_seconds": train_seconds, "eval_seconds": elapsed,
+        "skipped_images": skipped, **ckpt_info,
+        "command": command_line("wsol_edge.evaluate", argv), "commit": git_commit(), "machine": machine_info(),
+    }
+    if args.output:
+        atomic_write_json(args.output, record)
+    return record
+
+
+def format_metrics(m: dict) -> str:
+    parts = [f"{k}={m[k]:.2f}" for k in ("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc") if k in m]
+    parts.append("MaxBoxAcc(30/50/70)=" + "/".join(f"{v:.1f}" for v in m["max_box_acc"].values()))
+    if m.get("max_box_acc_v2") is not None:
+        parts.append(f"MaxBoxAccV2={m['max_box_acc_v2']:.2f}")
+    if "pxap" in m:
+        parts.append(f"PxAP={m['pxap']:.2f}")
+    parts.append(f"best tau={m['gt_known_threshold']:.2f}")
+    return "  ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parse_args(parser, argv)
+    try:
+        record = evaluate(args, argv)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{record['dataset']}/{record['split']} ({record['num_images']} images, {record['protocol']}): "
+          f"{format_metrics(record['metrics'])}")
+    if args.output:
+        print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

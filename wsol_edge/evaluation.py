@@ -1,0 +1,89 @@
+"""Scores raw model outputs (logits + CAMs) against a dataset: every metric of the protocol page.
+
+Backend-agnostic on purpose: PyTorch, ONNX Runtime and TensorRT outputs go through the same
+code, so accuracy differences between backends come from the models, not the scoring.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .metrics import BoxAccumulator, PxAPAccumulator, SatBoxAccumulator, topk_correct
+from .postprocess import DEFAULT_CAM_THRESHOLDS, cam_to_scoremap, sat_scoremap
+
+
+@dataclass
+class LocalizationScorer:
+    """Feed batches with ``add``; ``compute`` returns the metrics dict of results-schema.md.
+
+    ``cams`` must be the map of the class to score: the GT class for GT-known Loc and MaxBoxAcc
+    (the wsolevaluation convention). Top-1/Top-5 Loc reuse it: when the top-1 (or a top-5) class
+    is the GT class its CAM *is* the GT-class CAM, and when it is not, the image is wrong anyway,
+    so no second CAM is needed. Both use the threshold chosen for GT-known Loc.
+    """
+
+    protocol: str = "wsoleval"
+    size: int = 224
+    cam_thresholds: np.ndarray = field(default_factory=lambda: DEFAULT_CAM_THRESHOLDS)
+    iou_thresholds: tuple = (30, 50, 70)
+    with_classification: bool = True
+
+    def __post_init__(self):
+        if self.protocol not in ("wsoleval", "sat"):
+            raise ValueError(f"unknown protocol {self.protocol!r}: use 'wsoleval' or 'sat'")
+        if self.protocol == "wsoleval":
+            self.single = BoxAccumulator(self.cam_thresholds, multi_contour=False)
+            self.multi = BoxAccumulator(self.cam_thresholds, multi_contour=True)
+        else:
+            self.single = SatBoxAccumulator(self.cam_thresholds)
+            self.multi = None
+        self.pxap = PxAPAccumulator(self.cam_thresholds)
+        self.has_masks = False
+        self.top1: list[np.ndarray] = []
+        self.top5: list[np.ndarray] = []
+
+    def scoremap(self, cam: np.ndarray) -> np.ndarray:
+        return cam_to_scoremap(cam, self.size) if self.protocol == "wsoleval" else sat_scoremap(cam, self.size)
+
+    def add(self, logits, cams, labels, gt_boxes, masks=None) -> list[np.ndarray]:
+        """Returns the score maps (for overlays)."""
+        if self.with_classification:
+            self.top1.append(topk_correct(logits, labels, 1))
+            self.top5.append(topk_correct(logits, labels, 5))
+        maps = []
+        for i, cam in enumerate(np.asarray(cams)):
+            m = self.scoremap(cam)
+            self.single.add(m, gt_boxes[i])
+            if self.multi is not None:
+                self.multi.add(m, gt_boxes[i])
+            if masks is not None and masks[i] is not None:
+                self.has_masks = True
+                self.pxap.add(m, masks[i])
+            maps.append(m)
+        return maps
+
+    def compute(self) -> dict:
+        single = self.single.max_box_acc(self.iou_thresholds)
+        best50 = int(np.argmax(self.single.accuracy_curve(50)))
+        loc_ok = self.single.correct_at(best50, 50)
+        out = {
+            "gt_known_loc": single[50]["acc"] if 50 in single else float(loc_ok.mean() * 100),
+            "gt_known_threshold": float(self.cam_thresholds[best50]),
+            "max_box_acc": {str(k): v["acc"] for k, v in single.items()},
+            "max_box_acc_best_threshold": {str(k): v["best_threshold"] for k, v in single.items()},
+        }
+        if self.multi is not None:
+            multi = self.multi.max_box_acc(self.iou_thresholds)
+            out["max_box_acc_multi_contour"] = {str(k): v["acc"] for k, v in multi.items()}
+            out["max_box_acc_v2"] = float(np.mean([v["acc"] for v in multi.values()]))
+        else:
+            out["max_box_acc_v2"] = None  # multi-contour is not part of the SAT protocol
+        if self.with_classification:
+            top1, top5 = np.concatenate(self.top1), np.concatenate(self.top5)
+            out.update({"top1_cls": float(top1.mean() * 100), "top5_cls": float(top5.mean() * 100),
+                        "top1_loc": float((top1 & loc_ok).mean() * 100),
+                        "top5_loc": float((top5 & loc_ok).mean() * 100)})
+        if self.has_masks:
+            out["pxap"] = self.pxap.compute()
+        return out

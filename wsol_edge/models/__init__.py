@@ -1,0 +1,25 @@
+"""Backbones (registry by name) and the CAM model."""
+from . import backbones as _backbones  # noqa: F401  (registers the backbones)
+from .cam import CamModel
+from .registry import create_backbone, list_backbones, register_backbone
+
+
+def build_model(backbone: str, num_classes: int, *, pretrained: bool = True, weights: str | None = None,
+                **backbone_kwargs) -> CamModel:
+    return CamModel(create_backbone(backbone, pretrained=pretrained, weights=weights, **backbone_kwargs), num_classes)
+
+
+__all__ = ["CamModel", "build_model", "create_backbone", "list_backbones", "register_backbone"]
+
+
+def imagenet_cam_model(backbone: str = "efficientnet_lite0", weights: str | None = None, **backbone_kwargs) -> CamModel:
+    """The untrained reference: ImageNet backbone + its own 1000-class classifier as the CAM head.
+
+    Only EfficientNet-Lite0 has offline ImageNet classifier weights on these machines.
+    """
+    if backbone != "efficientnet_lite0":
+        raise ValueError("the ImageNet CAM baseline is available for efficientnet_lite0 only (offline weights)")
+    feats = create_backbone(backbone, pretrained=True, weights=weights, **backbone_kwargs)
+    model = CamModel(feats, 1000)
+    model.classifier = feats.net.classifier
+    return model

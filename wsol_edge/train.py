@@ -1,0 +1,185 @@
+"""Train a CAM model from image-level labels: ``python -m wsol_edge.train --config configs/cub50_cam_lite0.yaml``.
+
+A plain loop in the style of torchvision's references: SGD with momentum, linear warm-up then
+cosine decay, the new classifier at ``head_lr_mult`` times the backbone's rate. The checkpoint
+(``<out>/checkpoint.pt``) is rewritten atomically after every epoch, and ``--resume`` continues
+from it with the same data order and augmentations.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+from .config import parse_args
+from .data import DATASET_KINDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m wsol_edge.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="YAML or JSON file of options; flags override it")
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", choices=DATASET_KINDS, default="cub")
+    d.add_argument("--data-root", help="dataset folder (cub, voc), data root (wsoleval) or labels CSV (csv)")
+    d.add_argument("--metadata-root", help="wsolevaluation metadata folder (dataset=wsoleval)")
+    d.add_argument("--split", default="train")
+    d.add_argument("--synthetic-images", type=int, default=64)
+    d.add_argument("--synthetic-classes", type=int, default=4)
+    d.add_argument("--synthetic-size", type=int, default=96)
+    d.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images instead of stopping")
+    d.add_argument("--resize", type=int, default=256, help="train-time resize before the random crop")
+    d.add_argument("--input-size", type=int, default=224, help="crop size (train) and resize (eval)")
+    d.add_argument("--workers", type=int, default=0)
+    m = p.add_argument_group("model")
+    m.add_argument("--backbone", default="efficientnet_lite0")
+    m.add_argument("--output-stride", type=int, default=None, help="16 for finer CAMs (lite0, mobilenet_v2)")
+    m.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True, help="start from ImageNet weights")
+    m.add_argument("--weights", help="ImageNet weights file for the backbone")
+    m.add_argument("--freeze-layers", type=int, default=0, help="freeze this many leading backbone layers")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=10)
+    o.add_argument("--batch-size", type=int, default=32)
+    o.add_argument("--lr", type=float, default=0.01)
+    o.add_argument("--head-lr-mult", type=float, default=10.0)
+    o.add_argument("--momentum", type=float, default=0.9)
+    o.add_argument("--weight-decay", type=float, default=1e-4)
+    o.add_argument("--warmup-epochs", type=float, default=0.5)
+    o.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
+    r = p.add_argument_group("run")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
+    r.add_argument("--out", default="runs/train", help="folder for checkpoint.pt and train_log.json")
+    r.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    r.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from .atomic import atomic_write_json
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import open_dataset
+    from .data.torch_dataset import TrainDataset, collate_skip_bad
+    from .modelio import build_from_config, model_config
+    from .models.cam import freeze_early_layers, set_frozen_eval
+    from .runinfo import command_line
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    ckpt_path = out / "checkpoint.pt"
+    samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
+                           synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
+                           synthetic_size=args.synthetic_size, seed=args.seed)
+    if len(samples) == 0:
+        raise ValueError(f"no images in {samples.name}")
+    cfg = model_config(args.backbone, samples.num_classes, args.output_stride, args.input_size, samples.class_names)
+    model = build_from_config(cfg, pretrained=args.pretrained, weights=args.weights)
+    frozen = freeze_early_layers(model, args.freeze_layers)
+    head = list(model.extra.parameters()) + list(model.classifier.parameters())
+    head_ids = {id(p) for p in head}
+    body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    opt = torch.optim.SGD([{"params": body, "lr": args.lr}, {"params": head, "lr": args.lr * args.head_lr_mult}],
+                          momentum=args.momentum, weight_decay=args.weight_decay, nesterov=True)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    data = TrainDataset(samples, model.mean, model.std, args.resize, args.input_size, args.seed, args.skip_bad_images)
+    steps_per_epoch = math.ceil(len(data) / args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    warmup = int(args.warmup_epochs * steps_per_epoch)
+
+    start_epoch, history, train_seconds, skipped_total = 0, [], 0.0, 0
+    if args.resume:
+        state = load_checkpoint(ckpt_path)
+        if state["model_config"]["backbone"] != cfg["backbone"] or state["model_config"]["num_classes"] != cfg["num_classes"]:
+            raise ValueError(f"{ckpt_path}: checkpoint is for a different backbone/dataset; use another --out")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, history = state["epoch"], state["history"]
+        train_seconds, skipped_total = state["train_seconds"], state.get("skipped_images", 0)
+        print(f"resumed from {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
+
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, args.epochs):
+        data.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, generator=gen,
+                            num_workers=args.workers, collate_fn=collate_skip_bad, drop_last=False)
+        model.train()
+        set_frozen_eval(frozen)
+        t0 = time.time()
+        seen = correct = 0
+        loss_sum = 0.0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress, leave=False)
+        for batch, skipped in bar:
+            skipped_total += skipped
+            if batch is None:
+                continue
+            images, labels = batch
+            for g, base in zip(opt.param_groups, base_lrs):
+                g["lr"] = base * lr_factor(step, total_steps, warmup)
+            logits, _ = model(images)
+            loss = torch.nn.functional.cross_entropy(logits, labels)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1} step {step}: lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            seen += len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            loss_sum += loss.item() * len(labels)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
+            if args.max_steps and step >= args.max_steps:
+                break
+        train_seconds += time.time() - t0
+        history.append({"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1),
+                        "seconds": time.time() - t0})
+        print(f"epoch {epoch + 1}/{args.epochs} loss {history[-1]['loss']:.4f} acc {history[-1]['train_acc']:.1f}% "
+              f"({history[-1]['seconds']:.0f}s)", file=sys.stderr)
+        save_checkpoint(ckpt_path, {
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+            "model_config": cfg, "train_args": {k: v for k, v in vars(args).items()},
+            "history": history, "train_seconds": train_seconds, "skipped_images": skipped_total,
+            "command": command_line("wsol_edge.train", argv), "dataset": samples.name,
+        })
+        if args.max_steps and step >= args.max_steps:
+            break
+    if skipped_total:
+        print(f"skipped {skipped_total} unreadable image(s)", file=sys.stderr)
+    summary = {"checkpoint": str(ckpt_path), "epochs": len(history), "train_seconds": train_seconds,
+               "skipped_images": skipped_total, "history": history}
+    atomic_write_json(out / "train_log.json", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parse_args(parser, argv)
+    try:
+        summary = train(args, argv)
+    except (FileNotFoundError, ValueError, FloatingPointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the last completed epoch is in the checkpoint (use --resume)", file=sys.stderr)
+        return 130
+    print(f"trained {summary['epochs']} epoch(s) in {summary['train_seconds']:.0f}s -> {summary['checkpoint']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
