@@ -87,3 +87,71 @@ class LocalizationScorer:
         if self.has_masks:
             out["pxap"] = self.pxap.compute()
         return out
+
+
+def iter_batches(samples, size: int, mean, std, batch_size: int, skip_bad: bool = False):
+    """Yield (images [B,3,S,S], labels, gt boxes in the S frame, masks, indices, skipped count)
+    with the protocol's eval transform; torch-free so any backend can be scored."""
+    from .imageio import ImageReadError
+    from .preprocess import boxes_to_frame, eval_input
+
+    batch, skipped = [], 0
+    for i, s in enumerate(samples):
+        try:
+            img = s.load()
+        except ImageReadError:
+            if not skip_bad:
+                raise
+            skipped += 1
+            continue
+        mask = s.load_mask()
+        if mask is not None:
+            import cv2
+
+            mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+        batch.append((eval_input(img, size, mean, std), s.label,
+                      boxes_to_frame(s.boxes, (img.shape[1], img.shape[0]), size), mask, i))
+        if len(batch) == batch_size:
+            yield _stack(batch) + (skipped,)
+            batch, skipped = [], 0
+    if batch or skipped:
+        yield (_stack(batch) if batch else (None,) * 5) + (skipped,)
+
+
+def _stack(batch):
+    return (np.stack([b[0] for b in batch]), np.array([b[1] for b in batch]), [b[2] for b in batch],
+            [b[3] for b in batch], [b[4] for b in batch])
+
+
+def evaluate_backend(backend, samples, *, protocol: str = "wsoleval", batch_size: int = 16,
+                     cam_thresholds=DEFAULT_CAM_THRESHOLDS, skip_bad: bool = False, progress: bool = False):
+    """Score any backend (``infer`` returning ``cams_all``) on a SampleSet.
+
+    Returns (metrics dict, per-image dict with ``boxes`` (N, T, 4) at every threshold, ``class_ids``,
+    ``logits``). The GT-class CAM is taken from ``cams_all``: a model exported without it cannot
+    give GT-known Loc, and is refused rather than scored with the top-1 map.
+    """
+    from tqdm import tqdm
+
+    meta = backend.meta
+    size = int(meta["input_size"])
+    scorer = LocalizationScorer(protocol, size, cam_thresholds)
+    logits_all, ids_all, skipped = [], [], 0
+    batches = iter_batches(samples, size, meta["mean"], meta["std"], batch_size, skip_bad)
+    for images, labels, boxes, masks, _, nbad in tqdm(batches, total=-(-len(samples) // batch_size),
+                                                     desc=f"{backend.name} {backend.precision}", disable=not progress):
+        skipped += nbad
+        if images is None:
+            continue
+        out = backend.infer(images, with_all_cams=True) if backend.name == "pytorch" else backend.infer(images)
+        if "cams_all" not in out:
+            raise ValueError(f"{backend.name}: the model has no 'cams_all' output; export it with --with-all-cams "
+                             "to score GT-known Loc")
+        cams = out["cams_all"][np.arange(len(labels)), labels]
+        scorer.add(out["logits"], cams, labels, boxes, masks)
+        logits_all.append(out["logits"])
+        ids_all.append(out["class_ids"])
+    metrics = scorer.compute()
+    per_image = {"boxes": scorer.single.boxes if protocol == "wsoleval" else None,
+                 "logits": np.concatenate(logits_all), "class_ids": np.concatenate(ids_all), "skipped": skipped}
+    return metrics, per_image

@@ -16,12 +16,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize ignoring aspect ratio (the WSOL evaluation frame is a plain 224x224 resize).
 
-    INTER_AREA when shrinking approximates the antialiased resize of torchvision/PIL;
-    INTER_LINEAR when growing.
+    Bilinear (cv2.INTER_LINEAR), not area or PIL's antialiased resize: with it the untrained
+    ImageNet EfficientNet-Lite0 CAM on cub50 test gives MaxBoxAcc 96.04/54.79/9.00, exactly the
+    protocol page's reference 96.0/54.8/9.0 (INTER_AREA gave 96.1/55.1/9.0).
     """
-    h, w = image.shape[:2]
-    interp = cv2.INTER_AREA if (width < w or height < h) else cv2.INTER_LINEAR
-    return cv2.resize(image, (int(width), int(height)), interpolation=interp)
+    return cv2.resize(image, (int(width), int(height)), interpolation=cv2.INTER_LINEAR)
 
 
 def normalize(image_rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

@@ -20,6 +20,7 @@ class BoxAccumulator:
         self.cam_thresholds = np.asarray(cam_thresholds)
         self.multi_contour = multi_contour
         self._rows: list[np.ndarray] = []
+        self._boxes: list[np.ndarray] = []
 
     def add(self, scoremap: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
         gt = np.asarray(gt_boxes, dtype=np.int64).reshape(-1, 4)
@@ -28,7 +29,14 @@ class BoxAccumulator:
         per_tau = boxes_at_thresholds(scoremap, self.cam_thresholds, self.multi_contour)
         row = np.array([iou_matrix(boxes, gt).max() for boxes in per_tau], dtype=np.float64)
         self._rows.append(row)
+        if not self.multi_contour:
+            self._boxes.append(np.stack([b[0] for b in per_tau]))
         return row
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """(N, T, 4): the largest-contour box of every image at every threshold (single-contour mode)."""
+        return np.stack(self._boxes) if self._boxes else np.zeros((0, len(self.cam_thresholds), 4), np.int64)
 
     @property
     def ious(self) -> np.ndarray:

@@ -33,7 +33,9 @@ class SameConv2d(nn.Conv2d):
     """Conv2d with TensorFlow "SAME" padding (asymmetric for stride 2 on even sizes)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
+        # int(): under ONNX tracing the pads become constants (the input size is fixed at export,
+        # only the batch is dynamic), so the graph gets a plain Pad instead of shape arithmetic.
+        ih, iw = int(x.shape[-2]), int(x.shape[-1])
         kh, kw = self.weight.shape[-2:]
         sh, sw = self.stride
         pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)

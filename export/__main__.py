@@ -1,0 +1,226 @@
+"""``python -m wsol_edge.export FORMAT ...``: one table of formats, one command each.
+
+  onnx        checkpoint -> .onnx (CAM head in the graph, metadata, simplified, checked)
+  fp16        .onnx -> FP16 .onnx
+  int8        .onnx -> INT8 Q/DQ .onnx (calibrated on real images)
+  engine      .onnx -> TensorRT engine (+ metadata sidecar)
+  parity      ONNX Runtime vs PyTorch on real images
+  regression  PyTorch FP32 vs ORT FP32/FP16/INT8 accuracy table (exports what it needs)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+FORMATS = {
+    "onnx": "checkpoint -> ONNX FP32",
+    "fp16": "ONNX -> ONNX FP16",
+    "int8": "ONNX -> ONNX INT8 (Q/DQ)",
+    "engine": "ONNX -> TensorRT engine",
+    "parity": "ONNX Runtime vs PyTorch on real images",
+    "regression": "accuracy across precisions",
+}
+
+
+def add_dataset_args(p, prefix: str = "", split: str = "test", required: bool = True):
+    from wsol_edge.data import DATASET_KINDS
+
+    p.add_argument(f"--{prefix}dataset", choices=DATASET_KINDS, default="cub")
+    p.add_argument(f"--{prefix}data-root", required=required)
+    p.add_argument(f"--{prefix}metadata-root")
+    p.add_argument(f"--{prefix}split", default=split)
+
+
+def open_split(args, prefix: str = ""):
+    from wsol_edge.data import open_dataset
+
+    get = lambda k: getattr(args, (prefix + k).replace("-", "_"))  # noqa: E731
+    return open_dataset(get("dataset"), get("data_root"), get("split"), metadata_root=get("metadata_root"))
+
+
+def calibration_source(args):
+    if args.calibration_dir:
+        return args.calibration_dir
+    if args.calib_data_root:
+        samples = open_split(args, "calib_")
+        return [Path(s.path) for s in samples if s.path]
+    raise ValueError("INT8 needs calibration images: --calibration-dir DIR or --calib-data-root (a dataset's train split)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m wsol_edge.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="format", required=True, metavar="FORMAT")
+
+    o = sub.add_parser("onnx", help=FORMATS["onnx"])
+    o.add_argument("--checkpoint", required=True)
+    o.add_argument("--output", required=True)
+    o.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (else chosen on held-out images)")
+    add_dataset_args(o, "threshold-", split="train", required=False)
+    o.add_argument("--threshold-images", type=int, default=200)
+    o.add_argument("--with-all-cams", action="store_true", help="add cams_all[B,K,h,w] (for evaluation)")
+    o.add_argument("--input-size", type=int)
+
+    f = sub.add_parser("fp16", help=FORMATS["fp16"])
+    f.add_argument("--onnx", required=True)
+    f.add_argument("--output", required=True)
+
+    for name in ("int8", "regression"):
+        q = sub.add_parser(name, help=FORMATS[name])
+        if name == "int8":
+            q.add_argument("--onnx", required=True)
+            q.add_argument("--output", required=True)
+        q.add_argument("--calibration-dir", help="folder of real images (recursive)")
+        add_dataset_args(q, "calib-", split="train", required=False)
+        q.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="entropy")
+        q.add_argument("--num-images", type=int, default=512)
+        q.add_argument("--cache-dir")
+        q.add_argument("--quantize-head", action="store_true", help="also quantize the CAM head and classifier")
+        q.add_argument("--activation-type", choices=("int8", "uint8"), default="int8")
+    r = sub.choices["regression"]
+    r.add_argument("--checkpoint", required=True)
+    r.add_argument("--workdir", required=True, help="where the exported models are written")
+    add_dataset_args(r)
+    r.add_argument("--threshold-images", type=int, default=200)
+    r.add_argument("--max-images", type=int)
+    r.add_argument("--output", help="result JSON (records for each backend/precision)")
+
+    e = sub.add_parser("engine", help=FORMATS["engine"])
+    e.add_argument("--onnx", required=True)
+    e.add_argument("--output", required=True)
+    e.add_argument("--fp16", action="store_true")
+    e.add_argument("--int8", action="store_true", help="strongly typed network from the Q/DQ graph")
+    e.add_argument("--min-batch", type=int, default=1)
+    e.add_argument("--opt-batch", type=int, default=8)
+    e.add_argument("--max-batch", type=int, default=32)
+    e.add_argument("--workspace-mb", type=int, default=1024)
+    e.add_argument("--timing-cache", help="timing cache file (read if present, written after the build)")
+    e.add_argument("--dla-core", type=int, help="Jetson DLA core (0/1), with GPU fallback")
+    e.add_argument("--no-gpu-fallback", action="store_true")
+    e.add_argument("--hardware-compat", choices=("none", "ampere_plus", "same_compute_capability"), default="none")
+    e.add_argument("--version-compat", action="store_true")
+
+    pa = sub.add_parser("parity", help=FORMATS["parity"])
+    pa.add_argument("--checkpoint", required=True)
+    pa.add_argument("--onnx", required=True)
+    add_dataset_args(pa)
+    pa.add_argument("--max-images", type=int)
+    pa.add_argument("--min-identical-boxes", type=float, default=99.5)
+    pa.add_argument("--output")
+    return p
+
+
+def run(args, argv) -> int:
+    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.runinfo import command_line, git_commit, machine_info
+
+    command = command_line("wsol_edge.export", argv)
+    if args.format == "onnx":
+        from .from_checkpoint import export_checkpoint
+
+        samples = open_split(args, "threshold_") if args.threshold_data_root and args.cam_threshold is None else None
+        export_checkpoint(args.checkpoint, args.output, threshold=args.cam_threshold, threshold_samples=samples,
+                          threshold_images=args.threshold_images, with_all_cams=args.with_all_cams,
+                          input_size=args.input_size)
+    elif args.format == "fp16":
+        from .quantize import to_fp16
+
+        to_fp16(args.onnx, args.output)
+        print(f"wrote {args.output}")
+    elif args.format == "int8":
+        from .quantize import to_int8
+
+        to_int8(args.onnx, args.output, calibration_source(args), method=args.method, num_images=args.num_images,
+                cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type=args.activation_type)
+        print(f"wrote {args.output}")
+    elif args.format == "engine":
+        from .tensorrt_engine import EngineOptions, build_engine
+
+        build_engine(args.onnx, args.output, EngineOptions(
+            fp16=args.fp16, int8=args.int8, min_batch=args.min_batch, opt_batch=args.opt_batch,
+            max_batch=args.max_batch, workspace_mb=args.workspace_mb, timing_cache=args.timing_cache,
+            dla_core=args.dla_core, gpu_fallback=not args.no_gpu_fallback, hardware_compat=args.hardware_compat,
+            version_compat=args.version_compat))
+        print(f"wrote {args.output}")
+    elif args.format == "parity":
+        from wsol_edge.backends import load_backend
+
+        from .regression import parity
+
+        samples = open_split(args)
+        if args.max_images:
+            samples = samples.subset(range(min(args.max_images, len(samples))))
+        res = parity(load_backend(args.checkpoint), load_backend(args.onnx), samples)
+        record = {"kind": "parity", "dataset": Path(args.data_root).name, "split": args.split, **res,
+                  "backends": ["pytorch fp32", "onnxruntime fp32"], "command": command, "commit": git_commit(),
+                  "machine": machine_info()}
+        print(json.dumps({k: v for k, v in record.items() if k not in ("machine",)}, indent=1))
+        if args.output:
+            atomic_write_json(args.output, record)
+        if res["identical_boxes"] < args.min_identical_boxes:
+            print(f"error: identical boxes {res['identical_boxes']:.2f}% < {args.min_identical_boxes}%", file=sys.stderr)
+            return 1
+    elif args.format == "regression":
+        run_regression(args, command)
+    return 0
+
+
+def run_regression(args, command: str) -> None:
+    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.backends import load_backend
+    from wsol_edge.runinfo import git_commit, machine_info
+
+    from .from_checkpoint import export_checkpoint
+    from .quantize import to_fp16, to_int8
+    from .regression import format_table, regression_table
+
+    work = Path(args.workdir)
+    samples = open_split(args)
+    if args.max_images:
+        samples = samples.subset(range(min(args.max_images, len(samples))))
+    calib = calibration_source(args)
+    fp32 = work / "model.fp32.onnx"
+    threshold_samples = None
+    if args.calib_data_root:
+        threshold_samples = open_split(args, "calib_")
+    meta = export_checkpoint(args.checkpoint, fp32, threshold=None if threshold_samples else 0.5,
+                             threshold_samples=threshold_samples, threshold_images=args.threshold_images,
+                             with_all_cams=True)
+    to_fp16(fp32, work / "model.fp16.onnx")
+    to_int8(fp32, work / "model.int8.onnx", calib, method=args.method, num_images=args.num_images,
+            cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type=args.activation_type)
+    backends = [load_backend(args.checkpoint)] + [load_backend(work / f"model.{p}.onnx") for p in ("fp32", "fp16", "int8")]
+    rows = regression_table(backends, samples)
+    table = format_table(rows)
+    print(table)
+    records = []
+    for r in rows:
+        records.append({"kind": "accuracy", "dataset": Path(args.data_root).name, "split": args.split,
+                        "num_images": len(samples), "method": meta["method"], "backbone": meta["backbone"],
+                        "backend": r["backend"], "precision": r["precision"], "protocol": "wsoleval",
+                        "input_size": int(meta["input_size"]), "metrics": r["metrics"],
+                        "box_comparison": r["box_comparison"], "eval_seconds": r["eval_seconds"],
+                        "int8": {"calibration_method": args.method, "calibration_images": args.num_images,
+                                 "head_fp32": not args.quantize_head, "activation_type": args.activation_type},
+                        "deployed_threshold": meta["cam_threshold"], "train_seconds": None,
+                        "command": command, "commit": git_commit(), "machine": machine_info()})
+    if args.output:
+        atomic_write_json(args.output, {"records": records, "table_markdown": table})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from wsol_edge.backends import BackendError
+    from wsol_edge.export_metadata import MetadataError
+
+    try:
+        return run(args, argv)
+    except (FileNotFoundError, ValueError, BackendError, MetadataError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

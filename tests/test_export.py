@@ -1,0 +1,143 @@
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from wsol_edge import train
+from wsol_edge.backends import BackendError, load_backend
+from wsol_edge.data import synthetic_dataset
+from wsol_edge.export_metadata import MetadataError, read_onnx_metadata
+from wsol_edge.tensorrt_support import check_compatible
+
+export_main = pytest.importorskip("wsol_edge.export.__main__").main
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exp")
+    assert train.main(["--dataset", "synthetic", "--synthetic-images", "24", "--synthetic-size", "64", "--epochs", "1",
+                       "--batch-size", "8", "--input-size", "96", "--resize", "110", "--output-stride", "16",
+                       "--freeze-layers", "3", "--out", str(out), "--no-progress"]) == 0
+    return out / "checkpoint.pt"
+
+
+@pytest.fixture(scope="module")
+def onnx_path(ckpt, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(path), "--threshold-dataset", "synthetic",
+                        "--threshold-data-root", "unused", "--threshold-images", "8", "--with-all-cams"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def calib_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("calib")
+    for i, s in enumerate(synthetic_dataset(12, 4, 64, seed=9)):
+        cv2.imwrite(str(d / f"{i:02d}.png"), s.load()[:, :, ::-1])
+    return d
+
+
+def test_contract_metadata_and_checker(onnx_path):
+    model = onnx.load(str(onnx_path))
+    onnx.checker.check_model(model, full_check=True)
+    assert [i.name for i in model.graph.input] == ["images"]
+    assert [o.name for o in model.graph.output] == ["logits", "cams", "class_ids", "cams_all"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
+    meta = read_onnx_metadata(onnx_path)
+    assert meta["class_names"] == ["disc", "square", "triangle", "cross"] and meta["input_size"] == 96
+    assert meta["backbone"] == "efficientnet_lite0" and meta["method"] == "cam" and meta["protocol"] == "wsoleval"
+    assert 0 <= meta["cam_threshold"] < 1 and "synthetic" in meta["cam_threshold_source"]
+    assert len(meta["source_checkpoint_sha256"]) == 64
+
+
+def test_onnxruntime_matches_pytorch(ckpt, onnx_path):
+    torch_b, ort_b = load_backend(ckpt), load_backend(onnx_path)
+    from wsol_edge.export.regression import parity
+    res = parity(torch_b, ort_b, synthetic_dataset(10, 4, 64, seed=4, split="test"))
+    assert res["max_abs_logit_diff"] < 1e-3 and res["max_cam_diff_relative_to_range"] < 1e-3
+    assert res["identical_boxes"] == 100.0 and res["top1_agreement"] == 100.0
+    for b in (1, 3):  # dynamic batch
+        out = ort_b.infer(np.zeros((b, 3, 96, 96), np.float32))
+        assert out["logits"].shape == (b, 4) and out["cams"].shape == (b, 6, 6) and out["class_ids"].shape == (b,)
+
+
+def test_fp16_and_int8(onnx_path, calib_dir, tmp_path, capsys):
+    fp16, int8 = tmp_path / "m16.onnx", tmp_path / "m8.onnx"
+    assert export_main(["fp16", "--onnx", str(onnx_path), "--output", str(fp16)]) == 0
+    assert export_main(["int8", "--onnx", str(onnx_path), "--output", str(int8), "--calibration-dir", str(calib_dir),
+                        "--method", "minmax", "--num-images", "512", "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "only 12 calibration images" in capsys.readouterr().err  # fewer than asked: warned
+    m8 = read_onnx_metadata(int8)
+    assert m8["precision"] == "int8" and "classifier" in m8["fp32_nodes"] and m8["calibration_images"] == 12
+    assert read_onnx_metadata(fp16)["precision"] == "fp16"
+    ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    gemm_inputs = [n for n in onnx.load(str(int8)).graph.node if n.op_type == "Gemm"][0].input
+    assert not any("DequantizeLinear" in i or "_quantized" in i for i in gemm_inputs[:1])  # classifier kept FP32
+    x = np.random.default_rng(0).normal(size=(2, 3, 96, 96)).astype(np.float32)
+    ref = load_backend(onnx_path).infer(x)
+    assert np.abs(load_backend(fp16).infer(x)["logits"] - ref["logits"]).max() < 0.05
+    assert load_backend(int8).infer(x)["cams"].shape == ref["cams"].shape
+    caches = list((tmp_path / "cache").glob("calib_*.json"))
+    assert len(caches) == 1 and caches[0].name.startswith(f"calib_{__import__('hashlib').sha256(onnx_path.read_bytes()).hexdigest()[:16]}")
+
+
+def test_calibration_cache_keyed_by_model(onnx_path, calib_dir, tmp_path):
+    from wsol_edge.export.quantize import to_int8
+    other = onnx.load(str(onnx_path))
+    init = other.graph.initializer[0]
+    arr = onnx.numpy_helper.to_array(init).copy() * 1.5
+    init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
+    onnx.save(other, str(tmp_path / "other.onnx"))
+    for src in (onnx_path, onnx_path, tmp_path / "other.onnx"):
+        to_int8(src, tmp_path / "q.onnx", calib_dir, method="minmax", num_images=4, cache_dir=tmp_path / "c")
+    assert len(list((tmp_path / "c").glob("calib_*.json"))) == 2  # reused once, new model -> new cache
+
+
+def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
+    # ONNX without metadata
+    bare = onnx.load(str(onnx_path))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    with pytest.raises(BackendError, match="no wsol_edge metadata"):
+        load_backend(tmp_path / "bare.onnx")
+    with pytest.raises(MetadataError):
+        read_onnx_metadata(tmp_path / "bare.onnx")
+    # missing calibration folder
+    assert export_main(["int8", "--onnx", str(onnx_path), "--output", str(tmp_path / "x.onnx"),
+                        "--calibration-dir", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    # wrong input size
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(tmp_path / "y.onnx"),
+                        "--cam-threshold", "0.2", "--input-size", "224"]) == 2
+    assert "trained at 96x96" in capsys.readouterr().err
+    # wrong batch shape at inference
+    with pytest.raises(ValueError, match=r"expected images \[B,3,96,96\]"):
+        load_backend(onnx_path).infer(np.zeros((1, 3, 224, 224), np.float32))
+    # TensorRT missing here: a clear message, no traceback
+    assert export_main(["engine", "--onnx", str(onnx_path), "--output", str(tmp_path / "m.engine")]) == 2
+    assert "TensorRT" in capsys.readouterr().err
+    with pytest.raises(BackendError):
+        load_backend(tmp_path / "missing.engine")
+
+
+def test_checkpoint_of_another_backbone_is_refused(ckpt, tmp_path):
+    import torch
+    state = torch.load(ckpt, weights_only=True)
+    state["model_config"]["backbone"] = "mobilenet_v2"
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(BackendError, match="do not match mobilenet_v2"):
+        load_backend(tmp_path / "other.pt")
+
+
+def test_engine_compatibility_rules():
+    meta = {"tensorrt": {"version": "10.3.0", "gpu": "Orin", "compute_capability": "87", "hardware_compat": "none"}}
+    check_compatible(meta, "10.3.0", "Orin", "87", "m.engine")
+    with pytest.raises(ValueError, match="TensorRT 10.3.0, this is 10.8.0"):
+        check_compatible(meta, "10.8.0", "Orin", "87", "m.engine")
+    with pytest.raises(ValueError, match="rebuild it here"):
+        check_compatible(meta, "10.3.0", "NVIDIA H100", "90", "m.engine")
+    meta["tensorrt"].update(version_compatible=True, hardware_compat="ampere_plus")
+    check_compatible(meta, "10.8.0", "NVIDIA H100", "90", "m.engine")

@@ -1,0 +1,33 @@
+"""Backends picked from the model file: .onnx -> ONNX Runtime, .engine/.trt/.plan -> TensorRT,
+.pt -> PyTorch. Importing this package imports neither torch nor TensorRT."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Backend, BackendError
+
+ONNX_SUFFIXES = (".onnx",)
+TENSORRT_SUFFIXES = (".engine", ".trt", ".plan")
+TORCH_SUFFIXES = (".pt", ".pth")
+
+
+def load_backend(path: str | Path, *, providers: list[str] | None = None, threads: int | None = None,
+                 device: str = "cpu", threshold: float | None = None) -> Backend:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in ONNX_SUFFIXES:
+        from .onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, providers=providers, threads=threads)
+    if suffix in TENSORRT_SUFFIXES:
+        from .tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(path)
+    if suffix in TORCH_SUFFIXES:
+        from .pytorch_backend import PyTorchBackend
+
+        return PyTorchBackend(path, device=device, threshold=threshold)
+    raise BackendError(f"{path}: unknown model type {suffix!r}; use .onnx, .engine/.trt/.plan or .pt")
+
+
+__all__ = ["Backend", "BackendError", "load_backend"]

@@ -1,0 +1,50 @@
+"""PyTorch backend (the reference): a training checkpoint served through the same contract."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import Backend, BackendError
+
+
+class PyTorchBackend(Backend):
+    name = "pytorch"
+
+    def __init__(self, path: str | Path, device: str = "cpu", half: bool = False, threshold: float | None = None):
+        super().__init__()
+        import torch
+
+        from ..checkpoint import file_sha256
+        from ..modelio import load_model
+
+        try:
+            model, cfg, state = load_model(path)
+        except (FileNotFoundError, ValueError) as exc:
+            raise BackendError(str(exc)) from None
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError("PyTorch here has no CUDA device")
+        self.torch, self.device = torch, device
+        self.model = model.to(device).eval()
+        self.half = half
+        if half:
+            self.model.half()
+        self.precision = "fp16" if half else "fp32"
+        self.meta = {"class_names": cfg["class_names"], "mean": list(model.mean), "std": list(model.std),
+                     "input_size": cfg["input_size"], "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
+                     "protocol": "wsoleval", "cam_threshold": threshold if threshold is not None else state.get("cam_threshold"),
+                     "source_checkpoint_sha256": file_sha256(path), "precision": self.precision}
+
+    def infer(self, images: np.ndarray, with_all_cams: bool = False) -> dict[str, np.ndarray]:
+        torch = self.torch
+        images = self.check_batch(images)
+        x = torch.from_numpy(images).to(self.device)
+        with torch.inference_mode():
+            if self.half:
+                x = x.half()
+            logits, feats = self.model(x)
+            ids = logits.argmax(1)
+            out = {"logits": logits, "cams": self.model.cams(feats, ids), "class_ids": ids}
+            if with_all_cams:
+                out["cams_all"] = torch.einsum("kc,bchw->bkhw", self.model.classifier.weight, feats)
+        return {k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy() for k, v in out.items()}

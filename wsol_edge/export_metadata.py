@@ -1,0 +1,59 @@
+"""The metadata every exported model carries (ONNX ``metadata_props``; engine sidecar JSON).
+
+All values are strings in ONNX; lists and numbers are JSON-encoded. Readers need only
+onnxruntime (``custom_metadata_map``) or the sidecar, never torch.
+"""
+from __future__ import annotations
+
+import json
+
+REQUIRED_KEYS = ("wsol_edge_format", "class_names", "mean", "std", "input_size", "method", "backbone",
+                 "protocol", "cam_threshold", "source_checkpoint_sha256", "precision")
+FORMAT = "wsol_edge.onnx/1"
+
+
+class MetadataError(ValueError):
+    """A model file lacks the wsol_edge metadata or carries values that cannot be used."""
+
+
+def encode(meta: dict) -> dict[str, str]:
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+
+
+def decode(props: dict[str, str], source: str = "model") -> dict:
+    if props.get("wsol_edge_format") != FORMAT:
+        raise MetadataError(f"{source}: no wsol_edge metadata (was it exported with python -m wsol_edge.export?)")
+    missing = [k for k in REQUIRED_KEYS if k not in props]
+    if missing:
+        raise MetadataError(f"{source}: metadata is missing {', '.join(missing)}")
+    out = {}
+    for k, v in props.items():
+        try:
+            out[k] = json.loads(v)
+        except (json.JSONDecodeError, TypeError):
+            out[k] = v
+    for k in ("wsol_edge_format", "method", "backbone", "protocol", "precision", "source_checkpoint_sha256"):
+        out[k] = str(props[k])
+    return out
+
+
+def read_onnx_metadata(path) -> dict:
+    """Metadata of an .onnx file, read with onnx (protobuf only, weights not needed)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise MetadataError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
+    return decode({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def write_onnx_metadata(model, meta: dict) -> None:
+    """Replace the wsol_edge keys in an in-memory onnx.ModelProto."""
+    enc = encode(meta)
+    keep = [p for p in model.metadata_props if p.key not in enc]
+    del model.metadata_props[:]
+    for p in keep:
+        model.metadata_props.add(key=p.key, value=p.value)
+    for k, v in enc.items():
+        model.metadata_props.add(key=k, value=v)
