@@ -19,7 +19,7 @@ setup(
     python_requires=">=3.10",
     packages=PACKAGES,
     package_dir={"wsol_edge.export": "export", "wsol_edge.kernels": "kernels"},
-    package_data={"wsol_edge": ["samples/*.jpg", "samples/*.csv", "samples/*.md"], "wsol_edge.kernels": ["*.cu", "*.cuh"]},
+    package_data={"wsol_edge": ["samples/images/*.jpg", "samples/*.csv", "samples/*.md"], "wsol_edge.kernels": ["*.cu", "*.cuh"]},
     install_requires=["numpy>=1.24", "opencv-python-headless>=4.8", "onnx>=1.15", "onnxruntime>=1.17", "tqdm>=4.60",
                       "pyyaml>=6"],
     extras_require={

@@ -9,7 +9,7 @@ from wsol_edge.models.efficientnet_lite import EfficientNetLite, load_lite_weigh
 from wsol_edge.preprocess import eval_input
 from wsol_edge.imageio import read_image_rgb
 
-SAMPLES = Path(__file__).resolve().parents[1] / "wsol_edge" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "wsol_edge" / "samples" / "images"
 
 
 def test_registry_lists_the_four_backbones():

@@ -1,0 +1,195 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from wsol_edge import Localizer
+from wsol_edge.run import main as run_main
+from wsol_edge.runtime import sources as sources_mod
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from wsol_edge.export.onnx_export import export_onnx
+    from wsol_edge.export_metadata import FORMAT
+    from wsol_edge.models import build_model
+
+    import torch
+    torch.manual_seed(0)
+    m = build_model("efficientnet_lite0", 3, pretrained=False).eval()
+    meta = {"wsol_edge_format": FORMAT, "class_names": ["a", "b", "c"], "mean": [0.5] * 3, "std": [0.5] * 3,
+            "input_size": 64, "method": "cam", "backbone": "efficientnet_lite0", "protocol": "wsoleval",
+            "cam_threshold": 0.3, "source_checkpoint_sha256": "0" * 64, "precision": "fp32"}
+    path = tmp_path_factory.mktemp("m") / "m.onnx"
+    export_onnx(m, path, meta, input_size=64)
+    return path
+
+
+def photo(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    img = cv2.resize(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    return img
+
+
+def test_localizer_api_any_size_and_layout(model):
+    loc = Localizer(model)
+    for frame in (photo(480, 640), photo(1, 1), photo(37, 5000), photo(50, 60)[:, :, 0],
+                  np.dstack([photo(50, 60), np.full((50, 60), 255, np.uint8)]), (photo(40, 40).astype(np.uint16) * 257)):
+        r = loc(frame)
+        h, w = frame.shape[:2]
+        assert 0 <= r.box[0] <= r.box[2] <= w - 1 and 0 <= r.box[1] <= r.box[3] <= h - 1
+        assert r.class_name in ("a", "b", "c") and 0 < r.score <= 1 and r.cam.shape == (2, 2)
+    batch = loc.batch([photo(100, 100, s) for s in range(3)])
+    assert len(batch) == 3 and loc.threshold == 0.3
+    with pytest.raises(ValueError, match="frame must be"):
+        loc(np.zeros((0, 5, 3), np.uint8))
+
+
+def write_folder(d: Path):
+    d.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(d / f"good{i}.jpg"), photo(60 + i, 80, i))
+    sub = d / "sub"; sub.mkdir()
+    cv2.imwrite(str(sub / "gray.png"), photo(30, 30)[:, :, 0])
+    cv2.imwrite(str(sub / "rgba.png"), np.dstack([photo(30, 30), np.full((30, 30), 100, np.uint8)]))
+    cv2.imwrite(str(sub / "deep.png"), photo(30, 30).astype(np.uint16) * 257)
+    cv2.imwrite(str(d / "tiny.png"), photo(1, 1))
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "corrupt.png").write_bytes(b"\x89PNG garbage")
+    data = cv2.imencode(".jpg", photo(64, 64))[1].tobytes()
+    (d / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (d / "notes.txt").write_text("not an image")
+
+
+def test_cli_folder_with_bad_files_matches_api(model, tmp_path, capsys):
+    src = tmp_path / "imgs"
+    write_folder(src)
+    out, jl = tmp_path / "out", tmp_path / "r.jsonl"
+    assert run_main(["--engine", str(model), "--source", str(src), "--output", str(out), "--jsonl", str(jl),
+                     "--batch", "3", "--no-progress", "--topk", "2"]) == 0
+    err = capsys.readouterr().err
+    lines = [json.loads(x) for x in jl.read_text().splitlines()]
+    bad = {Path(x["source"]).name for x in lines if "error" in x}
+    good = {Path(x["source"]).name: x for x in lines if "error" not in x}
+    assert bad == {"empty.jpg", "corrupt.png", "truncated.jpg", "notes.txt"}
+    assert set(good) == {"good0.jpg", "good1.jpg", "good2.jpg", "gray.png", "rgba.png", "deep.png", "tiny.png"}
+    assert err.count("skipped:") == 4 and "7 frame(s)" in err
+    assert len(list(out.glob("*.jpg"))) == 7
+    loc = Localizer(model, topk=2)
+    from wsol_edge.imageio import read_image_rgb
+    for name, rec in good.items():
+        api = loc(cv2.cvtColor(read_image_rgb(rec["source"]), cv2.COLOR_RGB2BGR))
+        assert rec["class_id"] == api.class_id and rec["box"] == [round(v, 2) for v in api.box]
+        assert rec["score"] == pytest.approx(api.score, abs=1e-5) and len(rec["topk"]) == 2
+        assert set(rec["latency_ms"]) == {"decode", "preprocess", "inference", "postprocess"}
+
+
+def make_video(path: Path, n: int) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
+    assert w.isOpened()
+    for i in range(n):
+        w.write(photo(64, 96, i))
+    w.release()
+    return path
+
+
+def test_video_source_and_max_frames(model, tmp_path):
+    video = make_video(tmp_path / "v.mp4", 12)
+    jl = tmp_path / "v.jsonl"
+    assert run_main(["--engine", str(model), "--source", str(video), "--jsonl", str(jl), "--output", str(tmp_path / "o"),
+                     "--batch", "4", "--no-progress"]) == 0
+    recs = [json.loads(x) for x in jl.read_text().splitlines()]
+    assert sorted(r["frame"] for r in recs) == list(range(12))
+    assert (tmp_path / "o" / "v_annotated.mp4").stat().st_size > 0
+    assert run_main(["--engine", str(model), "--source", str(video), "--jsonl", str(jl), "--max-frames", "5",
+                     "--no-progress"]) == 0
+    assert len(jl.read_text().splitlines()) == 5
+
+
+def test_truncated_videos(model, tmp_path, capsys):
+    # AVI (MJPG) cut at 60%: the frames before the cut are all processed, with a warning
+    w = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    for i in range(30):
+        w.write(photo(64, 96, i))
+    w.release()
+    data = (tmp_path / "v.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: int(len(data) * 0.6)])
+    jl = tmp_path / "c.jsonl"
+    assert run_main(["--engine", str(model), "--source", str(tmp_path / "cut.avi"), "--jsonl", str(jl), "--no-progress"]) == 0
+    n = len(jl.read_text().splitlines())
+    assert 0 < n < 30 and f"ended after {n} of 30 frames" in capsys.readouterr().err
+    # MP4 cut before its index (moov atom): cannot be opened -> one clear error
+    data = make_video(tmp_path / "v.mp4", 30).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.6)])
+    assert run_main(["--engine", str(model), "--source", str(tmp_path / "cut.mp4"), "--no-progress"]) == 2
+    assert "cannot open" in capsys.readouterr().err
+
+
+class FakeCapture:
+    """A camera that delivers 3 frames, then disconnects and never comes back."""
+    opened = 0
+
+    def __init__(self, *args):
+        FakeCapture.opened += 1
+        self.left = 3 if FakeCapture.opened == 1 else 0
+
+    def isOpened(self):
+        return self.left > 0
+
+    def read(self):
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        return True, photo(48, 64, self.left)
+
+    def get(self, prop):
+        return 0
+
+    def release(self):
+        pass
+
+
+def test_camera_disconnect_reconnects_then_fails_clearly(model, tmp_path, monkeypatch, capsys):
+    FakeCapture.opened = 0
+    monkeypatch.setattr(sources_mod.cv2, "VideoCapture", FakeCapture)
+    jl = tmp_path / "cam.jsonl"
+    rc = run_main(["--engine", str(model), "--source", "camera:0", "--jsonl", str(jl), "--reconnect", "2",
+                   "--no-drop-frames", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "did not come back after 2 attempts" in err and "reconnecting" in err
+    assert len(jl.read_text().splitlines()) == 3  # every frame read before the drop was written
+    assert FakeCapture.opened == 3
+
+
+def test_bad_model_and_output(model, tmp_path, capsys):
+    img = tmp_path / "a.jpg"
+    cv2.imwrite(str(img), photo(20, 20))
+    assert run_main(["--engine", str(tmp_path / "missing.onnx"), "--source", str(img)]) == 2
+    assert "not found" in capsys.readouterr().err
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    assert run_main(["--engine", str(tmp_path / "junk.onnx"), "--source", str(img)]) == 2
+    assert "cannot load" in capsys.readouterr().err
+    assert run_main(["--engine", str(tmp_path / "m.engine"), "--source", str(img)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert run_main(["--engine", str(model), "--source", str(tmp_path / "nothing_here")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    # a file where the output folder should be (unwritable even for root, unlike chmod)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    assert run_main(["--engine", str(model), "--source", str(img), "--output", str(blocker / "out")]) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_runtime_imports_no_torch(model, tmp_path):
+    img = tmp_path / "a.jpg"
+    cv2.imwrite(str(img), photo(20, 20))
+    code = ("import sys; from wsol_edge.run import main; rc = main(['--engine', sys.argv[1], '--source', sys.argv[2], "
+            "'--no-progress']); assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code, str(model), str(img)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr

@@ -1,0 +1,114 @@
+"""Run a WSOL model on images, videos, cameras or streams:
+``python -m wsol_edge.run --engine model.onnx --source camera:0``
+
+The backend comes from the model file: .onnx -> ONNX Runtime (CPU by default), .engine/.trt/.plan ->
+TensorRT, .pt -> PyTorch. Neither torch nor training code is imported for ONNX/TensorRT.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m wsol_edge.run", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--engine", "--model", dest="engine", required=True, help=".onnx, .engine/.trt/.plan or .pt")
+    p.add_argument("--source", required=True, help="image, folder, glob, video, camera:N, rtsp/http URL, or GStreamer pipeline")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--threshold", type=float, help="CAM threshold (default: the model's metadata)")
+    p.add_argument("--topk", type=int, default=1, help="classes listed per frame in the JSONL")
+    p.add_argument("--output", help="folder for annotated images / videos")
+    p.add_argument("--cam-overlay", action="store_true", help="draw the CAM heat map in annotated output")
+    p.add_argument("--jsonl", help="one JSON line per frame")
+    p.add_argument("--show", action="store_true", help="display in a window (q or Esc quits)")
+    p.add_argument("--max-frames", type=int)
+    p.add_argument("--fps", type=float, help="limit the capture rate")
+    p.add_argument("--drop-frames", action=argparse.BooleanOptionalAction, default=True,
+                   help="live sources: drop stale frames instead of queueing them (files never drop)")
+    p.add_argument("--reconnect", type=int, default=5, help="reconnect attempts for a live source that drops")
+    p.add_argument("--providers", nargs="+", default=["cpu"], help="ONNX Runtime providers: cpu, cuda, tensorrt")
+    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .backends import BackendError
+    from .runtime.localizer import Localizer
+    from .runtime.pipeline import Pipeline
+    from .runtime.sinks import AnnotatedSink, JsonlSink, OutputError, WindowSink
+    from .runtime.sources import SourceError, open_source
+
+    sinks = []
+    try:
+        loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, providers=args.providers,
+                        threads=args.threads) if args.engine.endswith(".onnx") else \
+            Localizer(args.engine, threshold=args.threshold, topk=args.topk)
+        annotated = AnnotatedSink(args.output, args.cam_overlay) if args.output else None
+        jsonl = JsonlSink(args.jsonl) if args.jsonl else None
+        window = WindowSink(args.cam_overlay) if args.show else None
+        sinks = [s for s in (annotated, jsonl, window) if s]
+        pipeline_stop = []
+        frames, live, total = open_source(args.source, reconnect=args.reconnect, stop=lambda: bool(pipeline_stop))
+    except (BackendError, SourceError, OutputError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for s in sinks:
+            s.close()
+        return 2
+
+    from tqdm import tqdm
+
+    pipe = Pipeline(loc, frames, live=live, batch=args.batch, drop_frames=args.drop_frames,
+                    max_frames=args.max_frames, fps=args.fps)
+    if args.max_frames and total:
+        total = min(total, args.max_frames)
+    bar = tqdm(total=total, unit="frame", disable=args.no_progress or live, file=sys.stderr)
+    video = live or (total is not None and args.source.lower().endswith(
+        (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")))
+
+    def on_result(frame, r):
+        bar.update(1)
+        if jsonl:
+            jsonl.write({"source": frame.source, "frame": frame.index, "timestamp": frame.timestamp,
+                         "image_size": [int(frame.image.shape[1]), int(frame.image.shape[0])], **r.to_dict()})
+        if annotated:
+            annotated.write(frame, r, video)
+        if window:
+            return window.write(frame, r)
+        return True
+
+    def on_error(frame):
+        bar.update(1)
+        tqdm.write(f"skipped: {frame.error}", file=sys.stderr)
+        if jsonl:
+            jsonl.write({"source": frame.source, "frame": frame.index, "timestamp": frame.timestamp, "error": frame.error})
+
+    rc = 0
+    try:
+        stats = pipe.run(on_result, on_error)
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        pipe.stop.set()
+        rc = 2
+        stats = pipe.stats
+    finally:
+        pipeline_stop.append(True)
+        bar.close()
+        for s in sinks:
+            s.close()
+        loc.close()
+    print(stats.summary(), file=sys.stderr)
+    if pipe.fatal:
+        print(f"error: {pipe.fatal}", file=sys.stderr)
+        return 1
+    if stats.frames == 0 and rc == 0:
+        print("error: no frame could be processed", file=sys.stderr)
+        return 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+"""The deployment runtime: sources -> Localizer (backend + CPU postprocess) -> sinks, threaded."""
+from .localizer import Localization, Localizer
+
+__all__ = ["Localization", "Localizer"]

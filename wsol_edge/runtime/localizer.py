@@ -1,0 +1,116 @@
+"""The embedding API: ``Localizer("model.onnx")(frame_bgr)`` -> class, score, box in frame pixels, CAM."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..backends import Backend, load_backend
+from ..imageio import ImageReadError, to_rgb_uint8
+from ..postprocess import box_from_scoremap, cam_to_scoremap
+from ..preprocess import boxes_from_frame, eval_input
+
+
+@dataclass
+class Localization:
+    class_id: int
+    class_name: str
+    score: float                      # softmax probability of the top-1 class
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the frame's pixels
+    cam: np.ndarray = field(repr=False)      # raw CAM of the top-1 class (h, w)
+    scoremap: np.ndarray = field(repr=False)  # normalised map in the model's input frame
+    topk: list[tuple[int, str, float]] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"class_id": self.class_id, "class_name": self.class_name, "score": round(self.score, 6),
+                "box": [round(v, 2) for v in self.box], "topk": [[i, n, round(s, 6)] for i, n, s in self.topk],
+                "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()}}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def box_to_frame_pixels(box: np.ndarray, frame_wh: tuple[int, int], size: int) -> tuple[float, float, float, float]:
+    """A box in the size x size frame (inclusive pixel indices) -> the frame's pixels, clipped."""
+    w, h = frame_wh
+    x0, y0, x1, y1 = boxes_from_frame(np.asarray(box)[None], (w, h), size)[0]
+    return (float(np.clip(x0, 0, w - 1)), float(np.clip(y0, 0, h - 1)),
+            float(np.clip(x1, 0, w - 1)), float(np.clip(y1, 0, h - 1)))
+
+
+class Localizer:
+    """Load a model (.onnx / .engine / .pt) and localize the top-1 class in BGR frames.
+
+    ``threshold`` defaults to the one in the model's metadata (chosen on validation at export).
+    """
+
+    def __init__(self, model: str | Path | Backend, threshold: float | None = None, topk: int = 1, **backend_kwargs):
+        self.backend = model if isinstance(model, Backend) else load_backend(model, **backend_kwargs)
+        meta = self.backend.meta
+        self.threshold = float(threshold if threshold is not None else meta.get("cam_threshold") or 0.5)
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
+        self.size = int(meta["input_size"])
+        self.mean, self.std = meta["mean"], meta["std"]
+        self.class_names = list(meta["class_names"])
+        self.topk = max(1, int(topk))
+
+    def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
+        if not isinstance(frame_bgr, np.ndarray) or frame_bgr.ndim not in (2, 3) or min(frame_bgr.shape[:2]) < 1:
+            raise ImageReadError(f"frame must be an HxW or HxWxC numpy image, got "
+                                 f"{getattr(frame_bgr, 'shape', type(frame_bgr).__name__)}")
+        return eval_input(to_rgb_uint8(frame_bgr, source="frame"), self.size, self.mean, self.std)
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self.backend.infer(batch)
+
+    def postprocess(self, outputs: dict[str, np.ndarray], frame_sizes: list[tuple[int, int]]) -> list[Localization]:
+        probs = softmax(outputs["logits"].astype(np.float64))
+        results = []
+        for i, (w, h) in enumerate(frame_sizes):
+            cid = int(outputs["class_ids"][i])
+            scoremap = cam_to_scoremap(outputs["cams"][i], self.size)
+            box = box_from_scoremap(scoremap, self.threshold)
+            order = np.argsort(-probs[i])[: self.topk]
+            results.append(Localization(
+                class_id=cid, class_name=self._name(cid), score=float(probs[i, cid]),
+                box=box_to_frame_pixels(box, (w, h), self.size), cam=outputs["cams"][i], scoremap=scoremap,
+                topk=[(int(k), self._name(int(k)), float(probs[i, k])) for k in order]))
+        return results
+
+    def _name(self, cid: int) -> str:
+        return self.class_names[cid] if 0 <= cid < len(self.class_names) else str(cid)
+
+    def batch(self, frames: list[np.ndarray]) -> list[Localization]:
+        if not frames:
+            return []
+        t0 = time.perf_counter()
+        x = np.stack([self.preprocess(f) for f in frames])
+        t1 = time.perf_counter()
+        out = self.infer(x)
+        t2 = time.perf_counter()
+        res = self.postprocess(out, [(f.shape[1], f.shape[0]) for f in frames])
+        t3 = time.perf_counter()
+        n = len(frames)
+        for r in res:
+            r.latency_ms = {"preprocess": (t1 - t0) * 1e3 / n, "inference": (t2 - t1) * 1e3 / n,
+                            "postprocess": (t3 - t2) * 1e3 / n}
+        return res
+
+    def __call__(self, frame_bgr: np.ndarray) -> Localization:
+        return self.batch([frame_bgr])[0]
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,118 @@
+"""Where results go: JSONL lines, annotated images or video, a window."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .localizer import Localization
+
+
+class OutputError(RuntimeError):
+    """An output location cannot be written."""
+
+
+def check_writable(folder: str | Path) -> Path:
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_test"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"output folder {folder} is not writable ({exc.strerror})") from None
+    return folder
+
+
+def annotate(frame_bgr: np.ndarray, loc: Localization, cam_overlay: bool = False) -> np.ndarray:
+    out = frame_bgr.copy()
+    h, w = out.shape[:2]
+    if cam_overlay:
+        heat = cv2.applyColorMap((cv2.resize(loc.scoremap, (w, h)) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        out = cv2.addWeighted(heat, 0.4, out, 0.6, 0)
+    x0, y0, x1, y1 = (int(round(v)) for v in loc.box)
+    thick = max(1, round(min(h, w) / 250))
+    cv2.rectangle(out, (x0, y0), (x1, y1), (0, 0, 255), thick)
+    label = f"{loc.class_name} {loc.score:.2f}"
+    scale = max(0.4, min(h, w) / 700)
+    (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    ty = max(y0, th + 4)
+    cv2.rectangle(out, (x0, ty - th - 4), (x0 + tw + 4, ty), (0, 0, 255), -1)
+    cv2.putText(out, label, (x0 + 2, ty - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+class JsonlSink:
+    """One JSON object per line, flushed per line so an interrupted run keeps every finished frame."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        check_writable(path.parent if str(path.parent) else Path("."))
+        self.f = open(path, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self.f.write(json.dumps(record) + "\n")
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class AnnotatedSink:
+    """Annotated images (same file names) for image sources; one .mp4 per video/live source."""
+
+    def __init__(self, folder: str | Path, cam_overlay: bool = False, fps: float = 25.0):
+        self.folder = check_writable(folder)
+        self.cam_overlay, self.fps = cam_overlay, fps
+        self.writers: dict[str, cv2.VideoWriter] = {}
+        self.names: set[str] = set()
+
+    def _image_name(self, source: str) -> Path:
+        name = Path(source).stem + ".jpg"
+        stem, k = Path(source).stem, 1
+        while name in self.names:  # same file name in two sub-folders: keep both
+            name = f"{stem}_{k}.jpg"
+            k += 1
+        self.names.add(name)
+        return self.folder / name
+
+    def write(self, frame, loc: Localization, video: bool) -> None:
+        img = annotate(frame.image, loc, self.cam_overlay)
+        if not video:
+            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if not ok:
+                raise OutputError(f"cannot encode the annotated {frame.source}")
+            target = self._image_name(frame.source)
+            tmp = target.with_name("." + target.name + ".tmp")
+            tmp.write_bytes(buf.tobytes())
+            os.replace(tmp, target)
+            return
+        writer = self.writers.get(frame.source)
+        if writer is None:
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(frame.source).stem or frame.source)
+            path = self.folder / f"{safe}_annotated.mp4"
+            h, w = img.shape[:2]
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not writer.isOpened():
+                raise OutputError(f"cannot open video writer {path}")
+            self.writers[frame.source] = writer
+        writer.write(img)
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.release()
+
+
+class WindowSink:
+    def __init__(self, cam_overlay: bool = False):
+        self.cam_overlay = cam_overlay
+
+    def write(self, frame, loc: Localization) -> bool:
+        cv2.imshow("wsol_edge", annotate(frame.image, loc, self.cam_overlay))
+        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+
+    def close(self) -> None:
+        cv2.destroyAllWindows()

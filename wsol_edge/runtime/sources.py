@@ -1,0 +1,155 @@
+"""Frame sources: image file, folder (recursive, sorted), glob, video file, camera index
+(``camera:0``), RTSP/HTTP URL, or a GStreamer pipeline string (contains ``!``).
+
+A source yields :class:`Frame` items. A bad file becomes a Frame with ``error`` set (the
+pipeline reports and skips it); live sources reconnect with backoff when the stream drops.
+"""
+from __future__ import annotations
+
+import glob as globlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ..imageio import IMAGE_SUFFIXES, ImageReadError, read_image_rgb
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+class SourceError(RuntimeError):
+    """A source cannot be opened, or a live source stayed disconnected."""
+
+
+@dataclass
+class Frame:
+    source: str
+    index: int
+    timestamp: float
+    image: np.ndarray | None = None  # BGR uint8
+    error: str | None = None
+    decode_ms: float = 0.0
+
+
+def describe(spec: str) -> tuple[str, bool]:
+    """(kind, live) for a source spec."""
+    if spec.startswith("camera:"):
+        return "camera", True
+    if "!" in spec:
+        return "gstreamer", True
+    if spec.split("://")[0].lower() in ("rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp") and "://" in spec:
+        return "stream", True
+    p = Path(spec)
+    if p.is_dir():
+        return "folder", False
+    if any(ch in spec for ch in "*?["):
+        return "glob", False
+    if p.suffix.lower() in VIDEO_SUFFIXES:
+        return "video", False
+    return "image", False
+
+
+def _image_frame(path: Path, index: int) -> Frame:
+    t0 = time.perf_counter()
+    try:
+        rgb = read_image_rgb(path)
+    except ImageReadError as exc:
+        return Frame(str(path), index, time.time(), error=str(exc))
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    return Frame(str(path), index, time.time(), image=bgr, decode_ms=(time.perf_counter() - t0) * 1e3)
+
+
+def _files(paths: list[Path]) -> Iterator[Frame]:
+    for i, p in enumerate(paths):
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            yield Frame(str(p), i, time.time(), error=f"{p}: unsupported file type {p.suffix or '(none)'}")
+            continue
+        yield _image_frame(p, i)
+
+
+def _open_capture(cap_args: tuple):
+    cap = cv2.VideoCapture(*cap_args)
+    return cap if cap.isOpened() else None
+
+
+def _video(spec: str, cap_args: tuple, live: bool, reconnect: int, stop) -> Iterator[Frame]:
+    """Opens the capture now (so a bad source fails before any thread starts), reads lazily."""
+    cap = _open_capture(cap_args)
+    if cap is None:
+        raise SourceError(f"{spec}: cannot open (no such device/file, or OpenCV lacks the backend)")
+    return _read_video(spec, cap, cap_args, live, reconnect, stop)
+
+
+def _read_video(spec: str, cap, cap_args: tuple, live: bool, reconnect: int, stop) -> Iterator[Frame]:
+    expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else 0
+    index = 0
+    try:
+        while not (stop and stop()):
+            t0 = time.perf_counter()
+            ok, frame = cap.read()
+            if ok and frame is not None:
+                yield Frame(spec, index, time.time(), image=frame, decode_ms=(time.perf_counter() - t0) * 1e3)
+                index += 1
+                continue
+            if not live:
+                if expected > 0 and index < expected:
+                    print(f"warning: {spec}: video ended after {index} of {expected} frames (truncated?)", file=sys.stderr)
+                return
+            cap.release()
+            cap = None
+            for attempt in range(reconnect):  # live stream dropped: back off and reconnect
+                delay = min(0.5 * 2 ** attempt, 8.0)
+                print(f"warning: {spec}: disconnected, reconnecting in {delay:.1f}s ({attempt + 1}/{reconnect})",
+                      file=sys.stderr)
+                time.sleep(delay)
+                if stop and stop():
+                    return
+                cap = _open_capture(cap_args)
+                if cap is not None:
+                    break
+            if cap is None:
+                raise SourceError(f"{spec}: disconnected and did not come back after {reconnect} attempts")
+    finally:
+        if cap is not None:
+            cap.release()
+
+
+def open_source(spec: str, *, reconnect: int = 5, stop=None) -> tuple[Iterator[Frame], bool, int | None]:
+    """(frame iterator, live, number of items if known) for a source spec; raises SourceError
+    if it cannot be opened."""
+    kind, live = describe(spec)
+    if kind == "camera":
+        try:
+            index = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise SourceError(f"{spec}: camera index must be an integer, e.g. camera:0") from None
+        return _video(spec, (index,), True, reconnect, stop), True, None
+    if kind == "gstreamer":
+        return _video(spec, (spec, cv2.CAP_GSTREAMER), True, reconnect, stop), True, None
+    if kind == "stream":
+        return _video(spec, (spec,), True, reconnect, stop), True, None
+    if kind == "video":
+        if not Path(spec).is_file():
+            raise SourceError(f"{spec}: video file not found")
+        frames = _video(spec, (spec,), False, 0, stop)
+        cap = cv2.VideoCapture(spec)
+        total = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0) or None
+        cap.release()
+        return frames, False, total
+    if kind == "folder":
+        paths = sorted(p for p in Path(spec).rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not paths:
+            raise SourceError(f"{spec}: folder is empty")
+        return _files(paths), False, len(paths)
+    if kind == "glob":
+        paths = sorted(Path(p) for p in globlib.glob(spec, recursive=True) if Path(p).is_file())
+        if not paths:
+            raise SourceError(f"{spec}: no file matches")
+        return _files(paths), False, len(paths)
+    if not Path(spec).exists():
+        raise SourceError(f"{spec}: no such file, folder, camera or stream")
+    return _files([Path(spec)]), False, 1
