@@ -1,0 +1,106 @@
+"""``python -m benchmarks speed|profile ...``: time backends per stage, profile ONNX Runtime.
+
+  speed    latency/throughput per stage for backends x precisions x batch sizes -> JSON + CSV + PNG + Markdown
+  profile  ONNX Runtime per-operator-type time of one or more .onnx files -> JSON
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--models", nargs="+", required=True,
+                   help="model files (.pt for PyTorch eager, .onnx for ONNX Runtime, .engine for TensorRT)")
+    s.add_argument("--images", required=True, help="folder of real images (decoded as part of the timing)")
+    s.add_argument("--num-images", type=int, default=64)
+    s.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    s.add_argument("--warmup", type=int, default=5)
+    s.add_argument("--repeats", type=int, default=50)
+    s.add_argument("--threads", type=int, help="intra-op threads for torch and ONNX Runtime (default: all cores)")
+    s.add_argument("--label", default="efficientnet_lite0 cam 224", help="model description recorded")
+    s.add_argument("--output", required=True, help="result JSON; CSV/PNG/Markdown are written beside it")
+    pr = sub.add_parser("profile")
+    pr.add_argument("--onnx", nargs="+", required=True)
+    pr.add_argument("--batch", type=int, default=1)
+    pr.add_argument("--runs", type=int, default=30)
+    pr.add_argument("--threads", type=int)
+    pr.add_argument("--output", required=True)
+    return p
+
+
+def run_speed(args, argv) -> int:
+    import os
+
+    from wsol_edge.export.calibration import pick_images
+    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.backends import load_backend
+    from wsol_edge.runinfo import command_line, git_commit, machine_info
+
+    from .report import markdown_table, plot_latency_vs_batch, speed_rows, write_csv
+    from .speed import measure, new_run_id
+
+    threads = args.threads or os.cpu_count()
+    files = pick_images(args.images, args.num_images)
+    run_id = new_run_id()
+    records = []
+    for model in args.models:
+        if model.endswith((".pt", ".pth")):
+            import torch
+
+            torch.set_num_threads(threads)
+        backend = load_backend(model, threads=threads) if model.endswith(".onnx") else load_backend(model)
+        for b in args.batch:
+            res = measure(backend, files, b, warmup=args.warmup, repeats=args.repeats)
+            print(f"{res.backend:12s} {res.precision:5s} batch {b:3d}: {res.images_per_s:8.1f} img/s  "
+                  f"median {res.latency_ms['median']:.2f} ms  stages/img " +
+                  " ".join(f"{k}={v:.2f}" for k, v in res.stages_ms.items()), file=sys.stderr)
+            records.append({"kind": "speed", "model": args.label, "model_file": Path(model).name,
+                            "backend": res.backend, "precision": res.precision, "device": res.device, "batch": b,
+                            "images_per_s": res.images_per_s, "latency_ms": res.latency_ms, "stages_ms": res.stages_ms,
+                            "repeats": res.repeats, "warmup": args.warmup, "threads": threads, "run_id": run_id,
+                            "command": command_line("benchmarks", argv), "commit": git_commit(),
+                            "machine": machine_info()})
+        backend.close()
+    out = Path(args.output)
+    rows = speed_rows(records)
+    summary = markdown_table(rows)
+    atomic_write_json(out, {"records": records, "table_markdown": summary})
+    write_csv(out.with_suffix(".csv"), rows)
+    plot_latency_vs_batch(out.with_suffix(".png"), rows)
+    print(summary)
+    return 0
+
+
+def run_profile(args, argv) -> int:
+    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.runinfo import command_line, git_commit, machine_info
+
+    from .ort_profile import profile_onnx
+
+    results = [profile_onnx(p, args.batch, args.runs, args.threads) for p in args.onnx]
+    for r in results:
+        top = ", ".join(f"{k} {v:.2f}ms" for k, v in list(r["by_op_type_ms"].items())[:6])
+        print(f"{r['model']}: {r['total_ms_per_run']:.2f} ms/run in kernels; {top}", file=sys.stderr)
+    atomic_write_json(args.output, {"kind": "ort_profile", "profiles": results, "command": command_line("benchmarks", argv),
+                                    "commit": git_commit(), "machine": machine_info()})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_speed(args, argv) if args.cmd == "speed" else run_profile(args, argv)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.__main__ import main as bench_main
+from benchmarks.report import markdown_table, speed_rows
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    import torch
+
+    from wsol_edge.export.onnx_export import export_onnx
+    from wsol_edge.export_metadata import FORMAT
+    from wsol_edge.models import build_model
+
+    torch.manual_seed(0)
+    m = build_model("efficientnet_lite0", 3, pretrained=False).eval()
+    meta = {"wsol_edge_format": FORMAT, "class_names": ["a", "b", "c"], "mean": [0.5] * 3, "std": [0.5] * 3,
+            "input_size": 64, "method": "cam", "backbone": "efficientnet_lite0", "protocol": "wsoleval",
+            "cam_threshold": 0.3, "source_checkpoint_sha256": "0" * 64, "precision": "fp32"}
+    path = tmp_path_factory.mktemp("b") / "m.onnx"
+    return export_onnx(m, path, meta, input_size=64)
+
+
+def test_speed_command_writes_schema_records(tiny_onnx, tmp_path):
+    out = tmp_path / "speed.json"
+    assert bench_main(["speed", "--models", str(tiny_onnx), "--images", str(REPO / "wsol_edge/samples/images"),
+                       "--num-images", "4", "--batch", "1", "2", "--warmup", "1", "--repeats", "3",
+                       "--output", str(out)]) == 0
+    data = json.loads(out.read_text())
+    recs = data["records"]
+    assert len(recs) == 2 and len({r["run_id"] for r in recs}) == 1
+    for r in recs:
+        for key in ("kind", "model", "backend", "precision", "device", "batch", "images_per_s", "latency_ms",
+                    "stages_ms", "run_id", "command", "commit", "machine"):
+            assert key in r, key
+        assert set(r["stages_ms"]) == {"decode", "preprocess", "inference", "postprocess"}
+        assert r["latency_ms"]["median"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
+        assert r["images_per_s"] > 0 and r["machine"]["cores"] >= 1
+    assert out.with_suffix(".csv").is_file() and out.with_suffix(".png").stat().st_size > 1000
+    assert "| onnxruntime | fp32 |" in markdown_table(speed_rows(recs))
+
+
+def test_profile_command(tiny_onnx, tmp_path):
+    out = tmp_path / "p.json"
+    assert bench_main(["profile", "--onnx", str(tiny_onnx), "--runs", "2", "--output", str(out)]) == 0
+    prof = json.loads(out.read_text())["profiles"][0]
+    assert "Conv" in prof["by_op_type_ms"] and abs(sum(prof["by_op_type_share"].values()) - 1) < 0.01
+
+
+def test_missing_images_folder(tiny_onnx, tmp_path, capsys):
+    assert bench_main(["speed", "--models", str(tiny_onnx), "--images", str(tmp_path / "none"),
+                       "--output", str(tmp_path / "x.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
