@@ -193,3 +193,47 @@ def test_runtime_imports_no_torch(model, tmp_path):
             "'--no-progress']); assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     res = subprocess.run([sys.executable, "-c", code, str(model), str(img)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def test_raccoon_photos_and_video_jsonl_match_api(model, tmp_path):
+    from conftest import shared_dataset
+    from wsol_edge.imageio import read_image_rgb
+
+    root = shared_dataset("raccoon")
+    photos = sorted((root / "images").glob("*.jpg"))[:16]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in photos:
+        (folder / p.name).symlink_to(p)
+    jl = tmp_path / "photos.jsonl"
+    assert run_main(["--engine", str(model), "--source", str(folder), "--jsonl", str(jl), "--batch", "4",
+                     "--no-progress"]) == 0
+    loc = Localizer(model)
+    recs = [json.loads(x) for x in jl.read_text().splitlines()]
+    assert len(recs) == len(photos)
+    for rec in recs:
+        api = loc(cv2.cvtColor(read_image_rgb(rec["source"]), cv2.COLOR_RGB2BGR))
+        assert rec["class_id"] == api.class_id and rec["box"] == [round(v, 2) for v in api.box]
+    # a video made from the same photos (lossless MJPG would still re-encode: compare with its own frames)
+    frames = [cv2.resize(cv2.imread(str(p)), (320, 240)) for p in photos]
+    video = tmp_path / "raccoon.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 240))
+    for f in frames:
+        w.write(f)
+    w.release()
+    jl = tmp_path / "video.jsonl"
+    assert run_main(["--engine", str(model), "--source", str(video), "--jsonl", str(jl), "--batch", "3",
+                     "--no-progress"]) == 0
+    recs = sorted((json.loads(x) for x in jl.read_text().splitlines()), key=lambda r: r["frame"])
+    cap = cv2.VideoCapture(str(video))
+    decoded = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        decoded.append(f)
+    assert len(recs) == len(decoded) == len(photos)
+    for rec, f in zip(recs, decoded):
+        api = loc(f)
+        assert rec["class_id"] == api.class_id and rec["box"] == [round(v, 2) for v in api.box]
+        assert rec["image_size"] == [320, 240]
