@@ -53,18 +53,20 @@ def compile_cubin(arch: str, source: str | None = None) -> tuple[bytes, str]:
     try:
         result = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         size = _ok(nvrtc.nvrtcGetProgramLogSize(prog), "log size")
-        log = b" " * size
+        # Mutable buffers: NVRTC writes into them, and b" " * 1 would be CPython's shared
+        # one-byte object (overwriting it corrupts unrelated code, e.g. torch.load).
+        log = bytearray(size)
         nvrtc.nvrtcGetProgramLog(prog, log)
-        log_text = log.decode(errors="replace").strip("\x00 \n")
+        log_text = bytes(log).decode(errors="replace").strip("\x00 \n")
         err = result[0] if isinstance(result, tuple) else result
         if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
             raise KernelCompileError(f"sm_{arch}: compilation failed:\n{log_text}")
         if log_text:
             raise KernelCompileError(f"sm_{arch}: compiler output (warnings are errors here):\n{log_text}")
         n = _ok(nvrtc.nvrtcGetCUBINSize(prog), "cubin size")
-        cubin = b" " * n
+        cubin = bytearray(n)
         _ok(nvrtc.nvrtcGetCUBIN(prog, cubin), "get cubin")
-        return cubin, log_text
+        return bytes(cubin), log_text
     finally:
         nvrtc.nvrtcDestroyProgram(prog)
 

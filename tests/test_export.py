@@ -128,7 +128,7 @@ def test_checkpoint_of_another_backbone_is_refused(ckpt, tmp_path):
     state = torch.load(ckpt, weights_only=True)
     state["model_config"]["backbone"] = "mobilenet_v2"
     torch.save(state, tmp_path / "other.pt")
-    with pytest.raises(BackendError, match="do not match mobilenet_v2"):
+    with pytest.raises(BackendError, match="do not match cam/mobilenet_v2"):
         load_backend(tmp_path / "other.pt")
 
 

@@ -71,3 +71,9 @@ def test_gpu_boxes_match_cpu_reference_on_random_and_adversarial_cams():
         for t, tau in enumerate(taus):
             mismatches += not np.array_equal(gpu[b, t], largest_component_box(sm, tau))
     assert mismatches == 0, f"{mismatches} of {len(cams) * len(taus)} boxes differ"
+
+
+@pytest.mark.skipif(not nvrtc_available(), reason="cuda-python/NVRTC not installed")
+def test_compiling_leaves_interpreter_constants_intact():
+    loader.compile_cubin("90")
+    assert b" " * 1 == b"\x20" and bytes(1) == b"\x00"  # NVRTC must not write into shared bytes objects

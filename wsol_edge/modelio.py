@@ -7,29 +7,32 @@ from .checkpoint import load_checkpoint
 
 
 def model_config(backbone: str, num_classes: int, output_stride: int | None, input_size: int,
-                 class_names: list[str], method: str = "cam") -> dict:
+                 class_names: list[str], method: str = "cam", method_kwargs: dict | None = None) -> dict:
     kwargs = {"output_stride": output_stride} if output_stride and backbone in ("efficientnet_lite0", "mobilenet_v2") else {}
     return {"method": method, "backbone": backbone, "num_classes": num_classes, "backbone_kwargs": kwargs,
-            "input_size": input_size, "class_names": list(class_names)}
+            "method_kwargs": dict(method_kwargs or {}), "input_size": input_size, "class_names": list(class_names)}
 
 
 def build_from_config(cfg: dict, *, pretrained: bool = False, weights: str | None = None):
-    from .models import build_model
+    """The training-time module of the recorded method (``training_loss`` / ``inference_model``)."""
+    from .methods import build_method
 
-    return build_model(cfg["backbone"], cfg["num_classes"], pretrained=pretrained, weights=weights,
-                       **cfg.get("backbone_kwargs", {}))
+    return build_method(cfg.get("method", "cam"), cfg["backbone"], cfg["num_classes"], pretrained=pretrained,
+                        weights=weights, backbone_kwargs=cfg.get("backbone_kwargs", {}),
+                        method_kwargs=cfg.get("method_kwargs", {}))
 
 
 def load_model(path: str | Path):
-    """(model in eval mode, model config, checkpoint dict) from a training checkpoint."""
+    """(CamModel in eval mode, model config, checkpoint dict) from a training checkpoint of any
+    method: the method's extra modules and losses are dropped by ``inference_model()``."""
     state = load_checkpoint(path)
     cfg = state.get("model_config")
     if not cfg:
         raise ValueError(f"{path}: checkpoint has no model_config")
-    model = build_from_config(cfg, pretrained=False)
     try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not match {cfg['backbone']} ({str(exc).splitlines()[0]})") from None
-    model.eval()
-    return model, cfg, state
+        wrapper = build_from_config(cfg, pretrained=False)
+        wrapper.load_state_dict(state["model"])
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{path}: weights do not match {cfg.get('method', 'cam')}/{cfg['backbone']} "
+                         f"({str(exc).splitlines()[0]})") from None
+    return wrapper.inference_model().eval(), cfg, state

@@ -34,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--input-size", type=int, default=224, help="crop size (train) and resize (eval)")
     d.add_argument("--workers", type=int, default=0)
     m = p.add_argument_group("model")
+    m.add_argument("--method", choices=("cam", "has", "wtl"), default="cam")
+    m.add_argument("--has-grid-sizes", type=int, nargs="+", default=[0, 16, 32, 44, 56], help="HaS patch sizes (0: no hiding)")
+    m.add_argument("--wtl-patch", default="mixed", help="WTL patch size: 16, 32, 44, 56 or mixed")
+    m.add_argument("--wtl-beta", type=float, default=50.0)
+    m.add_argument("--wtl-agg-channels", type=int, default=512)
+    m.add_argument("--no-caam", action="store_true", help="WTL ablation")
+    m.add_argument("--no-ssam", action="store_true", help="WTL ablation")
+    m.add_argument("--no-fuse", action="store_true", help="WTL ablation: no attention fusion loss")
     m.add_argument("--backbone", default="efficientnet_lite0")
     m.add_argument("--output-stride", type=int, default=None, help="16 for finer CAMs (lite0, mobilenet_v2)")
     m.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True, help="start from ImageNet weights")
@@ -47,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--momentum", type=float, default=0.9)
     o.add_argument("--weight-decay", type=float, default=1e-4)
     o.add_argument("--warmup-epochs", type=float, default=0.5)
+    o.add_argument("--clip-grad-norm", type=float, default=None,
+                   help="clip the gradient norm (default: 5.0 for wtl, whose CAAM/SSAM diverge without it; none otherwise)")
     o.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
@@ -55,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     r.add_argument("--no-progress", action="store_true")
     return p
+
+
+def method_kwargs(args: argparse.Namespace) -> dict:
+    if args.method == "has":
+        return {"grid_sizes": list(args.has_grid_sizes)}
+    if args.method == "wtl":
+        patch = args.wtl_patch if args.wtl_patch == "mixed" else int(args.wtl_patch)
+        return {"patch": patch, "beta": args.wtl_beta, "agg_channels": args.wtl_agg_channels,
+                "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse}
+    return {}
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -74,6 +94,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .data import open_dataset
     from .data.torch_dataset import TrainDataset, collate_skip_bad
     from .modelio import build_from_config, model_config
+    from .methods import backbone_of
     from .models.cam import freeze_early_layers, set_frozen_eval
     from .runinfo import command_line
 
@@ -87,12 +108,16 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                            synthetic_size=args.synthetic_size, seed=args.seed)
     if len(samples) == 0:
         raise ValueError(f"no images in {samples.name}")
-    cfg = model_config(args.backbone, samples.num_classes, args.output_stride, args.input_size, samples.class_names)
+    cfg = model_config(args.backbone, samples.num_classes, args.output_stride, args.input_size, samples.class_names,
+                       args.method, method_kwargs(args))
     model = build_from_config(cfg, pretrained=args.pretrained, weights=args.weights)
-    frozen = freeze_early_layers(model, args.freeze_layers)
-    head = list(model.extra.parameters()) + list(model.classifier.parameters())
-    head_ids = {id(p) for p in head}
-    body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    frozen = freeze_early_layers(backbone_of(model), args.freeze_layers)
+    # CAAM's delta and SSAM's alpha gate attention that can be ~C times larger than the features:
+    # they learn at the backbone's rate, not the new head's.
+    body_ids = {id(p) for p in backbone_of(model).parameters()}
+    body_ids |= {id(p) for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] in ("delta_x", "delta_xt", "alpha")}
+    body = [p for p in model.parameters() if p.requires_grad and id(p) in body_ids]
+    head = [p for p in model.parameters() if p.requires_grad and id(p) not in body_ids]
     opt = torch.optim.SGD([{"params": body, "lr": args.lr}, {"params": head, "lr": args.lr * args.head_lr_mult}],
                           momentum=args.momentum, weight_decay=args.weight_decay, nesterov=True)
     base_lrs = [g["lr"] for g in opt.param_groups]
@@ -112,6 +137,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         train_seconds, skipped_total = state["train_seconds"], state.get("skipped_images", 0)
         print(f"resumed from {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
 
+    clip = args.clip_grad_norm if args.clip_grad_norm is not None else (5.0 if args.method == "wtl" else None)
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, args.epochs):
         data.set_epoch(epoch)
@@ -131,12 +157,13 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             images, labels = batch
             for g, base in zip(opt.param_groups, base_lrs):
                 g["lr"] = base * lr_factor(step, total_steps, warmup)
-            logits, _ = model(images)
-            loss = torch.nn.functional.cross_entropy(logits, labels)
+            loss, logits = model.training_loss(images, labels)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1} step {step}: lower --lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             step += 1
             seen += len(labels)

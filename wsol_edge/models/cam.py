@@ -38,14 +38,14 @@ class CamModel(nn.Module):
         return torch.einsum("bc,bchw->bhw", weights, features)
 
 
-def freeze_early_layers(model: CamModel, count: int) -> list[nn.Module]:
+def freeze_early_layers(backbone: nn.Module, count: int) -> list[nn.Module]:
     """Freeze the first ``count`` layers of the backbone (weights and BatchNorm statistics).
 
     Fine-tuning on a few thousand images gains little from updating the high-resolution early
     layers, and their backward pass is most of the CPU cost (about 2.4x for EfficientNet-Lite0).
     Returns the frozen modules; ``model.train()`` must be followed by ``set_frozen_eval``.
     """
-    layers = model.backbone.layers_in_order()[:count]
+    layers = backbone.layers_in_order()[:count]
     for layer in layers:
         for p in layer.parameters():
             p.requires_grad_(False)

@@ -1,0 +1,20 @@
+"""Patch hiding shared by Hide-and-Seek and Where-to-Look."""
+from __future__ import annotations
+
+import torch
+
+WTL_PATCH_SIZES = (16, 32, 44, 56)
+
+
+def patch_grid_mask(batch: int, height: int, width: int, patch: int, p: float, generator: torch.Generator | None = None,
+                    device=None) -> torch.Tensor:
+    """[B, 1, H, W] float mask, 1 = visible, 0 = hidden; each patch x patch cell is hidden with
+    probability p (cells at the right/bottom border may be partial)."""
+    gh, gw = -(-height // patch), -(-width // patch)
+    cells = (torch.rand(batch, 1, gh, gw, generator=generator, device=device) >= p).float()
+    return cells.repeat_interleave(patch, 2).repeat_interleave(patch, 3)[:, :, :height, :width]
+
+
+def hide(images: torch.Tensor, visible: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+    """Replace hidden pixels with ``fill``. Inputs are already normalised, so the dataset mean is 0."""
+    return images * visible + fill * (1 - visible)

@@ -1,0 +1,138 @@
+"""Where to Look (Babar & Das, WACV 2021): complementary hiding, CAAM, SSAM, attention fusion loss.
+
+Training: X hides a random set of S x S patches (p = 0.5), X~ hides exactly the complement;
+a shared backbone gives F_x, F_x~ (C x N after reshaping).
+  CAAM: P = F_x F_x~^T (computed once); Q_x = softmax(P), Q_x~ = softmax(P^T) (softmax over the
+        last axis); Y_x = Q_x^T F_x~, Y_x~ = Q_x~^T F_x; F^c = F + delta * Y, deltas start at 0.
+  SSAM: per branch, 1x1 convs M, L (C/8) and P (C); K = softmax(M^T L) (N x N); R = P K^T;
+        F^s = F + alpha * R, alpha starts at 0.
+  F^t = conv(F^c + F^s) (3x3 conv + ReLU), GAP, classifier X / classifier X~.
+  L_fuse = || V_x/|V_x| - V_x~/|V_x~| ||^2 over the GT-class CAMs; L = CE_x + CE_x~ + beta L_fuse.
+Inference: no hiding, CAAM and SSAM off (identity), so F^c + F^s = 2F: the exported graph is
+backbone -> conv(2F) -> GAP -> classifier X, i.e. a CamModel whose extra conv weights are doubled.
+
+Documented choices where the paper is silent: one aggregation conv shared by both branches (so
+inference has one conv); 3x3 conv + ReLU as in VGG-CAM's conv6; SSAM's softmax over the key axis
+(SAGAN); ``patch="mixed"`` draws S uniformly from {16, 32, 44, 56} per image.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.cam import CamModel
+from .hiding import WTL_PATCH_SIZES, hide, patch_grid_mask
+
+
+def complementary_masks(batch: int, height: int, width: int, patch: int | str, p: float = 0.5,
+                        generator: torch.Generator | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(visible_x, visible_x~) with visible_x + visible_x~ == 1 everywhere."""
+    if patch == "mixed":
+        sizes = torch.randint(len(WTL_PATCH_SIZES), (batch,), generator=generator)
+        vis = torch.cat([patch_grid_mask(1, height, width, WTL_PATCH_SIZES[int(s)], p, generator, device) for s in sizes])
+    else:
+        vis = patch_grid_mask(batch, height, width, int(patch), p, generator, device)
+    return vis, 1 - vis
+
+
+class CAAM(nn.Module):
+    """Channel-wise assisted attention between the two complementary branches."""
+
+    def __init__(self):
+        super().__init__()
+        self.delta_x = nn.Parameter(torch.zeros(()))
+        self.delta_xt = nn.Parameter(torch.zeros(()))
+
+    @staticmethod
+    def attention(fx: torch.Tensor, fxt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Q_x, Q_x~) [B, C, C] from ONE product P = F_x F_x~^T and its transpose."""
+        prod = torch.bmm(fx, fxt.transpose(1, 2))
+        return prod.softmax(-1), prod.transpose(1, 2).softmax(-1)
+
+    def forward(self, fx: torch.Tensor, fxt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, c, h, w = fx.shape
+        x, xt = fx.reshape(b, c, h * w), fxt.reshape(b, c, h * w)
+        qx, qxt = self.attention(x, xt)
+        yx = torch.bmm(qx.transpose(1, 2), xt)
+        yxt = torch.bmm(qxt.transpose(1, 2), x)
+        return (x + self.delta_x * yx).reshape(b, c, h, w), (xt + self.delta_xt * yxt).reshape(b, c, h, w)
+
+
+class SSAM(nn.Module):
+    """SAGAN-style spatial self-attention of one branch."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.m = nn.Conv2d(channels, max(channels // 8, 1), 1)
+        self.l = nn.Conv2d(channels, max(channels // 8, 1), 1)
+        self.p = nn.Conv2d(channels, channels, 1)
+        self.alpha = nn.Parameter(torch.zeros(()))
+
+    def attention(self, f: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = f.shape
+        m, l = self.m(f).flatten(2), self.l(f).flatten(2)   # [B, C/8, N]
+        return torch.bmm(m.transpose(1, 2), l).softmax(-1)  # K = softmax(M^T L), [B, N, N]
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = f.shape
+        r = torch.bmm(self.p(f).flatten(2), self.attention(f).transpose(1, 2))  # R = P K^T
+        return f + self.alpha * r.reshape(b, c, h, w)
+
+
+def fusion_loss(cam_x: torch.Tensor, cam_xt: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Mean over the batch of || V_x/|V_x| - V_x~/|V_x~| ||^2 (0 identical, 2 orthogonal)."""
+    vx = F.normalize(cam_x.flatten(1), dim=1, eps=eps)
+    vxt = F.normalize(cam_xt.flatten(1), dim=1, eps=eps)
+    return ((vx - vxt) ** 2).sum(1).mean()
+
+
+class WhereToLook(nn.Module):
+    method = "wtl"
+
+    def __init__(self, backbone: nn.Module, num_classes: int, agg_channels: int = 512, patch: int | str = "mixed",
+                 p: float = 0.5, beta: float = 50.0, use_caam: bool = True, use_ssam: bool = True,
+                 use_fuse: bool = True):
+        super().__init__()
+        c = backbone.out_channels
+        self.backbone = backbone
+        self.caam = CAAM() if use_caam else None
+        self.ssam_x = SSAM(c) if use_ssam else None
+        self.ssam_xt = SSAM(c) if use_ssam else None
+        self.agg = nn.Sequential(nn.Conv2d(c, agg_channels, 3, padding=1), nn.ReLU(inplace=True))
+        self.cls_x = nn.Linear(agg_channels, num_classes)
+        self.cls_xt = nn.Linear(agg_channels, num_classes)
+        self.patch, self.p, self.beta, self.use_fuse = patch, p, beta, use_fuse
+        self.num_classes = num_classes
+        self.mean, self.std = backbone.mean, backbone.std
+
+    def branch_features(self, fx: torch.Tensor, fxt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fcx, fcxt = self.caam(fx, fxt) if self.caam is not None else (fx, fxt)
+        fsx = self.ssam_x(fx) if self.ssam_x is not None else fx
+        fsxt = self.ssam_xt(fxt) if self.ssam_xt is not None else fxt
+        return self.agg(fcx + fsx), self.agg(fcxt + fsxt)
+
+    def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        b, _, h, w = images.shape
+        vx, vxt = complementary_masks(b, h, w, self.patch, self.p, generator, images.device)
+        feats = self.backbone(torch.cat([hide(images, vx), hide(images, vxt)]))
+        tx, txt = self.branch_features(feats[:b], feats[b:])
+        logits_x, logits_xt = self.cls_x(tx.mean((2, 3))), self.cls_xt(txt.mean((2, 3)))
+        loss = F.cross_entropy(logits_x, labels) + F.cross_entropy(logits_xt, labels)
+        if self.use_fuse:
+            cam_x = torch.einsum("bc,bchw->bhw", self.cls_x.weight[labels], tx)
+            cam_xt = torch.einsum("bc,bchw->bhw", self.cls_xt.weight[labels], txt)
+            loss = loss + self.beta * fusion_loss(cam_x, cam_xt)
+        return loss, logits_x
+
+    def inference_model(self) -> CamModel:
+        """backbone -> conv(2F) -> GAP -> classifier X, as a plain CamModel (shares the backbone)."""
+        agg = copy.deepcopy(self.agg)
+        with torch.no_grad():
+            agg[0].weight.mul_(2.0)
+        model = CamModel(self.backbone, self.num_classes, extra_conv=None)
+        model.extra = agg
+        model.classifier = self.cls_x
+        return model
