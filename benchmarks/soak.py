@@ -17,7 +17,6 @@ def rss_mb() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     import cv2
-    import numpy as np
 
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.export.calibration import list_images

@@ -116,12 +116,10 @@ class BoxKernels:
         return rest[0] if len(rest) == 1 else (tuple(rest) if rest else None)
 
     def _launch(self, name: str, grid: tuple, block: int, args: list, shared: int = 0, stream: int = 0):
-        import ctypes
-
+        """``args``: (value, ctypes type) pairs, as cuda-python's cuLaunchKernel takes them."""
         vals = tuple(a for a, _ in args)
         types = tuple(t for _, t in args)
-        self._check(self.cu.cuLaunchKernel(self.fn[name], *grid, 1, block, 1, 1, shared, stream, (vals, types), 0))
-        del ctypes
+        self._check(self.cu.cuLaunchKernel(self.fn[name], *grid, block, 1, 1, shared, stream, (vals, types), 0))
 
     def _alloc(self, nbytes: int) -> int:
         return int(self._check(self.rt.cudaMalloc(max(nbytes, 1))))

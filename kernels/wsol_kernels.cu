@@ -29,11 +29,18 @@ __device__ __forceinline__ float half_bits_to_float(unsigned short h) {
     return f;
 }
 
-extern "C" __global__ void cam_fused_f32(const float* __restrict__ features,  // [B, C, HW]
-                                         const float* __restrict__ weights,   // [K, C]
-                                         const long long* __restrict__ class_ids,  // [B]
-                                         float* __restrict__ cams,            // [B, HW]
-                                         int C, int HW, int K) {
+__device__ __forceinline__ float load_feature(const float* f) { return *f; }
+__device__ __forceinline__ float load_feature(const unsigned short* f) { return half_bits_to_float(*f); }
+
+// One block per (pixel tile, image): the classifier row of the image's class goes to shared
+// memory, each thread contracts it with its pixel's C features (accumulated in FP32: FP16 sums
+// over 1280 channels would lose the CAM's shape).
+template <typename T>
+__device__ void cam_fused(const T* __restrict__ features,            // [B, C, HW]
+                          const float* __restrict__ weights,         // [K, C]
+                          const long long* __restrict__ class_ids,   // [B]
+                          float* __restrict__ cams,                  // [B, HW]
+                          int C, int HW, int K) {
     extern __shared__ float row[];
     const int b = blockIdx.y;
     const long long k = class_ids[b];
@@ -42,29 +49,22 @@ extern "C" __global__ void cam_fused_f32(const float* __restrict__ features,  //
     __syncthreads();
     const int p = blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= HW) return;
-    const float* f = features + (size_t)b * C * HW + p;
+    const T* f = features + (size_t)b * C * HW + p;
     float acc = 0.0f;
-    for (int c = 0; c < C; ++c) acc = fmaf(row[c], f[(size_t)c * HW], acc);
+    for (int c = 0; c < C; ++c) acc = fmaf(row[c], load_feature(f + (size_t)c * HW), acc);
     cams[(size_t)b * HW + p] = acc;
 }
 
-extern "C" __global__ void cam_fused_f16(const unsigned short* __restrict__ features,  // FP16 bits
-                                         const float* __restrict__ weights,
-                                         const long long* __restrict__ class_ids,
-                                         float* __restrict__ cams,
+extern "C" __global__ void cam_fused_f32(const float* __restrict__ features, const float* __restrict__ weights,
+                                         const long long* __restrict__ class_ids, float* __restrict__ cams,
                                          int C, int HW, int K) {
-    extern __shared__ float row[];
-    const int b = blockIdx.y;
-    const long long k = class_ids[b];
-    const bool valid = k >= 0 && k < K;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) row[c] = valid ? weights[k * C + c] : 0.0f;
-    __syncthreads();
-    const int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= HW) return;
-    const unsigned short* f = features + (size_t)b * C * HW + p;
-    float acc = 0.0f;  // accumulate in FP32: FP16 sums over 1280 channels lose the CAM's shape
-    for (int c = 0; c < C; ++c) acc = fmaf(row[c], half_bits_to_float(f[(size_t)c * HW]), acc);
-    cams[(size_t)b * HW + p] = acc;
+    cam_fused(features, weights, class_ids, cams, C, HW, K);
+}
+
+extern "C" __global__ void cam_fused_f16(const unsigned short* __restrict__ features,  // FP16 bits
+                                         const float* __restrict__ weights, const long long* __restrict__ class_ids,
+                                         float* __restrict__ cams, int C, int HW, int K) {
+    cam_fused(features, weights, class_ids, cams, C, HW, K);
 }
 
 __device__ __forceinline__ void cubic_coeffs(float x, float* c) {

@@ -1,31 +1,11 @@
 import json
 from pathlib import Path
 
-import cv2
-import numpy as np
-import pytest
 
 from benchmarks.__main__ import main as bench_main
 from benchmarks.report import markdown_table, speed_rows
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
-    import torch
-
-    from wsol_edge.export.onnx_export import export_onnx
-    from wsol_edge.export_metadata import FORMAT
-    from wsol_edge.models import build_model
-
-    torch.manual_seed(0)
-    m = build_model("efficientnet_lite0", 3, pretrained=False).eval()
-    meta = {"wsol_edge_format": FORMAT, "class_names": ["a", "b", "c"], "mean": [0.5] * 3, "std": [0.5] * 3,
-            "input_size": 64, "method": "cam", "backbone": "efficientnet_lite0", "protocol": "wsoleval",
-            "cam_threshold": 0.3, "source_checkpoint_sha256": "0" * 64, "precision": "fp32"}
-    path = tmp_path_factory.mktemp("b") / "m.onnx"
-    return export_onnx(m, path, meta, input_size=64)
 
 
 def test_speed_command_writes_schema_records(tiny_onnx, tmp_path):

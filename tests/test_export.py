@@ -1,4 +1,3 @@
-import json
 
 import cv2
 import numpy as np

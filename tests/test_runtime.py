@@ -14,21 +14,9 @@ from wsol_edge.runtime import sources as sources_mod
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from wsol_edge.export.onnx_export import export_onnx
-    from wsol_edge.export_metadata import FORMAT
-    from wsol_edge.models import build_model
-
-    import torch
-    torch.manual_seed(0)
-    m = build_model("efficientnet_lite0", 3, pretrained=False).eval()
-    meta = {"wsol_edge_format": FORMAT, "class_names": ["a", "b", "c"], "mean": [0.5] * 3, "std": [0.5] * 3,
-            "input_size": 64, "method": "cam", "backbone": "efficientnet_lite0", "protocol": "wsoleval",
-            "cam_threshold": 0.3, "source_checkpoint_sha256": "0" * 64, "precision": "fp32"}
-    path = tmp_path_factory.mktemp("m") / "m.onnx"
-    export_onnx(m, path, meta, input_size=64)
-    return path
+@pytest.fixture
+def model(tiny_onnx):
+    return tiny_onnx
 
 
 def photo(h, w, seed=0):

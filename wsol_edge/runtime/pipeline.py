@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .localizer import Localizer
-from .sources import Frame, SourceError
+from .sources import SourceError
 
 _END = object()
 
@@ -154,6 +154,20 @@ class Pipeline:
         self._put(self.q_results, _END)
 
     # --- driver -------------------------------------------------------------------------------
+    def _deliver(self, item, on_result, on_error) -> None:
+        frames, results = item
+        for i, f in enumerate(frames):
+            if results is None:
+                self.stats.errors += 1
+                on_error(f)
+                continue
+            r = results[i]
+            self.stats.frames += 1
+            for k, v in r.latency_ms.items():
+                self.stats.stage_ms[k].append(v)
+            if on_result(f, r) is False:
+                self.stop.set()
+
     def run(self, on_result, on_error):
         """Call ``on_result(frame, localization)`` / ``on_error(frame)`` from this thread for every
         frame; returns Stats. KeyboardInterrupt stops capture and drains what was read."""
@@ -169,36 +183,12 @@ class Pipeline:
                     continue
                 if item is _END:
                     break
-                frames, results = item
-                for i, f in enumerate(frames):
-                    if results is None:
-                        self.stats.errors += 1
-                        on_error(f)
-                        continue
-                    r = results[i]
-                    self.stats.frames += 1
-                    for k, v in r.latency_ms.items():
-                        self.stats.stage_ms[k].append(v)
-                    if on_result(f, r) is False:
-                        self.stop.set()
+                self._deliver(item, on_result, on_error)
         except KeyboardInterrupt:
             print("interrupted: finishing the frames already read", file=sys.stderr)
             self.stop.set()
-            self._drain(on_result, on_error)
+            while (item := self.q_results.get()) is not _END:
+                self._deliver(item, on_result, on_error)
         for t in threads:
             t.join(timeout=5)
         return self.stats
-
-    def _drain(self, on_result, on_error):
-        while True:
-            item = self.q_results.get()
-            if item is _END:
-                return
-            frames, results = item
-            for i, f in enumerate(frames):
-                if results is None:
-                    self.stats.errors += 1
-                    on_error(f)
-                else:
-                    self.stats.frames += 1
-                    on_result(f, results[i])
