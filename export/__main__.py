@@ -78,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--num-images", type=int, default=512)
         q.add_argument("--cache-dir")
         q.add_argument("--quantize-head", action="store_true", help="also quantize the CAM head and classifier")
-        q.add_argument("--activation-type", choices=("int8", "uint8"), default="int8")
+        q.add_argument("--activation-type", choices=("int8", "uint8"), default="int8",
+                       help="int8: symmetric, what TensorRT wants; uint8: asymmetric, ORT's fast path on x86 CPUs")
+        q.add_argument("--reduce-range", action="store_true",
+                       help="7-bit weights (ORT's advice for x86 CPUs without VNNI, to avoid int16 saturation)")
+        q.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
     r = sub.choices["regression"]
     r.add_argument("--checkpoint", required=True)
     r.add_argument("--workdir", required=True, help="where the exported models are written")
@@ -133,7 +137,8 @@ def run(args, argv) -> int:
         from .quantize import to_int8
 
         to_int8(args.onnx, args.output, calibration_source(args), method=args.method, num_images=args.num_images,
-                cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type=args.activation_type)
+                cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type=args.activation_type,
+                reduce_range=args.reduce_range, per_channel=not args.per_tensor)
         print(f"wrote {args.output}")
     elif args.format == "engine":
         from .tensorrt_engine import EngineOptions, build_engine
@@ -190,8 +195,14 @@ def run_regression(args, command: str) -> None:
                              with_all_cams=True)
     to_fp16(fp32, work / "model.fp16.onnx")
     to_int8(fp32, work / "model.int8.onnx", calib, method=args.method, num_images=args.num_images,
-            cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type=args.activation_type)
-    backends = [load_backend(args.checkpoint)] + [load_backend(work / f"model.{p}.onnx") for p in ("fp32", "fp16", "int8")]
+            cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type=args.activation_type,
+            reduce_range=args.reduce_range, per_channel=not args.per_tensor)
+    # the CPU flavour of INT8 too: asymmetric U8 activations, 7-bit weights (x86 without VNNI)
+    to_int8(fp32, work / "model.int8u8.onnx", calib, method=args.method, num_images=args.num_images,
+            cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type="uint8",
+            reduce_range=True, per_channel=not args.per_tensor)
+    backends = [load_backend(args.checkpoint)] + [load_backend(work / f"model.{p}.onnx")
+                                                  for p in ("fp32", "fp16", "int8", "int8u8")]
     rows = regression_table(backends, samples)
     table = format_table(rows)
     print(table)
@@ -199,11 +210,12 @@ def run_regression(args, command: str) -> None:
     for r in rows:
         records.append({"kind": "accuracy", "dataset": Path(args.data_root).name, "split": args.split,
                         "num_images": len(samples), "method": meta["method"], "backbone": meta["backbone"],
-                        "backend": r["backend"], "precision": r["precision"], "protocol": "wsoleval",
+                        "backend": r["backend"], "precision": r["precision"], "variant": r["variant"],
+                        "protocol": "wsoleval",
                         "input_size": int(meta["input_size"]), "metrics": r["metrics"],
                         "box_comparison": r["box_comparison"], "eval_seconds": r["eval_seconds"],
                         "int8": {"calibration_method": args.method, "calibration_images": args.num_images,
-                                 "head_fp32": not args.quantize_head, "activation_type": args.activation_type},
+                                 "head_fp32": not args.quantize_head, "per_channel": not args.per_tensor},
                         "deployed_threshold": meta["cam_threshold"], "train_seconds": None,
                         "command": command, "commit": git_commit(), "machine": machine_info()})
     if args.output:

@@ -66,7 +66,8 @@ def to_int8(src: str | Path, dst: str | Path, calibration: str | Path | list, *,
     src, dst = Path(src), Path(dst)
     meta = read_onnx_metadata(src)
     files = pick_images(calibration, num_images)
-    key = f"{model_sha256(src)[:16]}_{method}_{images_digest(files)[:12]}_{len(files)}"
+    # the ranges depend on the activation type (symmetric or not) too
+    key = f"{model_sha256(src)[:16]}_{method}_{activation_type}_{images_digest(files)[:12]}_{len(files)}"
     cache_dir = Path(cache_dir) if cache_dir else dst.parent / "calibration_cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_dir / f"calib_{key}.json"
@@ -91,6 +92,7 @@ def to_int8(src: str | Path, dst: str | Path, calibration: str | Path | list, *,
         prepped.unlink(missing_ok=True)
     meta.update(precision="int8", calibration_method=method, calibration_images=len(files),
                 calibration_cache=cache.name, activation_type=activation_type, per_channel=per_channel,
+                reduce_range=reduce_range,
                 fp32_nodes=("CAM head and classifier: " + ", ".join(exclude)) if exclude else "none")
     write_onnx_metadata(q, meta)
     onnx.checker.check_model(q)

@@ -57,16 +57,20 @@ def regression_table(backends: list, samples, batch_size: int = 16, progress: bo
             ref_tau_index = int(np.argmin(np.abs(np.arange(0, 1, 0.01) - metrics["gt_known_threshold"])))
             ref_boxes = per["boxes"][:, ref_tau_index]
         changes = compare_boxes(ref_boxes, per["boxes"][:, ref_tau_index])
-        rows.append({"backend": backend.name, "precision": backend.precision, "metrics": metrics,
+        meta = backend.meta
+        variant = (f"{'s8' if meta.get('activation_type') == 'int8' else 'u8'}s8"
+                   f"{' reduce-range' if meta.get('reduce_range') else ''}") if backend.precision == "int8" else None
+        rows.append({"backend": backend.name, "precision": backend.precision, "variant": variant, "metrics": metrics,
                      "box_comparison": {**changes, "at_threshold": ref_tau_index / 100}, "eval_seconds": time.time() - t0})
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = ["| backend | precision | Top-1 Cls | GT-known Loc | MaxBoxAccV2 | mean box IoU vs FP32 | boxes changed (%) |",
+    lines = ["| backend | precision | Top-1 Cls | GT-known Loc | MaxBoxAccV2 | mean box IoU vs PyTorch FP32 | boxes changed (%) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         m, c = r["metrics"], r["box_comparison"]
-        lines.append(f"| {r['backend']} | {r['precision']} | {m['top1_cls']:.2f} | {m['gt_known_loc']:.2f} | "
+        prec = r["precision"] + (f" ({r['variant']})" if r.get("variant") else "")
+        lines.append(f"| {r['backend']} | {prec} | {m['top1_cls']:.2f} | {m['gt_known_loc']:.2f} | "
                      f"{m['max_box_acc_v2']:.2f} | {c['mean_box_iou_vs_fp32']:.4f} | {c['boxes_changed']:.2f} |")
     return "\n".join(lines)

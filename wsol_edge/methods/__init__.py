@@ -16,22 +16,18 @@ from .wtl import WhereToLook
 METHODS = ("cam", "has", "wtl")
 
 
-class PlainCam(nn.Module):
-    """The CAM baseline as a method: cross-entropy on the CamModel."""
+class PlainCam(CamModel):
+    """The CAM baseline as a method: cross-entropy on the CamModel itself (so a CAM checkpoint's
+    keys are the CamModel's, whichever code version wrote it)."""
 
     method = "cam"
 
-    def __init__(self, model: CamModel):
-        super().__init__()
-        self.model = model
-        self.mean, self.std = model.mean, model.std
-
     def training_loss(self, images, labels, generator=None):
-        logits, _ = self.model(images)
+        logits, _ = self(images)
         return F.cross_entropy(logits, labels), logits
 
     def inference_model(self) -> CamModel:
-        return self.model
+        return self
 
 
 def build_method(method: str, backbone: str, num_classes: int, *, pretrained: bool = False, weights: str | None = None,
@@ -39,7 +35,7 @@ def build_method(method: str, backbone: str, num_classes: int, *, pretrained: bo
     feats = create_backbone(backbone, pretrained=pretrained, weights=weights, **(backbone_kwargs or {}))
     kw = dict(method_kwargs or {})
     if method == "cam":
-        return PlainCam(CamModel(feats, num_classes))
+        return PlainCam(feats, num_classes)
     if method == "has":
         return HideAndSeek(CamModel(feats, num_classes), **kw)
     if method == "wtl":
