@@ -42,12 +42,14 @@ def run_speed(args, argv) -> int:
     from wsol_edge.backends import load_backend
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
+    from .jetson import Tegrastats, power_mode
     from .report import markdown_table, plot_latency_vs_batch, speed_rows, write_csv
     from .speed import measure, new_run_id
 
     threads = args.threads or os.cpu_count()
     files = pick_images(args.images, args.num_images)
     run_id = new_run_id()
+    jetson_mode = power_mode()
     records = []
     for model in args.models:
         if model.endswith((".pt", ".pth")):
@@ -56,7 +58,8 @@ def run_speed(args, argv) -> int:
             torch.set_num_threads(threads)
         backend = load_backend(model, threads=threads) if model.endswith(".onnx") else load_backend(model)
         for b in args.batch:
-            res = measure(backend, files, b, warmup=args.warmup, repeats=args.repeats)
+            with Tegrastats() as tegra:
+                res = measure(backend, files, b, warmup=args.warmup, repeats=args.repeats)
             print(f"{res.backend:12s} {res.precision:5s} batch {b:3d}: {res.images_per_s:8.1f} img/s  "
                   f"median {res.latency_ms['median']:.2f} ms  stages/img " +
                   " ".join(f"{k}={v:.2f}" for k, v in res.stages_ms.items()), file=sys.stderr)
@@ -64,6 +67,7 @@ def run_speed(args, argv) -> int:
                             "backend": res.backend, "precision": res.precision, "device": res.device, "batch": b,
                             "images_per_s": res.images_per_s, "latency_ms": res.latency_ms, "stages_ms": res.stages_ms,
                             "repeats": res.repeats, "warmup": args.warmup, "threads": threads, "run_id": run_id,
+                            "jetson": {"power_mode": jetson_mode, "tegrastats": tegra.lines} if (jetson_mode or tegra.lines) else None,
                             "command": command_line("benchmarks", argv), "commit": git_commit(),
                             "machine": machine_info()})
         backend.close()

@@ -225,3 +225,25 @@ def test_raccoon_photos_and_video_jsonl_match_api(model, tmp_path):
         api = loc(f)
         assert rec["class_id"] == api.class_id and rec["box"] == [round(v, 2) for v in api.box]
         assert rec["image_size"] == [320, 240]
+
+
+def test_ctrl_c_finishes_cleanly_with_results_flushed(model, tmp_path):
+    import signal
+    import time
+
+    video = make_video(tmp_path / "long.mp4", 300)
+    jl = tmp_path / "int.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "wsol_edge.run", "--engine", str(model), "--source", str(video),
+                             "--jsonl", str(jl), "--fps", "30", "--no-progress"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not jl.exists() or len(jl.read_text().splitlines()) < 5):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted" in err and "frame(s)" in err
+    lines = jl.read_text().splitlines()
+    assert 5 <= len(lines) < 300
+    frames = [json.loads(x)["frame"] for x in lines]  # every line is complete JSON
+    assert frames == sorted(frames)
