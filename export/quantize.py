@@ -14,7 +14,7 @@ import onnx
 
 from wsol_edge.atomic import atomic_write_bytes
 
-from .calibration import DEFAULT_CALIBRATION_IMAGES, ImageFolderReader, images_digest, pick_images
+from .calibration import DEFAULT_CALIBRATION_IMAGES, ImageFolderReader, calibration_stride, images_digest, pick_images
 from wsol_edge.export_metadata import read_onnx_metadata, write_onnx_metadata
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -84,7 +84,8 @@ def to_int8(src: str | Path, dst: str | Path, calibration: str | Path | list, *,
         quantize_static(str(prepped), str(tmp_out), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         reduce_range=reduce_range, activation_type=act, weight_type=QuantType.QInt8,
                         calibrate_method=calib, nodes_to_exclude=exclude,
-                        extra_options={"ActivationSymmetric": act == QuantType.QInt8, "WeightSymmetric": True},
+                        extra_options={"ActivationSymmetric": act == QuantType.QInt8, "WeightSymmetric": True,
+                                       "CalibStridedMinMax": calibration_stride(len(files))},
                         calibration_cache_path=str(cache))
         q = onnx.load(str(tmp_out))
         tmp_out.unlink()
