@@ -13,7 +13,8 @@ def speed_rows(records: list[dict]) -> list[dict]:
     for r in records:
         if r.get("kind") != "speed":
             continue
-        rows.append({"backend": r["backend"], "precision": r["precision"], "device": r["device"], "batch": r["batch"],
+        rows.append({"model_file": r.get("model_file", ""), "backend": r["backend"], "precision": r["precision"],
+                     "device": r["device"], "batch": r["batch"],
                      "images_per_s": round(r["images_per_s"], 2), "latency_median_ms": round(r["latency_ms"]["median"], 2),
                      "latency_p90_ms": round(r["latency_ms"]["p90"], 2), "latency_p99_ms": round(r["latency_ms"]["p99"], 2),
                      **{f"{k}_ms": round(v, 3) for k, v in r["stages_ms"].items()}})

@@ -13,13 +13,15 @@ python -m wsol_edge.export regression --checkpoint $C --workdir runs/cub50_expor
     --output $R/cub50_cam_lite0_precisions.json
 python -m wsol_edge.export parity --checkpoint $C --onnx runs/cub50_export/model.fp32.onnx --dataset cub \
     --data-root $D --split test --output $R/cub50_parity.json
-# deployable models (no cams_all output) for speed
+# deployable models (no cams_all output) for speed. The calibration method changes the scales,
+# not the graph, so the speed models use the quicker MinMax on 128 images.
 python -m wsol_edge.export onnx --checkpoint $C --output runs/cub50_deploy/model.onnx --threshold-dataset cub \
     --threshold-data-root $D --threshold-split train
 python -m wsol_edge.export int8 --onnx runs/cub50_deploy/model.onnx --output runs/cub50_deploy/model.int8.onnx \
-    --calib-dataset cub --calib-data-root $D --calib-split train --method entropy
+    --calib-dataset cub --calib-data-root $D --calib-split train --method minmax --num-images 128
 python -m wsol_edge.export int8 --onnx runs/cub50_deploy/model.onnx --output runs/cub50_deploy/model.int8u8.onnx \
-    --calib-dataset cub --calib-data-root $D --calib-split train --method entropy --activation-type uint8 --reduce-range
+    --calib-dataset cub --calib-data-root $D --calib-split train --method minmax --num-images 128 \
+    --activation-type uint8 --reduce-range
 python -m benchmarks profile --onnx runs/cub50_deploy/model.onnx runs/cub50_deploy/model.int8.onnx \
     runs/cub50_deploy/model.int8u8.onnx --output $R/cpu_ort_profile_lite0.json
 python -m benchmarks speed --models $C runs/cub50_deploy/model.onnx runs/cub50_deploy/model.int8.onnx \
