@@ -49,7 +49,7 @@ def plot_latency_vs_batch(path: str | Path, rows: list[dict]) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     groups: dict[str, list] = {}
     for r in rows:
-        groups.setdefault(f"{r['backend']} {r['precision']}", []).append(r)
+        groups.setdefault(f"{r['backend']} {r['precision']} ({r.get('model_file', '')})", []).append(r)
     for name, rs in groups.items():
         rs = sorted(rs, key=lambda r: r["batch"])
         ax.plot([r["batch"] for r in rs], [r["latency_median_ms"] / r["batch"] for r in rs], marker="o", label=name)

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 C=runs/cub50_cam_lite0/checkpoint.pt
 D=../shared/data/cub50
 R=benchmarks/results
+python -m wsol_edge.evaluate --imagenet-baseline --dataset cub --data-root $D --split test --no-progress \
+    --output $R/cub50_imagenet_cam_lite0.json --overlays runs/cub50_imagenet_overlays
 python -m wsol_edge.evaluate --checkpoint $C --dataset cub --data-root $D --split test --no-progress \
     --output $R/cub50_cam_lite0.json --overlays runs/cub50_cam_lite0/overlays
 python -m wsol_edge.export regression --checkpoint $C --workdir runs/cub50_export --dataset cub --data-root $D \
@@ -28,3 +30,5 @@ python -m benchmarks speed --models $C runs/cub50_deploy/model.onnx runs/cub50_d
     runs/cub50_deploy/model.int8u8.onnx --images $D/images --batch 1 8 --output $R/cpu_speed_lite0.json
 python -m benchmarks.rule_difference --model runs/cub50_deploy/model.onnx --dataset cub --data-root $D \
     --split test --output $R/cub50_box_rule_difference.json
+python -m benchmarks.int8_saturation --onnx runs/cub50_export/model.fp32.onnx --data-root $D --max-images 400 \
+    --output $R/cub50_int8_saturation.json
