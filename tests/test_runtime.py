@@ -247,3 +247,14 @@ def test_ctrl_c_finishes_cleanly_with_results_flushed(model, tmp_path):
     assert 5 <= len(lines) < 300
     frames = [json.loads(x)["frame"] for x in lines]  # every line is complete JSON
     assert frames == sorted(frames)
+
+
+def test_huge_image_file(model, tmp_path):
+    big = np.zeros((8000, 8000, 3), np.uint8)
+    big[2000:6000, 3000:7000] = 200
+    path = tmp_path / "big.png"
+    cv2.imwrite(str(path), big, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    jl = tmp_path / "big.jsonl"
+    assert run_main(["--engine", str(model), "--source", str(path), "--jsonl", str(jl), "--no-progress"]) == 0
+    rec = json.loads(jl.read_text())
+    assert rec["image_size"] == [8000, 8000] and all(0 <= v <= 7999 for v in rec["box"])
