@@ -32,3 +32,7 @@ python -m benchmarks.rule_difference --model runs/cub50_deploy/model.onnx --data
     --split test --output $R/cub50_box_rule_difference.json
 python -m benchmarks.int8_saturation --onnx runs/cub50_export/model.fp32.onnx --data-root $D --max-images 400 \
     --output $R/cub50_int8_saturation.json
+# 10,000-frame soak of the runtime pipeline on real photos (memory must hold flat)
+python -m wsol_edge.quickstart --out runs/quickstart
+python -m benchmarks.soak --model runs/quickstart/imagenet_cam_lite0.onnx --images ../shared/data/raccoon/images \
+    --frames 10000 --batch 8 --output $R/soak_10000_frames.json
