@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workdir", required=True, help="where the exported models are written")
     add_dataset_args(r)
     r.add_argument("--threshold-images", type=int, default=200)
+    r.add_argument("--cam-threshold", type=float,
+                   help="fixed CAM threshold (else chosen on --threshold-images images of the calibration split)")
     r.add_argument("--max-images", type=int)
     r.add_argument("--output", help="result JSON (records for each backend/precision)")
 
@@ -187,10 +189,10 @@ def run_regression(args, command: str) -> None:
         samples = samples.subset(range(min(args.max_images, len(samples))))
     calib = calibration_source(args)
     fp32 = work / "model.fp32.onnx"
-    threshold_samples = None
-    if args.calib_data_root:
-        threshold_samples = open_split(args, "calib_")
-    meta = export_checkpoint(args.checkpoint, fp32, threshold=None if threshold_samples else 0.5,
+    threshold_samples = open_split(args, "calib_") if args.calib_data_root and args.cam_threshold is None else None
+    if args.cam_threshold is None and threshold_samples is None:
+        raise ValueError("give --cam-threshold, or --calib-data-root to choose it on held-out images")
+    meta = export_checkpoint(args.checkpoint, fp32, threshold=args.cam_threshold,
                              threshold_samples=threshold_samples, threshold_images=args.threshold_images,
                              with_all_cams=True)
     to_fp16(fp32, work / "model.fp16.onnx")

@@ -108,6 +108,10 @@ def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
     assert export_main(["int8", "--onnx", str(onnx_path), "--output", str(tmp_path / "x.onnx"),
                         "--calibration-dir", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # regression with no way to choose the deployed threshold
+    assert export_main(["regression", "--checkpoint", str(ckpt), "--workdir", str(tmp_path / "w"), "--dataset",
+                        "synthetic", "--data-root", "x", "--calibration-dir", str(tmp_path)]) == 2
+    assert "--cam-threshold" in capsys.readouterr().err
     # wrong input size
     assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(tmp_path / "y.onnx"),
                         "--cam-threshold", "0.2", "--input-size", "224"]) == 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .metrics import BoxAccumulator, PxAPAccumulator, SatBoxAccumulator, topk_correct
@@ -106,8 +107,6 @@ def iter_batches(samples, size: int, mean, std, batch_size: int, skip_bad: bool 
             continue
         mask = s.load_mask()
         if mask is not None:
-            import cv2
-
             mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
         batch.append((eval_input(img, size, mean, std), s.label,
                       boxes_to_frame(s.boxes, (img.shape[1], img.shape[0]), size), mask, i))

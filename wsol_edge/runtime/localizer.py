@@ -53,7 +53,12 @@ class Localizer:
     def __init__(self, model: str | Path | Backend, threshold: float | None = None, topk: int = 1, **backend_kwargs):
         self.backend = model if isinstance(model, Backend) else load_backend(model, **backend_kwargs)
         meta = self.backend.meta
-        self.threshold = float(threshold if threshold is not None else meta.get("cam_threshold") or 0.5)
+        if threshold is None and meta.get("cam_threshold") is None:
+            import sys
+
+            print("warning: the model carries no CAM threshold; using 0.5 (pass threshold=... / --threshold)",
+                  file=sys.stderr)
+        self.threshold = float(threshold if threshold is not None else meta.get("cam_threshold", 0.5) or 0.5)
         if not 0.0 <= self.threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
         self.size = int(meta["input_size"])
