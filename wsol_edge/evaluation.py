@@ -90,26 +90,34 @@ class LocalizationScorer:
         return out
 
 
+def eval_sample(sample, size: int, mean, std):
+    """The protocol's eval transform of one sample: (image float32 3xSxS, label, GT boxes mapped with
+    int(x * S / W), mask resized with nearest so its {0, 1, 255 = ignore} labels survive, or None).
+    Raises ImageReadError for an unreadable image."""
+    from .preprocess import boxes_to_frame, eval_input
+
+    img = sample.load()
+    mask = sample.load_mask()
+    if mask is not None:
+        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+    return (eval_input(img, size, mean, std), sample.label,
+            boxes_to_frame(sample.boxes, (img.shape[1], img.shape[0]), size), mask)
+
+
 def iter_batches(samples, size: int, mean, std, batch_size: int, skip_bad: bool = False):
     """Yield (images [B,3,S,S], labels, gt boxes in the S frame, masks, indices, skipped count)
     with the protocol's eval transform; torch-free so any backend can be scored."""
     from .imageio import ImageReadError
-    from .preprocess import boxes_to_frame, eval_input
 
     batch, skipped = [], 0
     for i, s in enumerate(samples):
         try:
-            img = s.load()
+            batch.append((*eval_sample(s, size, mean, std), i))
         except ImageReadError:
             if not skip_bad:
                 raise
             skipped += 1
             continue
-        mask = s.load_mask()
-        if mask is not None:
-            mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
-        batch.append((eval_input(img, size, mean, std), s.label,
-                      boxes_to_frame(s.boxes, (img.shape[1], img.shape[0]), size), mask, i))
         if len(batch) == batch_size:
             yield _stack(batch) + (skipped,)
             batch, skipped = [], 0

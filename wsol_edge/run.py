@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sinks = []
     try:
+        # providers/threads reach ONNX Runtime only; load_backend ignores them for other model types
         loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, providers=args.providers,
-                        threads=args.threads) if args.engine.endswith(".onnx") else \
-            Localizer(args.engine, threshold=args.threshold, topk=args.topk)
+                        threads=args.threads)
         annotated = AnnotatedSink(args.output, args.cam_overlay) if args.output else None
         jsonl = JsonlSink(args.jsonl) if args.jsonl else None
         window = WindowSink(args.cam_overlay) if args.show else None

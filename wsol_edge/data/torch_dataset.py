@@ -1,13 +1,12 @@
 """torch Datasets over a SampleSet: the train and eval transforms of the protocol."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..imageio import ImageReadError
-from ..preprocess import boxes_to_frame, normalize, resize
+from ..preprocess import normalize, resize
 from .samples import SampleSet
 
 
@@ -59,25 +58,15 @@ class EvalDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int):
-        s = self.samples[i]
+        from ..evaluation import eval_sample
+
         try:
-            img = s.load()
+            image, label, boxes, mask = eval_sample(self.samples[i], self.size, self.mean, self.std)
         except ImageReadError:
             if self.skip_bad:
                 return None
             raise
-        h, w = img.shape[:2]
-        mask = s.load_mask()
-        if mask is not None:
-            # nearest keeps the {0, 1, 255 = ignore} labels intact
-            mask = cv2.resize(mask, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
-        return {
-            "image": torch.from_numpy(normalize(resize(img, self.size, self.size), self.mean, self.std)),
-            "label": s.label,
-            "boxes": boxes_to_frame(s.boxes, (w, h), self.size),
-            "index": i,
-            "mask": mask,
-        }
+        return {"image": torch.from_numpy(image), "label": label, "boxes": boxes, "index": i, "mask": mask}
 
 
 def collate_skip_bad(batch):
