@@ -15,7 +15,8 @@ OPSET = 17
 
 
 def inference_graph(model, with_all_cams: bool = False):
-    import torch
+    """images -> (logits, cams of the top-1 class, class_ids[, cams_all]) for any method's inference
+    model (``forward``, ``cams``, ``all_cams``: see CamModel)."""
     from torch import nn
 
     class InferenceGraph(nn.Module):
@@ -24,14 +25,11 @@ def inference_graph(model, with_all_cams: bool = False):
             self.m = m
 
         def forward(self, images):
-            feats = self.m.features(images)
-            logits = self.m.classifier(feats.mean((2, 3)))
+            logits, feats = self.m(images)
             class_ids = logits.argmax(1)
-            rows = self.m.classifier.weight[class_ids]                     # [B, C]
-            cams = (rows[:, :, None, None] * feats).sum(1)                 # [B, h, w]
+            cams = self.m.cams(feats, class_ids)                           # [B, h, w]
             if with_all_cams:
-                cams_all = torch.einsum("kc,bchw->bkhw", self.m.classifier.weight, feats)
-                return logits, cams, class_ids, cams_all
+                return logits, cams, class_ids, self.m.all_cams(feats)
             return logits, cams, class_ids
 
     return InferenceGraph(model).eval()
@@ -39,7 +37,7 @@ def inference_graph(model, with_all_cams: bool = False):
 
 def export_onnx(model, path: str | Path, meta: dict, *, input_size: int = 224, with_all_cams: bool = False,
                 simplify: bool = True) -> Path:
-    """Trace ``model`` (a CamModel in eval mode), check, simplify (onnxsim constant folding), write
+    """Trace ``model`` (a method's inference model in eval mode), check, simplify (onnxsim constant folding), write
     atomically with ``meta`` in metadata_props."""
     import onnx
     import torch

@@ -1,4 +1,6 @@
 """Equation-level tests for the seed methods (issue 3): the equations, not just the shapes."""
+import math
+
 import torch
 import torch.nn.functional as F
 import pytest
@@ -112,7 +114,10 @@ def test_has_hides_only_in_training_and_reduces_to_cam():
 
 
 @pytest.mark.parametrize("method,extra", [("has", []), ("wtl", ["--wtl-patch", "16", "--wtl-agg-channels", "32"]),
-                                          ("wtl", ["--wtl-patch", "mixed", "--wtl-agg-channels", "32", "--no-caam", "--no-fuse"])])
+                                          ("wtl", ["--wtl-patch", "mixed", "--wtl-agg-channels", "32", "--no-caam", "--no-fuse"]),
+                                          ("icl", []), ("twopath", ["--twopath-channels", "16"]),
+                                          ("sat", ["--sat-dim", "32", "--sat-heads", "2"]),
+                                          ("sat", ["--backbone", "deit_tiny", "--no-pretrained"])])
 def test_methods_train_evaluate_and_export_through_the_clis(method, extra, tmp_path):
     from wsol_edge import evaluate, train
     from wsol_edge.backends import load_backend
@@ -129,3 +134,227 @@ def test_methods_train_evaluate_and_export_through_the_clis(method, extra, tmp_p
     x = torch.randn(2, 3, 64, 64).numpy()
     a, b = onnx_b.infer(x), torch_b.infer(x)
     assert abs(a["logits"] - b["logits"]).max() < 1e-3
+    assert abs(a["cams"] - b["cams"]).max() <= 1e-4 * max(1.0, abs(b["cams"]).max())  # the method's own map in the graph
+
+
+# ---------------------------------------------------------------- ICL
+from wsol_edge.methods.icl import (ICL, NonLocalAttention, consistency_loss, contrastive_attention_loss,  # noqa: E402
+                                   masked_mean, minmax)
+
+
+def icl_model(**kw):
+    torch.manual_seed(0)
+    return ICL(build_model("efficientnet_lite0", 4, pretrained=False, output_stride=16), **kw)
+
+
+def test_icl_fresh_nonlocal_attention_is_adl_channel_mean_then_follows_the_equation():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 3, 5)
+    nl = NonLocalAttention(8, inter_channels=4)
+    torch.testing.assert_close(nl(x), x.mean(1, keepdim=True))  # W_z starts at 0
+    torch.nn.init.normal_(nl.w_z.weight)
+    theta, phi, g = nl.theta(x).flatten(2), nl.phi(x).flatten(2), nl.g(x).flatten(2)
+    aff = (theta.transpose(1, 2) @ phi).softmax(-1)            # [B, N, N], rows sum to 1
+    y = (g @ aff.transpose(1, 2)).reshape(2, 4, 3, 5)
+    torch.testing.assert_close(nl(x), (x + nl.w_z(y)).mean(1, keepdim=True))
+
+
+def test_icl_drop_maps_on_a_hand_made_attention():
+    m = icl_model(gamma=0.8, gamma_bg=0.2)
+    a = torch.tensor([0.0, 1.0, 2.0, 5.0, 9.0, 10.0]).reshape(1, 1, 2, 3)  # normalised: 0 .1 .2 .5 .9 1
+    assert m.drop_map("discriminative", a).flatten().tolist() == [1, 1, 1, 1, 0, 0]
+    assert m.drop_map("background", a).flatten().tolist() == [0, 0, 1, 1, 1, 1]
+    torch.testing.assert_close(m.drop_map("importance", a), torch.sigmoid(a))
+    assert torch.equal(minmax(torch.full((1, 1, 2, 2), 3.0)), torch.zeros(1, 1, 2, 2))  # constant map guard
+
+
+def test_icl_contrastive_loss_hand_values():
+    fg = torch.tensor([[1.0, 0.0]])
+    bg = torch.tensor([[0.0, 1.0]])
+    # dropped == foreground, orthogonal to the background: cos 1 vs 0 at T = 0.1
+    assert contrastive_attention_loss(fg * 3, fg, bg, 0.1).item() == pytest.approx(math.log1p(math.exp(-10)), rel=1e-5)
+    # dropped == background: the positive and negative swap
+    assert contrastive_attention_loss(bg, fg, bg, 0.1).item() == pytest.approx(math.log1p(math.exp(10)), rel=1e-5)
+    # halfway: cos(d, fg) = cos(d, bg) -> log 2
+    assert contrastive_attention_loss(fg + bg, fg, bg, 0.5).item() == pytest.approx(math.log(2), rel=1e-5)
+    x = torch.arange(8.0).reshape(1, 2, 2, 2)
+    mask = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    torch.testing.assert_close(masked_mean(x, mask), torch.tensor([[1.5, 5.5]]))
+    assert masked_mean(x, torch.zeros_like(mask)).abs().sum() == 0  # an empty region pools to 0, not NaN
+
+
+def test_icl_consistency_loss_uses_the_last_map_as_a_detached_reference():
+    last = torch.rand(1, 1, 4, 4, requires_grad=True)
+    early = torch.rand(1, 1, 4, 4, requires_grad=True)
+    loss = consistency_loss([early], last)
+    torch.testing.assert_close(loss, ((early - last) ** 2).mean())
+    loss.backward()
+    assert last.grad is None and early.grad is not None
+    assert consistency_loss([last.detach().clone()], last).item() == 0
+    big = torch.rand(1, 1, 8, 8)  # an earlier layer at twice the resolution is resized to the last one's
+    resized = F.interpolate(big, size=(4, 4), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(consistency_loss([big], last), ((resized - last) ** 2).mean())
+
+
+def test_icl_total_loss_and_ablation_flags():
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 1])
+    plain = icl_model(use_contrastive=False, use_consistency=False, drop_probs=(0, 0, 1))  # importance map only
+    loss, logits = plain.training_loss(x, y)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y))
+    assert icl_model(attention="channel_mean").attention_map(17, torch.ones(1, 4, 2, 2)).shape == (1, 1, 2, 2)
+    no_bg = icl_model(use_bg_drop=False)
+    assert no_bg.drop_probs[1] == 0 and no_bg.drop_probs.sum().item() == pytest.approx(1.0)
+    full = icl_model()
+    assert full.insert_after == [11, 15, 17] and torch.isfinite(full.training_loss(x, y)[0])
+
+
+def test_icl_inference_graph_is_the_plain_cam_forward():
+    m = icl_model().eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        h = x
+        for layer in m.backbone.layers_in_order():  # the layered forward ICL trains with, no drop
+            h = layer(h)
+        cam = m.inference_model()
+        logits, feats = cam(x)
+    assert cam is m.model and type(cam).__name__ == "CamModel"
+    torch.testing.assert_close(feats, h)
+    torch.testing.assert_close(logits, cam.classifier(h.mean((2, 3))))
+
+
+# ---------------------------------------------------------------- two-path
+from wsol_edge.methods.twopath import TwoPath  # noqa: E402
+
+
+def twopath_model(**kw):
+    torch.manual_seed(0)
+    return TwoPath(create_backbone("efficientnet_lite0", pretrained=False, output_stride=16), 4, channels=16, **kw)
+
+
+def test_twopath_paths_follow_the_equations():
+    m = twopath_model().eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logits, logits_att, f_att, maps, mask = m.paths(x)
+        f = m.backbone(x)
+        fa, fp = m.extract_attention(f), m.extract_perception(f)
+        torch.testing.assert_close(f_att, torch.cat([fa, fp], 1))            # both extractors feed the attention
+        w, b = m.att_classifier.weight[:, :, 0, 0], m.att_classifier.bias
+        torch.testing.assert_close(maps, torch.einsum("kc,bchw->bkhw", w, f_att) + b[None, :, None, None])
+        torch.testing.assert_close(logits_att, maps.mean((2, 3)))
+        assert mask.shape == (2, 1, 4, 4) and 0 < mask.min() and mask.max() < 1
+        torch.testing.assert_close(logits, m.classifier((fp * (1 + mask)).mean((2, 3))))  # F' = F (1 + M)
+        inf = m.inference_model().eval()
+        il, feats = inf(x)
+        torch.testing.assert_close(il, logits)
+        ids = torch.tensor([2, 0])
+        torch.testing.assert_close(inf.cams(feats, ids), maps[torch.arange(2), ids] - b[ids, None, None])
+        torch.testing.assert_close(inf.all_cams(feats), maps - b[None, :, None, None])
+
+
+def test_twopath_loss_is_the_sum_of_both_cross_entropies_and_the_shared_ablation():
+    m = twopath_model().eval()  # eval: BatchNorm uses running stats, so both calls see the same graph
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([1, 3])
+    loss, logits = m.training_loss(x, y)
+    _, logits_att, *_ = m.paths(x)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y) + F.cross_entropy(logits_att, y))
+    shared = twopath_model(share_extractor=True)
+    assert shared.extract_attention is None and shared.att_classifier.in_channels == 16
+
+
+# ---------------------------------------------------------------- SAT
+from wsol_edge.methods.sat import (SAT, Attention, PatchEmbed, batch_area_loss, build_sat,  # noqa: E402
+                                   gaussian_smooth, load_deit_weights, normalization_loss)
+
+
+def test_sat_spatial_aware_attention_equation():
+    torch.manual_seed(0)
+    att = Attention(8, 2)
+    x = torch.randn(3, 1 + 4 + 1, 8)  # cls, 4 patches, spatial token
+    out, mask = att(x, num_patches=4)
+    q, k, v = att.qkv(x).reshape(3, 6, 3, 2, 4).permute(2, 0, 3, 1, 4)
+    logits = q @ k.transpose(-2, -1) * 4 ** -0.5
+    expected_mask = torch.sigmoid(logits[:, :, 5, :].mean(1))[:, 1:5]   # spatial token's query, head mean
+    torch.testing.assert_close(mask, expected_mask)
+    assert 0 < mask.min() and mask.max() < 1
+    scale = torch.cat([torch.ones(3, 1), expected_mask, torch.ones(3, 1)], 1)
+    ref = ((logits.softmax(-1) * scale[:, None, None, :]) @ v).transpose(1, 2).reshape(3, 6, 8)
+    torch.testing.assert_close(out, att.proj(ref))
+    plain, none = att(x)
+    assert none is None
+    torch.testing.assert_close(plain, att.proj((logits.softmax(-1) @ v).transpose(1, 2).reshape(3, 6, 8)))
+
+
+def test_sat_losses_hand_values():
+    half = torch.full((2, 1, 3, 3), 0.5)
+    assert batch_area_loss(half).item() == pytest.approx(0.25)
+    assert batch_area_loss(torch.cat([torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5)])).item() == pytest.approx(0.0)
+    assert normalization_loss(half).item() == pytest.approx(0.25)        # smoothing keeps a constant map
+    assert normalization_loss(torch.ones(1, 1, 4, 4)).item() == 0 and normalization_loss(torch.zeros(1, 1, 4, 4)).item() == 0
+    delta = torch.zeros(1, 1, 5, 5)
+    delta[0, 0, 2, 2] = 16.0
+    torch.testing.assert_close(gaussian_smooth(delta)[0, 0, 1:4, 1:4], torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]))
+    s = gaussian_smooth(delta)[0, 0]
+    expected = float(((1 - s) * s).mean())
+    assert normalization_loss(delta).item() == pytest.approx(expected)
+
+
+def sat_hybrid(**kw):
+    torch.manual_seed(0)
+    return SAT(create_backbone("efficientnet_lite0", pretrained=False, output_stride=16), 4, dim=16, heads=2,
+               depth=3, **kw)
+
+
+def test_sat_map_is_the_mean_of_the_last_blocks_masks_and_the_loss_adds_both_terms():
+    m = sat_hybrid().eval()
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 3])
+    masks = []
+    hooks = [blk.attn.register_forward_hook(lambda mod, inp, out: masks.append(out[1])) for blk in m.blocks]
+    with torch.no_grad():
+        logits, loc = m(x)
+    for h in hooks:
+        h.remove()
+    assert loc.shape == (2, 1, 4, 4) and 0 < loc.min() and loc.max() < 1
+    torch.testing.assert_close(loc.flatten(1), torch.stack(masks).mean(0))
+    loss, train_logits = m.training_loss(x, y)
+    torch.testing.assert_close(train_logits, logits)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y) + batch_area_loss(loc) + normalization_loss(loc))
+    off = sat_hybrid(use_area_loss=False, use_norm_loss=False).eval()
+    loss, logits = off.training_loss(x, y)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y))
+    deit_like = SAT(PatchEmbed(16), 4, dim=16, heads=2, depth=4, sat_depth=3)
+    deit_like(x)
+    assert [blk.attn for blk in deit_like.blocks][:1]  # only the last 3 of 4 blocks are spatial-aware:
+    seen = []
+    hooks = [blk.attn.register_forward_hook(lambda mod, inp, out: seen.append(out[1] is not None)) for blk in deit_like.blocks]
+    deit_like(x)
+    assert seen == [False, True, True, True]
+
+
+def test_sat_inference_graph_equals_the_sat_forward():
+    m = sat_hybrid().eval()
+    x = torch.randn(2, 3, 64, 64)
+    inf = m.inference_model().eval()
+    with torch.no_grad():
+        logits, loc = m(x)
+        il, maps = inf(x)
+    torch.testing.assert_close(il, logits)
+    torch.testing.assert_close(inf.cams(maps, torch.tensor([1, 2])), loc[:, 0])
+    assert inf.all_cams(maps).shape == (2, 4, 4, 4) and torch.equal(inf.all_cams(maps)[:, 3], loc[:, 0])
+
+
+def test_sat_deit_loads_timm_style_weights_and_refuses_others(tmp_path):
+    torch.manual_seed(0)
+    src = build_sat("deit_tiny", 10, pretrained=False, weights=None, backbone_kwargs={})
+    timm_state = {("patch_embed." + k[len("backbone."):] if k.startswith("backbone.") else k): v
+                  for k, v in src.state_dict().items() if not k.startswith(("head.", "spatial_"))}
+    timm_state["head.weight"] = torch.zeros(1000, 192)
+    torch.save({"model": timm_state}, tmp_path / "deit.pth")
+    dst = build_sat("deit_tiny", 5, pretrained=True, weights=str(tmp_path / "deit.pth"), backbone_kwargs={})
+    torch.testing.assert_close(dst.blocks[7].attn.qkv.weight, src.blocks[7].attn.qkv.weight)
+    torch.testing.assert_close(dst.backbone.proj.weight, src.backbone.proj.weight)
+    with pytest.raises(FileNotFoundError, match="--weights"):
+        build_sat("deit_small", 5, pretrained=True, weights=None, backbone_kwargs={})
+    with pytest.raises(ValueError, match="not a DeiT checkpoint"):
+        load_deit_weights(build_sat("deit_small", 5, pretrained=False, weights=None, backbone_kwargs={}),
+                          str(tmp_path / "deit.pth"))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import parse_args
 from .data import DATASET_KINDS
+from .methods import METHODS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--input-size", type=int, default=224, help="crop size (train) and resize (eval)")
     d.add_argument("--workers", type=int, default=0)
     m = p.add_argument_group("model")
-    m.add_argument("--method", choices=("cam", "has", "wtl"), default="cam")
+    m.add_argument("--method", choices=METHODS, default="cam")
     m.add_argument("--has-grid-sizes", type=int, nargs="+", default=[0, 16, 32, 44, 56], help="HaS patch sizes (0: no hiding)")
     m.add_argument("--wtl-patch", default="mixed", help="WTL patch size: 16, 32, 44, 56 or mixed")
     m.add_argument("--wtl-beta", type=float, default=50.0)
@@ -42,7 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-caam", action="store_true", help="WTL ablation")
     m.add_argument("--no-ssam", action="store_true", help="WTL ablation")
     m.add_argument("--no-fuse", action="store_true", help="WTL ablation: no attention fusion loss")
-    m.add_argument("--backbone", default="efficientnet_lite0")
+    m.add_argument("--icl-attention", choices=("nonlocal", "channel_mean"), default="nonlocal",
+                   help="ICL attention map (channel_mean = ADL's)")
+    m.add_argument("--no-bg-drop", action="store_true", help="ICL ablation: no background drop")
+    m.add_argument("--no-contrastive", action="store_true", help="ICL ablation: no contrastive attention loss")
+    m.add_argument("--no-consistency", action="store_true", help="ICL ablation: no foreground consistency loss")
+    m.add_argument("--twopath-channels", type=int, default=256)
+    m.add_argument("--share-extractor", action="store_true", help="two-path ablation: one extractor for both paths")
+    m.add_argument("--sat-dim", type=int, default=192, help="hybrid SAT token width")
+    m.add_argument("--sat-heads", type=int, default=3)
+    m.add_argument("--sat-depth", type=int, default=3, help="hybrid SAT: number of blocks (all spatial-aware)")
+    m.add_argument("--sat-area", type=float, default=0.25, help="target of the batch-area loss")
+    m.add_argument("--no-area-loss", action="store_true", help="SAT ablation")
+    m.add_argument("--no-norm-loss", action="store_true", help="SAT ablation")
+    m.add_argument("--backbone", default="efficientnet_lite0",
+                   help="CNN backbone, or deit_tiny|deit_small|deit_base for the faithful SAT")
     m.add_argument("--output-stride", type=int, default=None, help="16 for finer CAMs (lite0, mobilenet_v2)")
     m.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True, help="start from ImageNet weights")
     m.add_argument("--weights", help="ImageNet weights file for the backbone")
@@ -56,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--weight-decay", type=float, default=1e-4)
     o.add_argument("--warmup-epochs", type=float, default=0.5)
     o.add_argument("--clip-grad-norm", type=float, default=None,
-                   help="clip the gradient norm (default: 5.0 for wtl, whose CAAM/SSAM diverge without it; none otherwise)")
+                   help="clip the gradient norm (default: 5.0 for wtl, whose CAAM/SSAM diverge without it, and sat, "
+                        "whose new transformer blocks train with SGD; none otherwise)")
     o.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
@@ -74,6 +90,16 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         patch = args.wtl_patch if args.wtl_patch == "mixed" else int(args.wtl_patch)
         return {"patch": patch, "beta": args.wtl_beta, "agg_channels": args.wtl_agg_channels,
                 "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse}
+    if args.method == "icl":
+        return {"attention": args.icl_attention, "use_bg_drop": not args.no_bg_drop,
+                "use_contrastive": not args.no_contrastive, "use_consistency": not args.no_consistency}
+    if args.method == "twopath":
+        return {"channels": args.twopath_channels, "share_extractor": args.share_extractor}
+    if args.method == "sat":
+        kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
+        if not args.backbone.startswith("deit_"):
+            kw.update(dim=args.sat_dim, heads=args.sat_heads, depth=args.sat_depth)
+        return kw
     return {}
 
 
@@ -94,7 +120,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .data import open_dataset
     from .data.torch_dataset import TrainDataset, collate_skip_bad
     from .modelio import build_from_config, model_config
-    from .methods import backbone_of
+    from .methods import backbone_of, pretrained_parameter_ids
     from .models.cam import freeze_early_layers, set_frozen_eval
     from .runinfo import command_line
 
@@ -114,7 +140,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     frozen = freeze_early_layers(backbone_of(model), args.freeze_layers)
     # CAAM's delta and SSAM's alpha gate attention that can be ~C times larger than the features:
     # they learn at the backbone's rate, not the new head's.
-    body_ids = {id(p) for p in backbone_of(model).parameters()}
+    body_ids = pretrained_parameter_ids(model)
     body_ids |= {id(p) for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] in ("delta_x", "delta_xt", "alpha")}
     body = [p for p in model.parameters() if p.requires_grad and id(p) in body_ids]
     head = [p for p in model.parameters() if p.requires_grad and id(p) not in body_ids]
@@ -137,7 +163,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         train_seconds, skipped_total = state["train_seconds"], state.get("skipped_images", 0)
         print(f"resumed from {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
 
-    clip = args.clip_grad_norm if args.clip_grad_norm is not None else (5.0 if args.method == "wtl" else None)
+    clip = args.clip_grad_norm if args.clip_grad_norm is not None else (5.0 if args.method in ("wtl", "sat") else None)
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, args.epochs):
         data.set_epoch(epoch)

@@ -46,5 +46,5 @@ class PyTorchBackend(Backend):
             ids = logits.argmax(1)
             out = {"logits": logits, "cams": self.model.cams(feats, ids), "class_ids": ids}
             if with_all_cams:
-                out["cams_all"] = torch.einsum("kc,bchw->bkhw", self.model.classifier.weight, feats)
+                out["cams_all"] = self.model.all_cams(feats)
         return {k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy() for k, v in out.items()}

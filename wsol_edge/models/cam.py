@@ -10,6 +10,10 @@ from torch import nn
 
 
 class CamModel(nn.Module):
+    """The inference contract every method reduces to: ``forward(images) -> (logits, maps_input)``,
+    ``cams(maps_input, class_ids) -> [B, h, w]`` and ``all_cams(maps_input) -> [B, K, h, w]``.
+    Methods whose map is not a plain CAM (two-path, SAT) implement the same three calls."""
+
     def __init__(self, backbone: nn.Module, num_classes: int, extra_conv: int | None = None):
         super().__init__()
         self.backbone = backbone
@@ -33,9 +37,14 @@ class CamModel(nn.Module):
         return self.classifier(feats.mean((2, 3))), feats
 
     def cams(self, features: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-        """Raw CAMs [B, h, w] of the given class per image (no bias: it is constant over space)."""
-        weights = self.classifier.weight[class_ids]  # [B, C]
-        return torch.einsum("bc,bchw->bhw", weights, features)
+        """Raw CAMs [B, h, w] of the given class per image (no bias: it is constant over space).
+        Gather-multiply-sum rather than einsum: it is the form the exported graph keeps."""
+        rows = self.classifier.weight[class_ids]  # [B, C]
+        return (rows[:, :, None, None] * features).sum(1)
+
+    def all_cams(self, features: torch.Tensor) -> torch.Tensor:
+        """[B, K, h, w]: every class's CAM (GT-known evaluation needs the GT class's map)."""
+        return torch.einsum("kc,bchw->bkhw", self.classifier.weight, features)
 
 
 def freeze_early_layers(backbone: nn.Module, count: int) -> list[nn.Module]:

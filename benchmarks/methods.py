@@ -1,0 +1,127 @@
+"""Train and evaluate the seed methods on cub50 with one backbone, schedule and protocol.
+
+``python -m benchmarks.methods --table main`` trains every method (``--only has`` for one) from
+``configs/cub50_cam_lite0.yaml`` with ``--epochs`` overridden, evaluates each on the test split
+(wsoleval protocol, GT-class CAM) and merges its row into ``--output``: rerunning one method
+replaces that row and keeps the others. ``--table wtl_ablation`` runs the Where-to-Look ablation.
+
+Each run lives in ``<runs>/<table>/<name>/``; a finished checkpoint is reused (``--retrain`` to
+start over), an interrupted one resumes, so the command can be stopped and run again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+# name -> extra flags for python -m wsol_edge.train (on top of the shared config)
+TABLES: dict[str, dict[str, list[str]]] = {
+    "main": {
+        "cam": ["--method", "cam"],
+        "has": ["--method", "has"],
+        "wtl": ["--method", "wtl"],
+        "icl": ["--method", "icl"],
+        "twopath": ["--method", "twopath"],
+        "sat_hybrid": ["--method", "sat"],
+    },
+    # Babar & Das's Table: each pair of CAAM / SSAM / L_fuse, and all three.
+    "wtl_ablation": {
+        "caam+ssam": ["--method", "wtl", "--no-fuse"],
+        "caam+fuse": ["--method", "wtl", "--no-ssam"],
+        "ssam+fuse": ["--method", "wtl", "--no-caam"],
+        "caam+ssam+fuse": ["--method", "wtl"],
+    },
+}
+COLUMNS = (("top1_cls", "Top-1 Cls"), ("top1_loc", "Top-1 Loc"), ("gt_known_loc", "GT-known Loc"),
+           ("max_box_acc_v2", "MaxBoxAccV2"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.methods", description=__doc__.split("\n\n")[0])
+    p.add_argument("--table", choices=sorted(TABLES), default="main")
+    p.add_argument("--only", nargs="+", help="run these rows only (names: see TABLES in benchmarks/methods.py)")
+    p.add_argument("--config", default="configs/cub50_cam_lite0.yaml", help="shared training config")
+    p.add_argument("--data-root", default="../shared/data/cub50")
+    p.add_argument("--epochs", type=int, default=3, help="same schedule for every method")
+    p.add_argument("--runs", default="runs/methods", help="folder for checkpoints and per-run results")
+    p.add_argument("--retrain", action="store_true", help="ignore finished checkpoints")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--output", help="result JSON (default: benchmarks/results/cub50_methods.json, "
+                                    "or cub50_wtl_ablation.json for --table wtl_ablation)")
+    return p
+
+
+def run(cmd: list[str]) -> None:
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict:
+    ckpt = run_dir / "checkpoint.pt"
+    if args.retrain and ckpt.exists():
+        ckpt.unlink()
+    threads = ["--threads", str(args.threads)] if args.threads else []
+    run([sys.executable, "-m", "wsol_edge.train", "--config", args.config, "--data-root", args.data_root,
+         *flags, "--epochs", str(args.epochs), "--out", str(run_dir), "--no-progress", *threads,
+         *(["--resume"] if ckpt.exists() else [])])
+    result = run_dir / "eval.json"
+    run([sys.executable, "-m", "wsol_edge.evaluate", "--checkpoint", str(ckpt), "--dataset", "cub",
+         "--data-root", args.data_root, "--split", "test", "--no-progress", "--output", str(result), *threads])
+    record = json.loads(result.read_text())
+    record["variant"] = name
+    record["train_flags"] = flags
+    record["schedule"] = {"config": args.config, "epochs": args.epochs}
+    return record
+
+
+def markdown(records: list[dict]) -> str:
+    lines = ["| Method | " + " | ".join(h for _, h in COLUMNS) + " | Train time (min) |",
+             "|---" * (len(COLUMNS) + 2) + "|"]
+    for r in records:
+        m = r["metrics"]
+        lines.append(f"| {r['variant']} | " + " | ".join(f"{m[k]:.2f}" for k, _ in COLUMNS) +
+                     f" | {r['train_seconds'] / 60:.1f} |")
+    return "\n".join(lines)
+
+
+def merge(path: Path, new: list[dict], order: list[str]) -> list[dict]:
+    old = json.loads(path.read_text())["records"] if path.exists() else []
+    by_name = {r["variant"]: r for r in old}
+    by_name.update({r["variant"]: r for r in new})
+    return sorted(by_name.values(), key=lambda r: order.index(r["variant"]) if r["variant"] in order else len(order))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.runinfo import command_line
+
+    args = build_parser().parse_args(argv)
+    table = TABLES[args.table]
+    names = args.only or list(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        print(f"error: unknown row(s) {', '.join(unknown)} for --table {args.table}; known: {', '.join(table)}",
+              file=sys.stderr)
+        return 2
+    if not Path(args.data_root).is_dir():
+        print(f"error: dataset folder {args.data_root} not found", file=sys.stderr)
+        return 2
+    default_out = "cub50_methods.json" if args.table == "main" else f"cub50_{args.table}.json"
+    out = Path(args.output or Path("benchmarks/results") / default_out)
+    for name in names:
+        try:
+            record = train_and_evaluate(name, table[name], args, Path(args.runs) / args.table / name)
+        except subprocess.CalledProcessError as exc:
+            print(f"error: {name} failed ({exc}); the rows already written are kept", file=sys.stderr)
+            return 1
+        record["table_command"] = command_line("benchmarks.methods", argv)
+        records = merge(out, [record], list(table))
+        atomic_write_json(out, {"records": records, "table_markdown": markdown(records)})
+        print(markdown(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""SAT, spatial-aware token (Wu et al., ICCV 2023).
+
+Tokens [cls, patches (N = h*w), spatial]; the spatial token has its own positional embedding.
+In the last ``sat_depth`` (3) blocks the spatial token's attention logits to every token,
+averaged over heads, give a foreground probability per token,
+  m = sigmoid( mean_h q_spatial k^T * scale ),
+which multiplies the softmaxed attention of every query towards the patch tokens. The
+localisation map M is the mean of those blocks' m over the patch tokens (h x w); the classifier is
+a 3x3 conv over the patch-token map followed by GAP.
+  L = CE + | mean_batch(mean(M)) - area | + mean( (1 - M~) * M~ ),  M~ = M smoothed by a fixed 3x3 Gaussian,
+area = 0.25 (batch-area loss, then normalisation loss).
+
+Two variants: the faithful DeiT one (``--backbone deit_tiny|deit_small|deit_base``: 16x16 patch
+embedding and 12 blocks, loads timm/DeiT ImageNet weights given with ``--weights``), and a hybrid
+whose patch tokens are the 14x14 feature map of a CNN (EfficientNet-Lite0 at output stride 16)
+projected to ``dim`` and followed by ``depth`` SAT blocks, which trains on a CPU from the
+offline Lite0 weights.
+
+Documented choices where the summary is silent: the mask multiplies attention to patch keys only
+(the class and spatial keys keep theirs) and is not renormalised; the Gaussian is [1,2,1]x[1,2,1]/16
+with replicate padding; the classifier conv maps the dim channels straight to the classes (as in
+TS-CAM), logits = its GAP; the hybrid uses DeiT-Tiny widths (dim 192, 3 heads, MLP x4) and 3 blocks,
+all spatial-aware; its positional embedding is resized bicubically when the token grid differs.
+Inference is the same forward without the losses (``SatInference``: the map replaces the CAM).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+DEIT_CONFIGS = {"deit_tiny": (192, 3), "deit_small": (384, 6), "deit_base": (768, 12)}  # (dim, heads), 12 blocks
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, num_patches: int | None = None):
+        """``num_patches`` set: spatial-aware attention (tokens [cls, patches, spatial]); returns
+        (output, mask over the patch tokens [B, N]) — mask is None for a plain block."""
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        logits = (q @ k.transpose(-2, -1)) * self.scale   # [B, H, n, n]
+        attn = logits.softmax(-1)
+        mask = None
+        if num_patches is not None:
+            fg = torch.sigmoid(logits[:, :, -1, :].mean(1))  # the spatial token's query, mean over heads
+            mask = fg[:, 1:1 + num_patches]
+            ones = fg.new_ones(b, 1)
+            key_scale = torch.cat([ones, mask, ones.expand(b, n - 1 - num_patches)], 1)
+            attn = attn * key_scale[:, None, None, :]
+        out = (attn @ v).transpose(1, 2).reshape(b, n, d)
+        return self.proj(out), mask
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """A DeiT block (timm's parameter names, so DeiT checkpoints load as they are)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, num_patches: int | None = None):
+        y, mask = self.attn(self.norm1(x), num_patches)
+        x = x + y
+        return x + self.mlp(self.norm2(x)), mask
+
+
+class PatchEmbed(nn.Module):
+    """DeiT's 16x16 patch embedding, as the SAT "backbone" (it is what a CNN's features replace)."""
+
+    def __init__(self, dim: int, patch: int = 16):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, patch, patch)
+        self.out_channels = dim
+        self.mean, self.std = tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
+
+    def forward(self, x):
+        return self.proj(x)
+
+    def layers_in_order(self):
+        return [self.proj]
+
+
+def gaussian_smooth(m: torch.Tensor) -> torch.Tensor:
+    """[B, 1, h, w] -> the same map smoothed by the fixed 3x3 kernel [1,2,1]x[1,2,1]/16."""
+    k1 = m.new_tensor([1.0, 2.0, 1.0])
+    kernel = (k1[:, None] * k1[None, :] / 16).reshape(1, 1, 3, 3)
+    return F.conv2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), kernel)
+
+
+def batch_area_loss(m: torch.Tensor, area: float = 0.25) -> torch.Tensor:
+    return (m.mean() - area).abs()
+
+
+def normalization_loss(m: torch.Tensor) -> torch.Tensor:
+    s = gaussian_smooth(m)
+    return ((1 - s) * s).mean()
+
+
+class SAT(nn.Module):
+    method = "sat"
+
+    def __init__(self, backbone: nn.Module, num_classes: int, dim: int = 192, heads: int = 3, depth: int = 3,
+                 sat_depth: int = 3, grid: int = 14, mlp_ratio: float = 4.0, area: float = 0.25,
+                 use_area_loss: bool = True, use_norm_loss: bool = True):
+        super().__init__()
+        if not 1 <= sat_depth <= depth:
+            raise ValueError("sat_depth must be between 1 and depth")
+        self.backbone = backbone
+        c = backbone.out_channels
+        self.proj = nn.Identity() if c == dim and isinstance(backbone, PatchEmbed) else nn.Conv2d(c, dim, 1)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, dim))
+        self.spatial_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.spatial_pos = nn.Parameter(torch.zeros(1, 1, dim))
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Conv2d(dim, num_classes, 3, padding=1)
+        for p in (self.cls_token, self.pos_embed, self.spatial_token, self.spatial_pos):
+            nn.init.trunc_normal_(p, std=0.02)
+        for mod in self.blocks.modules():
+            if isinstance(mod, nn.Linear):
+                nn.init.trunc_normal_(mod.weight, std=0.02)
+                nn.init.zeros_(mod.bias)
+        self.sat_depth, self.area = sat_depth, area
+        self.use_area_loss, self.use_norm_loss = use_area_loss, use_norm_loss
+        self.num_classes = num_classes
+        self.mean, self.std = backbone.mean, backbone.std
+
+    def pretrained_modules(self) -> list[nn.Module | nn.Parameter]:
+        """What ImageNet weights initialise (trained at the backbone's learning rate)."""
+        if isinstance(self.backbone, PatchEmbed):
+            return [self.backbone, self.blocks, self.norm, self.cls_token, self.pos_embed]
+        return [self.backbone]
+
+    def positions(self, h: int, w: int) -> torch.Tensor:
+        cls_pos, grid_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
+        g = int(math.isqrt(grid_pos.shape[1]))
+        if (g, g) != (h, w):
+            grid = grid_pos.reshape(1, g, g, -1).permute(0, 3, 1, 2)
+            grid_pos = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
+        return torch.cat([cls_pos, grid_pos], 1)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (logits [B, K], localisation map M [B, 1, h, w] in (0, 1))."""
+        f = self.proj(self.backbone(images))
+        b, d, h, w = f.shape
+        n = h * w
+        x = torch.cat([self.cls_token.expand(b, -1, -1), f.flatten(2).transpose(1, 2)], 1) + self.positions(h, w)
+        x = torch.cat([x, (self.spatial_token + self.spatial_pos).expand(b, -1, -1)], 1)
+        masks = []
+        first_sat = len(self.blocks) - self.sat_depth
+        for i, blk in enumerate(self.blocks):
+            x, mask = blk(x, n if i >= first_sat else None)
+            if mask is not None:
+                masks.append(mask)
+        x = self.norm(x)
+        patch_map = x[:, 1:1 + n].transpose(1, 2).reshape(b, d, h, w)
+        logits = self.head(patch_map).mean((2, 3))
+        loc = torch.stack(masks).mean(0).reshape(b, 1, h, w)
+        return logits, loc
+
+    def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        logits, loc = self(images)
+        loss = F.cross_entropy(logits, labels)
+        if self.use_area_loss:
+            loss = loss + batch_area_loss(loc, self.area)
+        if self.use_norm_loss:
+            loss = loss + normalization_loss(loc)
+        return loss, logits
+
+    def inference_model(self) -> "SatInference":
+        return SatInference(self)
+
+
+class SatInference(nn.Module):
+    """The SAT forward under the common contract: its map stands for every class's CAM."""
+
+    method = "sat"
+
+    def __init__(self, net: SAT):
+        super().__init__()
+        self.net = net
+        self.num_classes, self.mean, self.std = net.num_classes, net.mean, net.std
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(images)
+
+    def cams(self, maps: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+        return maps[:, 0]
+
+    def all_cams(self, maps: torch.Tensor) -> torch.Tensor:
+        return maps.expand(-1, self.num_classes, -1, -1)
+
+
+def build_sat(backbone_name: str, num_classes: int, *, pretrained: bool, weights: str | None,
+              backbone_kwargs: dict, **kw) -> SAT:
+    if backbone_name in DEIT_CONFIGS:
+        dim, heads = DEIT_CONFIGS[backbone_name]
+        model = SAT(PatchEmbed(dim), num_classes, dim=dim, heads=heads, depth=12, **kw)
+        if pretrained:
+            if not weights:
+                raise FileNotFoundError(f"{backbone_name} ImageNet weights cannot be downloaded here: pass --weights "
+                                        "PATH to a timm/DeiT checkpoint (.pth), or --no-pretrained")
+            load_deit_weights(model, weights)
+        return model
+    from ..models import create_backbone
+
+    return SAT(create_backbone(backbone_name, pretrained=pretrained, weights=weights, **backbone_kwargs),
+               num_classes, **kw)
+
+
+def load_deit_weights(model: SAT, path: str) -> None:
+    """A timm or facebookresearch/deit checkpoint: ``patch_embed.*`` -> the backbone, the rest by
+    name; the ImageNet head is dropped and the positional embedding resized to this grid."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--weights {path}: no such file")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model", state)
+    out = {}
+    for k, v in state.items():
+        if k.startswith("head.") or k.startswith("head_dist.") or k == "dist_token":
+            continue
+        out["backbone." + k[len("patch_embed."):] if k.startswith("patch_embed.") else k] = v
+    if "pos_embed" in out and out["pos_embed"].shape != model.pos_embed.shape:
+        pos = out["pos_embed"]
+        g_old, g_new = math.isqrt(pos.shape[1] - 1), math.isqrt(model.pos_embed.shape[1] - 1)
+        grid = pos[:, 1:].reshape(1, g_old, g_old, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(g_new, g_new), mode="bicubic", align_corners=False)
+        out["pos_embed"] = torch.cat([pos[:, :1], grid.flatten(2).transpose(1, 2)], 1)
+    try:
+        missing, unexpected = model.load_state_dict(out, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise ValueError(f"{path}: not a DeiT checkpoint of this size ({str(exc).splitlines()[1].strip()})") from None
+    expected_missing = {"spatial_token", "spatial_pos", "head.weight", "head.bias"}
+    if unexpected or set(missing) - expected_missing:
+        raise ValueError(f"{path}: not a DeiT checkpoint of this size (missing {sorted(set(missing) - expected_missing)[:3]}, "
+                         f"unexpected {unexpected[:3]})")

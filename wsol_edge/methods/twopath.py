@@ -1,0 +1,91 @@
+"""Two-path attention classifier (Park & Ko, Applied Sciences 2021), read through the Attention
+Branch Network (Fukui et al., CVPR 2019), the closest public design.
+
+On the shared backbone features F, two feature extractors: E_a (attention extractor) and E_p
+(perception extractor).
+  Attention path: F_att = [E_a(F), E_p(F)] (both extractors feed it, so the map is controlled by
+      both); class maps A = W_att F_att (a 1x1 conv = a CAM classifier), logits_att = GAP(A) + b;
+      the attention M = sigmoid(BN(conv1x1(A))) in (0, 1), one channel.
+  Perception path: F' = E_p(F) * (1 + M), logits = FC(GAP(F')).
+  L = CE(logits_att) + CE(logits).
+Inference: both paths run; the logits are the perception path's, and the localisation map is the
+attention path's CAM of the chosen class, A_c = W_att,c F_att, so ``TwoPathInference`` serves
+the same three calls as a CamModel (forward, cams, all_cams).
+
+Documented choices where the abstract is silent: each extractor is a 1x1 conv (C -> 256) + BN +
+ReLU followed by a 3x3 depthwise conv + BN + ReLU (cheap enough for the edge); ABN's
+class-agnostic attention (a 1x1 conv over the class maps) so that training and test use the same
+map whatever the label; equal loss weights. ``share_extractor=True`` uses one extractor for both
+paths (the ablation of the two-extractor design).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def extractor(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, groups=cout, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class TwoPath(nn.Module):
+    method = "twopath"
+
+    def __init__(self, backbone: nn.Module, num_classes: int, channels: int = 256, share_extractor: bool = False):
+        super().__init__()
+        c = backbone.out_channels
+        self.backbone = backbone
+        self.extract_perception = extractor(c, channels)
+        self.extract_attention = None if share_extractor else extractor(c, channels)
+        att_channels = channels if share_extractor else 2 * channels
+        self.att_classifier = nn.Conv2d(att_channels, num_classes, 1)  # the CAM classifier of the attention path
+        self.att_to_mask = nn.Sequential(nn.Conv2d(num_classes, 1, 1, bias=False), nn.BatchNorm2d(1))
+        self.classifier = nn.Linear(channels, num_classes)              # the perception path's
+        self.num_classes = num_classes
+        self.mean, self.std = backbone.mean, backbone.std
+
+    def paths(self, images: torch.Tensor):
+        """-> (perception logits, attention logits, attention features F_att, class maps A, mask M)."""
+        f = self.backbone(images)
+        fp = self.extract_perception(f)
+        f_att = fp if self.extract_attention is None else torch.cat([self.extract_attention(f), fp], 1)
+        maps = self.att_classifier(f_att)                      # [B, K, h, w], bias included
+        logits_att = maps.mean((2, 3))
+        mask = torch.sigmoid(self.att_to_mask(maps))           # [B, 1, h, w]
+        logits = self.classifier((fp * (1 + mask)).mean((2, 3)))
+        return logits, logits_att, f_att, maps, mask
+
+    def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        logits, logits_att, *_ = self.paths(images)
+        return F.cross_entropy(logits, labels) + F.cross_entropy(logits_att, labels), logits
+
+    def inference_model(self) -> "TwoPathInference":
+        return TwoPathInference(self)
+
+
+class TwoPathInference(nn.Module):
+    """Both paths; ``forward -> (perception logits, F_att)``, CAMs from the attention classifier."""
+
+    method = "twopath"
+
+    def __init__(self, net: TwoPath):
+        super().__init__()
+        self.net = net
+        self.num_classes, self.mean, self.std = net.num_classes, net.mean, net.std
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, _, f_att, _, _ = self.net.paths(images)
+        return logits, f_att
+
+    def cam_weight(self) -> torch.Tensor:
+        return self.net.att_classifier.weight[:, :, 0, 0]  # [K, C_att]
+
+    def cams(self, features: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+        rows = self.cam_weight()[class_ids]
+        return (rows[:, :, None, None] * features).sum(1)
+
+    def all_cams(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("kc,bchw->bkhw", self.cam_weight(), features)
