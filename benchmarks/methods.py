@@ -34,6 +34,8 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "caam+ssam+fuse": ["--method", "wtl"],
     },
 }
+# Rows trained with the same flags as another table's row share its run (and its checkpoint).
+SAME_RUN = {("wtl_ablation", "caam+ssam+fuse"): ("main", "wtl")}
 COLUMNS = (("top1_cls", "Top-1 Cls"), ("top1_loc", "Top-1 Loc"), ("gt_known_loc", "GT-known Loc"),
            ("max_box_acc_v2", "MaxBoxAccV2"))
 
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output or Path("benchmarks/results") / default_out)
     for name in names:
         try:
-            record = train_and_evaluate(name, table[name], args, Path(args.runs) / args.table / name)
+            run_table, run_name = SAME_RUN.get((args.table, name), (args.table, name))
+            record = train_and_evaluate(name, table[name], args, Path(args.runs) / run_table / run_name)
         except subprocess.CalledProcessError as exc:
             print(f"error: {name} failed ({exc}); the rows already written are kept", file=sys.stderr)
             return 1

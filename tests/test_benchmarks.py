@@ -38,3 +38,31 @@ def test_missing_images_folder(tiny_onnx, tmp_path, capsys):
     assert bench_main(["speed", "--models", str(tiny_onnx), "--images", str(tmp_path / "none"),
                        "--output", str(tmp_path / "x.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_methods_table_rerun_of_one_row_replaces_only_that_row(tmp_path):
+    import json
+
+    from benchmarks.methods import TABLES, markdown, merge
+
+    def rec(name, v):
+        return {"variant": name, "train_seconds": 60.0,
+                "metrics": {"top1_cls": v, "top1_loc": v, "gt_known_loc": v, "max_box_acc_v2": v}}
+
+    out = tmp_path / "t.json"
+    order = list(TABLES["main"])
+    rows = merge(out, [rec("wtl", 1.0), rec("cam", 2.0)], order)
+    assert [r["variant"] for r in rows] == ["cam", "wtl"]  # table order, not arrival order
+    out.write_text(json.dumps({"records": rows}))
+    rows = merge(out, [rec("wtl", 3.0)], order)
+    assert [(r["variant"], r["metrics"]["top1_cls"]) for r in rows] == [("cam", 2.0), ("wtl", 3.0)]
+    assert "| wtl | 3.00 | 3.00 | 3.00 | 3.00 | 1.0 |" in markdown(rows)
+
+
+def test_methods_command_refuses_unknown_rows_and_missing_data(tmp_path, capsys):
+    from benchmarks.methods import main
+
+    assert main(["--only", "nosuch"]) == 2
+    assert "unknown row" in capsys.readouterr().err
+    assert main(["--only", "cam", "--data-root", str(tmp_path / "absent")]) == 2
+    assert "not found" in capsys.readouterr().err

@@ -129,7 +129,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "resize": f"{size}x{size} (no crop)",
         "cam_thresholds": {"start": 0.0, "stop": 1.0, "step": args.cam_threshold_step, "count": len(thresholds)},
         "iou_thresholds": list(args.iou_thresholds),
-        "cam_class": "own top-1 ImageNet class" if args.imagenet_baseline else "ground-truth class",
+        "cam_class": ("own top-1 ImageNet class" if args.imagenet_baseline else
+                      "class-agnostic SAT map" if cfg.get("method") == "sat" else "ground-truth class"),
         "box_rule": ("largest contour by cv2.contourArea (MaxBoxAcc), all outer contours (MaxBoxAccV2)"
                      if args.protocol == "wsoleval" else "8-connected component with most pixels"),
         "metrics": metrics, "train_seconds": train_seconds, "eval_seconds": elapsed,
