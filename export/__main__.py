@@ -203,7 +203,7 @@ def run_regression(args, command: str) -> None:
     to_int8(fp32, work / "model.int8u8.onnx", calib, method=args.method, num_images=args.num_images,
             cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type="uint8",
             reduce_range=True, per_channel=not args.per_tensor)
-    backends = [load_backend(args.checkpoint)] + [load_backend(work / f"model.{p}.onnx")
+    backends = [load_backend(args.checkpoint, all_cams=True)] + [load_backend(work / f"model.{p}.onnx")
                                                   for p in ("fp32", "fp16", "int8", "int8u8")]
     rows = regression_table(backends, samples)
     table = format_table(rows)

@@ -30,7 +30,7 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, *, threshold: 
                       input_size: int | None = None, protocol: str = "wsoleval") -> dict:
     from wsol_edge.backends.pytorch_backend import PyTorchBackend
 
-    backend = PyTorchBackend(checkpoint)
+    backend = PyTorchBackend(checkpoint, all_cams=True)
     cfg_size = int(backend.meta["input_size"])
     if input_size is not None and input_size != cfg_size:
         raise ValueError(f"{checkpoint} was trained at {cfg_size}x{cfg_size}; --input-size {input_size} "

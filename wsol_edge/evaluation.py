@@ -150,10 +150,10 @@ def evaluate_backend(backend, samples, *, protocol: str = "wsoleval", batch_size
         skipped += nbad
         if images is None:
             continue
-        out = backend.infer(images, with_all_cams=True) if backend.name == "pytorch" else backend.infer(images)
+        out = backend.infer(images)
         if "cams_all" not in out:
-            raise ValueError(f"{backend.name}: the model has no 'cams_all' output; export it with --with-all-cams "
-                             "to score GT-known Loc")
+            raise ValueError(f"{backend.name}: the model has no 'cams_all' output, needed to score GT-known Loc: "
+                             "export it with --with-all-cams (ONNX) or load the checkpoint with all_cams=True")
         cams = out["cams_all"][np.arange(len(labels)), labels]
         scorer.add(out["logits"], cams, labels, boxes, masks)
         logits_all.append(out["logits"])

@@ -12,7 +12,9 @@ TORCH_SUFFIXES = (".pt", ".pth")
 
 
 def load_backend(path: str | Path, *, providers: list[str] | None = None, threads: int | None = None,
-                 device: str = "cpu", threshold: float | None = None) -> Backend:
+                 device: str = "cpu", threshold: float | None = None, all_cams: bool = False) -> Backend:
+    """The backend for a model file. ``all_cams`` asks a PyTorch checkpoint for every class's map
+    (``cams_all``); ONNX models and engines have that output only when exported with it."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in ONNX_SUFFIXES:
@@ -26,7 +28,7 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
     if suffix in TORCH_SUFFIXES:
         from .pytorch_backend import PyTorchBackend
 
-        return PyTorchBackend(path, device=device, threshold=threshold)
+        return PyTorchBackend(path, device=device, threshold=threshold, all_cams=all_cams)
     raise BackendError(f"{path}: unknown model type {suffix!r}; use .onnx, .engine/.trt/.plan or .pt")
 
 

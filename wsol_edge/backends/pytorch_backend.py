@@ -11,7 +11,10 @@ from .base import Backend, BackendError
 class PyTorchBackend(Backend):
     name = "pytorch"
 
-    def __init__(self, path: str | Path, device: str = "cpu", half: bool = False, threshold: float | None = None):
+    def __init__(self, path: str | Path, device: str = "cpu", half: bool = False, threshold: float | None = None,
+                 all_cams: bool = False):
+        """``all_cams``: also return ``cams_all`` [B, K, h, w] (what an ONNX model exported with
+        ``--with-all-cams`` returns), for GT-known evaluation."""
         super().__init__()
         import torch
 
@@ -26,7 +29,7 @@ class PyTorchBackend(Backend):
             raise BackendError("PyTorch here has no CUDA device")
         self.torch, self.device = torch, device
         self.model = model.to(device).eval()
-        self.half = half
+        self.half, self.all_cams = half, all_cams
         if half:
             self.model.half()
         self.precision = "fp16" if half else "fp32"
@@ -35,7 +38,7 @@ class PyTorchBackend(Backend):
                      "protocol": "wsoleval", "cam_threshold": threshold if threshold is not None else state.get("cam_threshold"),
                      "source_checkpoint_sha256": file_sha256(path), "precision": self.precision}
 
-    def infer(self, images: np.ndarray, with_all_cams: bool = False) -> dict[str, np.ndarray]:
+    def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         torch = self.torch
         images = self.check_batch(images)
         x = torch.from_numpy(images).to(self.device)
@@ -45,6 +48,6 @@ class PyTorchBackend(Backend):
             logits, feats = self.model(x)
             ids = logits.argmax(1)
             out = {"logits": logits, "cams": self.model.cams(feats, ids), "class_ids": ids}
-            if with_all_cams:
+            if self.all_cams:
                 out["cams_all"] = self.model.all_cams(feats)
         return {k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy() for k, v in out.items()}
