@@ -260,6 +260,11 @@ def test_twopath_loss_is_the_sum_of_both_cross_entropies_and_the_shared_ablation
     torch.testing.assert_close(loss, F.cross_entropy(logits, y) + F.cross_entropy(logits_att, y))
     shared = twopath_model(share_extractor=True)
     assert shared.extract_attention is None and shared.att_classifier.in_channels == 16
+    unmasked = twopath_model(use_mask=False).eval()
+    with torch.no_grad():
+        logits, *_ = unmasked.paths(x)
+        fp = unmasked.extract_perception(unmasked.backbone(x))
+    torch.testing.assert_close(logits, unmasked.classifier(fp.mean((2, 3))))
 
 
 # ---------------------------------------------------------------- SAT

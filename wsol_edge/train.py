@@ -45,11 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-fuse", action="store_true", help="WTL ablation: no attention fusion loss")
     m.add_argument("--icl-attention", choices=("nonlocal", "channel_mean"), default="nonlocal",
                    help="ICL attention map (channel_mean = ADL's)")
+    m.add_argument("--icl-drop-probs", type=float, nargs=3, default=[0.5, 0.25, 0.25],
+                   metavar=("DISCRIMINATIVE", "BACKGROUND", "IMPORTANCE"), help="ICL: how often each map is applied")
     m.add_argument("--no-bg-drop", action="store_true", help="ICL ablation: no background drop")
     m.add_argument("--no-contrastive", action="store_true", help="ICL ablation: no contrastive attention loss")
     m.add_argument("--no-consistency", action="store_true", help="ICL ablation: no foreground consistency loss")
     m.add_argument("--twopath-channels", type=int, default=256)
     m.add_argument("--share-extractor", action="store_true", help="two-path ablation: one extractor for both paths")
+    m.add_argument("--no-attention-mask", action="store_true",
+                   help="two-path ablation: the perception path ignores the attention map")
     m.add_argument("--sat-dim", type=int, default=192, help="hybrid SAT token width")
     m.add_argument("--sat-heads", type=int, default=3)
     m.add_argument("--sat-depth", type=int, default=3, help="hybrid SAT: number of blocks (all spatial-aware)")
@@ -91,10 +95,11 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         return {"patch": patch, "beta": args.wtl_beta, "agg_channels": args.wtl_agg_channels,
                 "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse}
     if args.method == "icl":
-        return {"attention": args.icl_attention, "use_bg_drop": not args.no_bg_drop,
+        return {"attention": args.icl_attention, "drop_probs": list(args.icl_drop_probs), "use_bg_drop": not args.no_bg_drop,
                 "use_contrastive": not args.no_contrastive, "use_consistency": not args.no_consistency}
     if args.method == "twopath":
-        return {"channels": args.twopath_channels, "share_extractor": args.share_extractor}
+        return {"channels": args.twopath_channels, "share_extractor": args.share_extractor,
+                "use_mask": not args.no_attention_mask}
     if args.method == "sat":
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
         if not args.backbone.startswith("deit_"):

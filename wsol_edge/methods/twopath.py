@@ -16,7 +16,8 @@ Documented choices where the abstract is silent: each extractor is a 1x1 conv (C
 ReLU followed by a 3x3 depthwise conv + BN + ReLU (cheap enough for the edge); ABN's
 class-agnostic attention (a 1x1 conv over the class maps) so that training and test use the same
 map whatever the label; equal loss weights. ``share_extractor=True`` uses one extractor for both
-paths (the ablation of the two-extractor design).
+paths (the ablation of the two-extractor design); ``use_mask=False`` classifies E_p(F) without
+the attention re-weighting (the ablation of the perception path's attention).
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def extractor(cin: int, cout: int) -> nn.Sequential:
 class TwoPath(nn.Module):
     method = "twopath"
 
-    def __init__(self, backbone: nn.Module, num_classes: int, channels: int = 256, share_extractor: bool = False):
+    def __init__(self, backbone: nn.Module, num_classes: int, channels: int = 256, share_extractor: bool = False,
+                 use_mask: bool = True):
         super().__init__()
         c = backbone.out_channels
         self.backbone = backbone
@@ -44,7 +46,7 @@ class TwoPath(nn.Module):
         self.att_classifier = nn.Conv2d(att_channels, num_classes, 1)  # the CAM classifier of the attention path
         self.att_to_mask = nn.Sequential(nn.Conv2d(num_classes, 1, 1, bias=False), nn.BatchNorm2d(1))
         self.classifier = nn.Linear(channels, num_classes)              # the perception path's
-        self.num_classes = num_classes
+        self.num_classes, self.use_mask = num_classes, use_mask
         self.mean, self.std = backbone.mean, backbone.std
 
     def paths(self, images: torch.Tensor):
@@ -55,7 +57,7 @@ class TwoPath(nn.Module):
         maps = self.att_classifier(f_att)                      # [B, K, h, w], bias included
         logits_att = maps.mean((2, 3))
         mask = torch.sigmoid(self.att_to_mask(maps))           # [B, 1, h, w]
-        logits = self.classifier((fp * (1 + mask)).mean((2, 3)))
+        logits = self.classifier((fp * (1 + mask) if self.use_mask else fp).mean((2, 3)))
         return logits, logits_att, f_att, maps, mask
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
