@@ -83,6 +83,12 @@ def test_wtl_total_loss_is_ce_x_plus_ce_xt_plus_beta_fuse():
     expected = F.cross_entropy(lx, y) + F.cross_entropy(lxt, y) + 50.0 * fusion_loss(cam(m.cls_x, tx), cam(m.cls_xt, txt))
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(logits, lx)
+    m.set_progress(0.25)  # a quarter into the 1-epoch warm-up: beta = 12.5
+    loss, _ = m.training_loss(x, y, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(loss, expected - 37.5 * fusion_loss(cam(m.cls_x, tx), cam(m.cls_xt, txt)))
+    assert m.current_beta() == 12.5
+    m.set_progress(3.0)
+    assert m.current_beta() == 50.0 and wtl_model(beta_warmup_epochs=0).current_beta() == 50.0
 
 
 def test_wtl_ablation_flags_switch_parts_off():

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--wtl-patch", default="mixed", help="WTL patch size: 16, 32, 44, 56 or mixed")
     m.add_argument("--wtl-beta", type=float, default=50.0)
     m.add_argument("--wtl-agg-channels", type=int, default=512)
+    m.add_argument("--wtl-beta-warmup", type=float, default=1.0,
+                   help="epochs over which beta ramps up from 0 (0: the paper's constant beta)")
     m.add_argument("--no-caam", action="store_true", help="WTL ablation")
     m.add_argument("--no-ssam", action="store_true", help="WTL ablation")
     m.add_argument("--no-fuse", action="store_true", help="WTL ablation: no attention fusion loss")
@@ -93,6 +95,7 @@ def method_kwargs(args: argparse.Namespace) -> dict:
     if args.method == "wtl":
         patch = args.wtl_patch if args.wtl_patch == "mixed" else int(args.wtl_patch)
         return {"patch": patch, "beta": args.wtl_beta, "agg_channels": args.wtl_agg_channels,
+                "beta_warmup_epochs": args.wtl_beta_warmup,
                 "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse}
     if args.method == "icl":
         return {"attention": args.icl_attention, "drop_probs": list(args.icl_drop_probs), "use_bg_drop": not args.no_bg_drop,
@@ -188,6 +191,8 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             images, labels = batch
             for g, base in zip(opt.param_groups, base_lrs):
                 g["lr"] = base * lr_factor(step, total_steps, warmup)
+            if hasattr(model, "set_progress"):
+                model.set_progress(step / steps_per_epoch)
             loss, logits = model.training_loss(images, labels)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1} step {step}: lower --lr")
