@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import parse_args
 from .data import DATASET_KINDS
-from .methods import METHODS
+from .methods import DEIT_CONFIGS, METHODS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +105,7 @@ def method_kwargs(args: argparse.Namespace) -> dict:
                 "use_mask": not args.no_attention_mask}
     if args.method == "sat":
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
-        if not args.backbone.startswith("deit_"):
+        if args.backbone not in DEIT_CONFIGS:
             kw.update(dim=args.sat_dim, heads=args.sat_heads, depth=args.sat_depth)
         return kw
     return {}

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.cam import all_class_cams, class_cams
+
 
 def extractor(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
@@ -86,8 +88,7 @@ class TwoPathInference(nn.Module):
         return self.net.att_classifier.weight[:, :, 0, 0]  # [K, C_att]
 
     def cams(self, features: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-        rows = self.cam_weight()[class_ids]
-        return (rows[:, :, None, None] * features).sum(1)
+        return class_cams(self.cam_weight(), features, class_ids)
 
     def all_cams(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("kc,bchw->bkhw", self.cam_weight(), features)
+        return all_class_cams(self.cam_weight(), features)

@@ -9,6 +9,18 @@ import torch
 from torch import nn
 
 
+def class_cams(weight: torch.Tensor, features: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+    """[B, h, w]: row ``class_ids[b]`` of ``weight`` [K, C] contracted with ``features`` [B, C, h, w].
+    Gather-multiply-sum rather than einsum: it is the form the exported graph keeps."""
+    rows = weight[class_ids]  # [B, C]
+    return (rows[:, :, None, None] * features).sum(1)
+
+
+def all_class_cams(weight: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """[B, K, h, w]: every class's map."""
+    return torch.einsum("kc,bchw->bkhw", weight, features)
+
+
 class CamModel(nn.Module):
     """The inference contract every method reduces to: ``forward(images) -> (logits, maps_input)``,
     ``cams(maps_input, class_ids) -> [B, h, w]`` and ``all_cams(maps_input) -> [B, K, h, w]``.
@@ -37,14 +49,12 @@ class CamModel(nn.Module):
         return self.classifier(feats.mean((2, 3))), feats
 
     def cams(self, features: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-        """Raw CAMs [B, h, w] of the given class per image (no bias: it is constant over space).
-        Gather-multiply-sum rather than einsum: it is the form the exported graph keeps."""
-        rows = self.classifier.weight[class_ids]  # [B, C]
-        return (rows[:, :, None, None] * features).sum(1)
+        """Raw CAMs [B, h, w] of the given class per image (no bias: it is constant over space)."""
+        return class_cams(self.classifier.weight, features, class_ids)
 
     def all_cams(self, features: torch.Tensor) -> torch.Tensor:
         """[B, K, h, w]: every class's CAM (GT-known evaluation needs the GT class's map)."""
-        return torch.einsum("kc,bchw->bkhw", self.classifier.weight, features)
+        return all_class_cams(self.classifier.weight, features)
 
 
 def freeze_early_layers(backbone: nn.Module, count: int) -> list[nn.Module]:
