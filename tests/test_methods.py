@@ -61,6 +61,9 @@ def test_fusion_loss_is_zero_for_identical_and_two_for_orthogonal_maps():
     x, y = torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)
     x[0, :2], y[0, 2:] = 1.0, 1.0
     assert fusion_loss(x, y).item() == pytest.approx(2.0)
+    assert fusion_loss(x, y, "mean").item() == pytest.approx(2.0 / 16)  # averaged over the 16 positions
+    with pytest.raises(ValueError, match="reduction"):
+        fusion_loss(x, y, "max")
 
 
 def wtl_model(**kw):
@@ -69,7 +72,7 @@ def wtl_model(**kw):
 
 
 def test_wtl_total_loss_is_ce_x_plus_ce_xt_plus_beta_fuse():
-    m = wtl_model(patch=32).train()
+    m = wtl_model(patch=32, beta_warmup_epochs=1.0).train()
     for mod in m.modules():
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.eval()  # deterministic recomputation below
@@ -80,15 +83,24 @@ def test_wtl_total_loss_is_ce_x_plus_ce_xt_plus_beta_fuse():
     tx, txt = m.branch_features(feats[:2], feats[2:])
     lx, lxt = m.cls_x(tx.mean((2, 3))), m.cls_xt(txt.mean((2, 3)))
     cam = lambda cls, t: torch.einsum("bc,bchw->bhw", cls.weight[y], t)  # noqa: E731
-    expected = F.cross_entropy(lx, y) + F.cross_entropy(lxt, y) + 50.0 * fusion_loss(cam(m.cls_x, tx), cam(m.cls_xt, txt))
+    fuse = ((F.normalize(cam(m.cls_x, tx).flatten(1), dim=1) - F.normalize(cam(m.cls_xt, txt).flatten(1), dim=1)) ** 2).mean()
+    expected = F.cross_entropy(lx, y) + F.cross_entropy(lxt, y) + 50.0 * fuse  # default: mean over positions and batch
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(logits, lx)
     m.set_progress(0.25)  # a quarter into the 1-epoch warm-up: beta = 12.5
     loss, _ = m.training_loss(x, y, torch.Generator().manual_seed(7))
-    torch.testing.assert_close(loss, expected - 37.5 * fusion_loss(cam(m.cls_x, tx), cam(m.cls_xt, txt)))
+    torch.testing.assert_close(loss, expected - 37.5 * fuse)
     assert m.current_beta() == 12.5
     m.set_progress(3.0)
-    assert m.current_beta() == 50.0 and wtl_model(beta_warmup_epochs=0).current_beta() == 50.0
+    assert m.current_beta() == 50.0 and wtl_model().current_beta() == 50.0  # no warm-up by default
+    literal = wtl_model(patch=32, fuse_reduction="sum").train()
+    literal.load_state_dict(m.state_dict())
+    for mod in literal.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.eval()
+    loss, _ = literal.training_loss(x, y, torch.Generator().manual_seed(7))
+    n = tx.shape[2] * tx.shape[3]
+    torch.testing.assert_close(loss, expected + 50.0 * (n - 1) * fuse)
 
 
 def test_wtl_ablation_flags_switch_parts_off():
