@@ -73,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         ce = F.cross_entropy(model.cls_x(tx.mean((2, 3))), labels) + F.cross_entropy(model.cls_xt(txt.mean((2, 3))), labels)
         cam_x = torch.einsum("bc,bchw->bhw", model.cls_x.weight[labels], tx)
         cam_xt = torch.einsum("bc,bchw->bhw", model.cls_xt.weight[labels], txt)
-        row = {"map_positions": tx.shape[2] * tx.shape[3], "ce": float(ce),
+        row = {"map_positions": tx.shape[2] * tx.shape[3], "ce": ce.item(),
                "cross_entropy_grad_norm": gradient_norms(model, ce)}
         for reduction in ("sum", "mean"):
             fuse = fusion_loss(cam_x, cam_xt, reduction)
             norms = gradient_norms(model, fuse)
-            row[f"fuse_{reduction}"] = float(fuse)
+            row[f"fuse_{reduction}"] = fuse.item()
             row[f"fuse_{reduction}_grad_norm"] = norms
             row[f"beta_x_fuse_{reduction}_over_ce_grad_norm"] = args.beta * norms["total"] / row["cross_entropy_grad_norm"]["total"]
         print({k: v for k, v in row.items() if not isinstance(v, dict)}, file=sys.stderr)

@@ -20,11 +20,11 @@ without saying how it is reduced to a scalar): ``fuse_reduction="mean"`` (defaul
 over the N map positions, as the attention-transfer loss the paper cites as its inspiration
 ([43], Zagoruyko & Komodakis: ``(at(x) - at(y)).pow(2).mean()`` with beta = 1000) does;
 ``"sum"`` is the literal squared norm (0 identical, 2 orthogonal). The choice sets the real
-weight of beta = 50: measured on a cub50 batch with fresh heads (EfficientNet-Lite0, output
-stride 16, N = 196, batch 32), the gradient norm of the summed L_fuse is ~21 against ~5 for the
-two cross-entropies, so 50 x sum is ~200x the classification signal: under the gradient clipping
-CAAM/SSAM need, the classifiers stayed at chance (train accuracy 2.3% after 3 epochs, with or
-without a beta warm-up). 50 x mean (= 0.26 x sum here) puts the two at the same scale.
+weight of beta = 50. ``python -m benchmarks.wtl_gradients`` (benchmarks/results/
+cub50_wtl_gradients.json: ImageNet EfficientNet-Lite0, output stride 16, N = 196, fresh heads,
+two batches of 32) measured the gradient norm of 50 x summed L_fuse at 165-196x that of the two
+cross-entropies, so under the gradient clipping CAAM/SSAM need the classifiers stayed at chance
+(train accuracy 2.3% after 3 epochs, with or without a beta warm-up); 50 x mean is 0.84-1.0x.
 
 ``beta_warmup_epochs`` (default 0, the paper's constant beta) ramps beta linearly from 0 over
 that many epochs.
