@@ -32,7 +32,16 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "caam+fuse": ["--method", "wtl", "--no-ssam"],
         "ssam+fuse": ["--method", "wtl", "--no-caam"],
         "caam+ssam+fuse": ["--method", "wtl"],
+        # L_fuse summed over map positions (~200x the cross-entropies' gradient, see wtl.py), with
+        # the 1-epoch beta warm-up that was tried against it.
+        "caam+ssam+fuse_sum_warmup1": ["--method", "wtl", "--wtl-fuse-reduction", "sum", "--wtl-beta-warmup", "1"],
     },
+}
+# Said in the row's record, for runs whose history the flags alone do not tell.
+NOTES = {
+    ("wtl_ablation", "caam+ssam+fuse_sum_warmup1"):
+        "trained at commit 05c0399 (working tree with uncommitted changes) as the methods table's wtl row, when summed L_fuse and a 1-epoch beta warm-up "
+        "were the defaults (its train_command therefore shows no WTL flags); the flags above reproduce it",
 }
 # Rows trained with the same flags as another table's row share its run (and its checkpoint).
 SAME_RUN = {("wtl_ablation", "caam+ssam+fuse"): ("main", "wtl")}
@@ -120,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {name} failed ({exc}); the rows already written are kept", file=sys.stderr)
             return 1
         record["table_command"] = command_line("benchmarks.methods", argv)
+        if (args.table, name) in NOTES:
+            record["note"] = NOTES[(args.table, name)]
         records = merge(out, [record], list(table))
         atomic_write_json(out, {"records": records, "table_markdown": markdown(records)})
         print(markdown(records))
