@@ -1,7 +1,10 @@
-"""``python -m benchmarks speed|profile ...``: time backends per stage, profile ONNX Runtime.
+"""``python -m benchmarks speed|profile|accuracy-plot|overlays ...``: time backends per stage,
+profile ONNX Runtime, plot accuracy per precision, tile CAM overlays.
 
-  speed    latency/throughput per stage for backends x precisions x batch sizes -> JSON + CSV + PNG + Markdown
-  profile  ONNX Runtime per-operator-type time of one or more .onnx files -> JSON
+  speed          latency/throughput per stage for backends x precisions x batch sizes -> JSON + CSV + PNG + Markdown
+  profile        ONNX Runtime per-operator-type time of one or more .onnx files -> JSON
+  accuracy-plot  accuracy records (e.g. the precisions table) -> grouped bar chart PNG
+  overlays       one row of CAM overlays per model on the same images -> PNG
 """
 from __future__ import annotations
 
@@ -31,6 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--runs", type=int, default=30)
     pr.add_argument("--threads", type=int)
     pr.add_argument("--output", required=True)
+    a = sub.add_parser("accuracy-plot")
+    a.add_argument("--input", required=True, help="result JSON of accuracy records")
+    a.add_argument("--output", required=True, help="PNG")
+    o = sub.add_parser("overlays")
+    o.add_argument("--models", nargs="+", required=True, help="one grid row per model file")
+    o.add_argument("--images", required=True, help="image folder (a seeded sample of --num-images)")
+    o.add_argument("--num-images", type=int, default=6)
+    o.add_argument("--threshold", type=float, help="CAM threshold (default: each model's own)")
+    o.add_argument("--threads", type=int)
+    o.add_argument("--output", required=True, help="PNG")
     return p
 
 
@@ -96,10 +109,38 @@ def run_profile(args, argv) -> int:
     return 0
 
 
+def run_accuracy_plot(args, argv) -> int:
+    import json
+
+    from .report import plot_accuracy_vs_precision
+
+    data = json.loads(Path(args.input).read_text())
+    plot_accuracy_vs_precision(args.output, data["records"] if isinstance(data, dict) and "records" in data else
+                               data if isinstance(data, list) else [data])
+    print(f"wrote {args.output}")
+    return 0
+
+
+def run_overlays(args, argv) -> int:
+    from wsol_edge.export.calibration import pick_images
+    from wsol_edge.overlays import write_png
+
+    from .overlay_grid import overlay_grid
+
+    grid = overlay_grid(args.models, pick_images(args.images, args.num_images), threads=args.threads,
+                        threshold=args.threshold)
+    write_png(args.output, grid)
+    print(f"wrote {args.output} ({len(args.models)} rows x {args.num_images} images)")
+    return 0
+
+
+COMMANDS = {"speed": run_speed, "profile": run_profile, "accuracy-plot": run_accuracy_plot, "overlays": run_overlays}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_speed(args, argv) if args.cmd == "speed" else run_profile(args, argv)
+        return COMMANDS[args.cmd](args, argv)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -40,12 +40,24 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot_latency_vs_batch(path: str | Path, rows: list[dict]) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: str | Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    _pyplot().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_latency_vs_batch(path: str | Path, rows: list[dict]) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     groups: dict[str, list] = {}
     for r in rows:
@@ -59,7 +71,34 @@ def plot_latency_vs_batch(path: str | Path, rows: list[dict]) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    _save(fig, path)
+
+
+ACCURACY_BARS = (("top1_cls", "Top-1 Cls"), ("gt_known_loc", "GT-known Loc"), ("max_box_acc_v2", "MaxBoxAccV2"))
+
+
+def precision_label(record: dict) -> str:
+    """``backend precision[ variant]``: the INT8 flavours of one backend differ only in the variant."""
+    return " ".join(str(v) for v in (record["backend"], record["precision"], record.get("variant")) if v)
+
+
+def plot_accuracy_vs_precision(path: str | Path, records: list[dict]) -> None:
+    """Grouped bars: one group per metric, one bar per backend/precision record."""
+    recs = [r for r in records if r.get("kind") == "accuracy"]
+    if not recs:
+        raise ValueError("no accuracy records to plot")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(recs)
+    for i, r in enumerate(recs):
+        xs = [j + (i - (len(recs) - 1) / 2) * width for j in range(len(ACCURACY_BARS))]
+        vals = [r["metrics"][k] for k, _ in ACCURACY_BARS]
+        bars = ax.bar(xs, vals, width, label=precision_label(r))
+        ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
+    ax.set_xticks(range(len(ACCURACY_BARS)), [h for _, h in ACCURACY_BARS])
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{recs[0].get('dataset', '')} {recs[0].get('split', '')}: accuracy by backend and precision")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    _save(fig, path)

@@ -66,3 +66,36 @@ def test_methods_command_refuses_unknown_rows_and_missing_data(tmp_path, capsys)
     assert "unknown row" in capsys.readouterr().err
     assert main(["--only", "cam", "--data-root", str(tmp_path / "absent")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_accuracy_plot_draws_one_bar_per_record_and_metric(tmp_path):
+    recs = [{"kind": "accuracy", "backend": "onnxruntime", "precision": p, "variant": v, "dataset": "cub50",
+             "split": "test", "metrics": {"top1_cls": 70.0, "gt_known_loc": g, "max_box_acc_v2": 60.0}}
+            for p, v, g in (("fp32", None, 72.3), ("int8", "u8s8", 72.4))]
+    src = tmp_path / "acc.json"
+    src.write_text(json.dumps({"records": recs}))
+    out = tmp_path / "acc.png"
+    assert bench_main(["accuracy-plot", "--input", str(src), "--output", str(out)]) == 0
+    import cv2
+
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[1] > 300
+    empty = tmp_path / "none.json"
+    empty.write_text(json.dumps({"records": [{"kind": "speed"}]}))
+    assert bench_main(["accuracy-plot", "--input", str(empty), "--output", str(out)]) == 2
+
+
+def test_overlay_grid_has_one_row_per_model_and_one_cell_per_image(tiny_onnx, tmp_path):
+    import cv2
+
+    from benchmarks.overlay_grid import overlay_grid
+    from wsol_edge.export.calibration import pick_images
+
+    files = pick_images(REPO / "wsol_edge/samples/images", 3)
+    grid = overlay_grid([tiny_onnx, tiny_onnx], files, threshold=0.3)
+    size = 64  # the tiny model's input size: cells are drawn in the model's input frame
+    assert grid.shape == (2 * (18 + size), 3 * size, 3)
+    out = tmp_path / "grid.png"
+    assert bench_main(["overlays", "--models", str(tiny_onnx), "--images", str(REPO / "wsol_edge/samples/images"),
+                       "--num-images", "2", "--output", str(out)]) == 0
+    assert cv2.imread(str(out)).shape[0] == 18 + size
