@@ -1,0 +1,77 @@
+"""What Where-to-Look's inference graph drops: the size of CAAM's delta*Y and SSAM's alpha*R next to
+the backbone features F they are added to in training (inference feeds the aggregation conv 2F).
+
+CAAM's Y_x = Q_x^T F_x~ with Q_x row-softmaxed (the paper's eq. 4/6), so a channel that many rows
+attend to collects a column sum of Q far above 1. Reported on train images with the training
+augmentation and one complementary hiding draw, per checkpoint.
+``python -m benchmarks.wtl_inference_gap --checkpoints runs/methods/main/wtl/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_wtl_inference_gap.json``"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def rms(t) -> float:
+    return float(t.pow(2).mean().sqrt())
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.checkpoint import file_sha256, load_checkpoint
+    from wsol_edge.data import open_dataset
+    from wsol_edge.data.torch_dataset import TrainDataset
+    from wsol_edge.methods.hiding import hide
+    from wsol_edge.methods.wtl import complementary_masks
+    from wsol_edge.modelio import build_from_config
+    from wsol_edge.runinfo import command_line, git_commit, machine_info
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.wtl_inference_gap", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoints", nargs="+", required=True, help="WTL training checkpoints")
+    p.add_argument("--data-root", required=True, help="CUB-layout folder (its train split)")
+    p.add_argument("--num-images", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True)
+    args = p.parse_args(argv)
+
+    samples = open_dataset("cub", args.data_root, "train")
+    rows = []
+    for path in args.checkpoints:
+        state = load_checkpoint(path)
+        cfg = state["model_config"]
+        if cfg.get("method") != "wtl":
+            raise ValueError(f"{path} is a {cfg.get('method')!r} checkpoint, not wtl")
+        model = build_from_config(cfg, pretrained=False)
+        model.load_state_dict(state["model"])
+        model.eval()
+        data = TrainDataset(samples, model.mean, model.std, 256, 224, args.seed, False)
+        step = max(1, len(data) // args.num_images)
+        images = torch.stack([data[i][0] for i in range(0, step * args.num_images, step)])
+        b, _, h, w = images.shape
+        with torch.no_grad():
+            vx, vxt = complementary_masks(b, h, w, model.patch, model.p, torch.Generator().manual_seed(args.seed))
+            feats = model.backbone(torch.cat([hide(images, vx), hide(images, vxt)]))
+            fx, fxt = feats[:b], feats[b:]
+            row = {"checkpoint": path, "checkpoint_sha256": file_sha256(path), "train_command": state.get("command"),
+                   "features_rms": rms(fx), "features_max": float(fx.abs().max())}
+            if model.caam is not None:
+                x, xt = fx.flatten(2), fxt.flatten(2)
+                qx, _ = model.caam.attention(x, xt)
+                dy = model.caam.delta_x * torch.bmm(qx.transpose(1, 2), xt)
+                row.update(delta_x=float(model.caam.delta_x), caam_delta_y_rms=rms(dy),
+                           caam_delta_y_max=float(dy.abs().max()), caam_max_column_sum_of_q=float(qx.sum(1).max()))
+            if model.ssam_x is not None:
+                ar = model.ssam_x(fx) - fx
+                row.update(alpha_x=float(model.ssam_x.alpha), ssam_alpha_r_rms=rms(ar))
+        print({k: v for k, v in row.items() if not isinstance(v, str)}, file=sys.stderr)
+        rows.append(row)
+    atomic_write_json(args.output, {
+        "kind": "wtl_inference_gap", "dataset": samples.name, "num_images": args.num_images, "branch": "x",
+        "checkpoints": rows, "command": command_line("benchmarks.wtl_inference_gap", argv), "commit": git_commit(),
+        "machine": machine_info()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
