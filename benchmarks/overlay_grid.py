@@ -8,7 +8,8 @@ import numpy as np
 
 
 def row_label(backend, model_path: str | Path) -> str:
-    return f"{backend.name} {backend.precision} ({Path(model_path).name})"
+    path = Path(model_path)
+    return f"{backend.name} {backend.precision} ({path.parent.name}/{path.name})"  # checkpoints share a file name
 
 
 def overlay_grid(models: list[str | Path], images: list[Path], *, threads: int | None = None,

@@ -99,3 +99,16 @@ def test_overlay_grid_has_one_row_per_model_and_one_cell_per_image(tiny_onnx, tm
     assert bench_main(["overlays", "--models", str(tiny_onnx), "--images", str(REPO / "wsol_edge/samples/images"),
                        "--num-images", "2", "--output", str(out)]) == 0
     assert cv2.imread(str(out)).shape[0] == 18 + size
+
+
+def test_map_contrast_inside_outside_of_the_box_union():
+    import numpy as np
+
+    from benchmarks.map_contrast import inside_outside
+
+    m = np.zeros((10, 10))
+    m[2:5, 2:5] = 1.0  # exactly the inclusive box (2,2)-(4,4)
+    assert inside_outside(m, [[2, 2, 4, 4]]) == (1.0, 0.0)
+    inv = 1.0 - m  # an inverted map: the object is the coldest region
+    i, o = inside_outside(inv, [[2, 2, 4, 4], [2, 2, 3, 3]])
+    assert i == 0.0 and o == 1.0

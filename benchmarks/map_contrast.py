@@ -1,0 +1,75 @@
+"""Does a model's GT-class map light up the object or its surroundings? Mean normalised score inside
+the ground-truth boxes against outside them, per checkpoint, on the first images of a split
+(a ratio below 1 means an inverted map: background hotter than the object).
+``python -m benchmarks.map_contrast --checkpoints runs/methods/main/cam/checkpoint.pt runs/methods/main/wtl/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_map_contrast.json``"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+
+def inside_outside(scoremap: np.ndarray, boxes: np.ndarray) -> tuple[float, float]:
+    """Mean of the map inside the union of the (inclusive, pixel) boxes and outside it."""
+    inside = np.zeros(scoremap.shape, bool)
+    for x0, y0, x1, y1 in np.asarray(boxes, int).reshape(-1, 4):
+        inside[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = True
+    outside = ~inside
+    return float(scoremap[inside].mean()) if inside.any() else float("nan"), \
+        float(scoremap[outside].mean()) if outside.any() else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.checkpoint import file_sha256
+    from wsol_edge.data import open_dataset
+    from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
+    from wsol_edge.modelio import load_model
+    from wsol_edge.postprocess import cam_to_scoremap
+    from wsol_edge.runinfo import command_line, git_commit, machine_info
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.map_contrast", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--data-root", required=True, help="CUB-layout folder")
+    p.add_argument("--split", default="test")
+    p.add_argument("--max-images", type=int, default=300)
+    p.add_argument("--output", required=True)
+    args = p.parse_args(argv)
+
+    samples = open_dataset("cub", args.data_root, args.split)
+    samples = samples.subset(range(min(args.max_images, len(samples))))
+    rows = []
+    for path in args.checkpoints:
+        model, cfg, state = load_model(path)
+        size = cfg["input_size"]
+        loader = DataLoader(EvalDataset(samples, model.mean, model.std, size, False), batch_size=32,
+                            collate_fn=collate_skip_bad)
+        ins, outs = [], []
+        with torch.inference_mode():
+            for batch, _ in loader:
+                _, feats = model(batch["image"])
+                for cam, boxes in zip(model.cams(feats, batch["label"]).numpy(), batch["boxes"]):
+                    i, o = inside_outside(cam_to_scoremap(cam, size), boxes)
+                    ins.append(i)
+                    outs.append(o)
+        ins_a, outs_a = np.array(ins), np.array(outs)
+        row = {"checkpoint": path, "checkpoint_sha256": file_sha256(path), "method": cfg.get("method"),
+               "train_command": state.get("command"), "num_images": len(ins),
+               "mean_inside": float(np.nanmean(ins_a)), "mean_outside": float(np.nanmean(outs_a)),
+               "inside_over_outside": float(np.nanmean(ins_a) / np.nanmean(outs_a)),
+               "share_of_images_hotter_outside": float(np.nanmean(ins_a < outs_a) * 100)}
+        print({k: v for k, v in row.items() if not isinstance(v, str)}, file=sys.stderr)
+        rows.append(row)
+    atomic_write_json(args.output, {"kind": "map_contrast", "dataset": samples.name, "split": args.split,
+                                    "cam_class": "ground-truth class", "scoremap": "min-max normalised, input frame",
+                                    "checkpoints": rows, "command": command_line("benchmarks.map_contrast", argv),
+                                    "commit": git_commit(), "machine": machine_info()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
