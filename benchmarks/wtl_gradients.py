@@ -39,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import TrainDataset
-    from wsol_edge.methods.hiding import hide
-    from wsol_edge.methods.wtl import complementary_masks, fusion_loss
+    from wsol_edge.methods.wtl import fusion_loss
     from wsol_edge.modelio import build_from_config, model_config
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
@@ -66,14 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         idx = order[i * args.batch_size:(i + 1) * args.batch_size]
         images = torch.stack([data[j][0] for j in idx])
         labels = torch.tensor([data[j][1] for j in idx])
-        b, _, h, w = images.shape
-        vx, vxt = complementary_masks(b, h, w, "mixed", 0.5, gen)
-        feats = model.backbone(torch.cat([hide(images, vx), hide(images, vxt)]))
-        tx, txt = model.branch_features(feats[:b], feats[b:])
-        ce = F.cross_entropy(model.cls_x(tx.mean((2, 3))), labels) + F.cross_entropy(model.cls_xt(txt.mean((2, 3))), labels)
-        cam_x = torch.einsum("bc,bchw->bhw", model.cls_x.weight[labels], tx)
-        cam_xt = torch.einsum("bc,bchw->bhw", model.cls_xt.weight[labels], txt)
-        row = {"map_positions": tx.shape[2] * tx.shape[3], "ce": ce.item(),
+        lx, lxt, cam_x, cam_xt = model.branches(images, labels, gen)
+        ce = F.cross_entropy(lx, labels) + F.cross_entropy(lxt, labels)
+        row = {"map_positions": cam_x.shape[1] * cam_x.shape[2], "ce": ce.item(),
                "cross_entropy_grad_norm": gradient_norms(model, ce)}
         for reduction in ("sum", "mean"):
             fuse = fusion_loss(cam_x, cam_xt, reduction)

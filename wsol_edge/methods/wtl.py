@@ -147,16 +147,21 @@ class WhereToLook(nn.Module):
         fsxt = self.ssam_xt(fxt) if self.ssam_xt is not None else fxt
         return self.agg(fcx + fsx), self.agg(fcxt + fsxt)
 
-    def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+    def branches(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        """One complementary hiding draw -> (logits_x, logits_x~, GT-class CAM_x, GT-class CAM_x~)."""
         b, _, h, w = images.shape
         vx, vxt = complementary_masks(b, h, w, self.patch, self.p, generator, images.device)
         feats = self.backbone(torch.cat([hide(images, vx), hide(images, vxt)]))
         tx, txt = self.branch_features(feats[:b], feats[b:])
         logits_x, logits_xt = self.cls_x(tx.mean((2, 3))), self.cls_xt(txt.mean((2, 3)))
+        cam_x = torch.einsum("bc,bchw->bhw", self.cls_x.weight[labels], tx)
+        cam_xt = torch.einsum("bc,bchw->bhw", self.cls_xt.weight[labels], txt)
+        return logits_x, logits_xt, cam_x, cam_xt
+
+    def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        logits_x, logits_xt, cam_x, cam_xt = self.branches(images, labels, generator)
         loss = F.cross_entropy(logits_x, labels) + F.cross_entropy(logits_xt, labels)
         if self.use_fuse:
-            cam_x = torch.einsum("bc,bchw->bhw", self.cls_x.weight[labels], tx)
-            cam_xt = torch.einsum("bc,bchw->bhw", self.cls_xt.weight[labels], txt)
             loss = loss + self.current_beta() * fusion_loss(cam_x, cam_xt, self.fuse_reduction)
         return loss, logits_x
 
