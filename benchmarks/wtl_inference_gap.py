@@ -74,4 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (FileNotFoundError, ValueError) as exc:  # missing data/checkpoint, wrong method: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
