@@ -1,6 +1,9 @@
 """Does a model's GT-class map light up the object or its surroundings? Mean normalised score inside
 the ground-truth boxes against outside them, per checkpoint, on the first images of a split
-(a ratio below 1 means an inverted map: background hotter than the object).
+(a ratio below 1 means an inverted map: background hotter than the object). Also the raw map's
+range (median per-image max and min before normalisation) and, for Where-to-Look checkpoints,
+how well its two training branches agree: median cosine of the GT-class maps of X and X~ under
+one complementary hiding draw (the quantity L_fuse drives to 1).
 ``python -m benchmarks.map_contrast --checkpoints runs/methods/main/cam/checkpoint.pt runs/methods/main/wtl/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_map_contrast.json``"""
 from __future__ import annotations
 
@@ -20,6 +23,14 @@ def inside_outside(scoremap: np.ndarray, boxes: np.ndarray) -> tuple[float, floa
         float(scoremap[outside].mean()) if outside.any() else float("nan")
 
 
+def branch_cosines(wrapper, images, labels, generator) -> np.ndarray:
+    """Per image cos(A_x, A_x~) of a WhereToLook wrapper's two branches (eval-mode BN)."""
+    import torch.nn.functional as F
+
+    _, _, cam_x, cam_xt = wrapper.branches(images, labels, generator)
+    return (F.normalize(cam_x.flatten(1), dim=1) * F.normalize(cam_xt.flatten(1), dim=1)).sum(1).numpy()
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.utils.data import DataLoader
@@ -28,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.checkpoint import file_sha256
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
-    from wsol_edge.modelio import load_model
+    from wsol_edge.modelio import build_from_config, load_model
     from wsol_edge.postprocess import cam_to_scoremap
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
@@ -48,11 +59,22 @@ def main(argv: list[str] | None = None) -> int:
         size = cfg["input_size"]
         loader = DataLoader(EvalDataset(samples, model.mean, model.std, size, False), batch_size=32,
                             collate_fn=collate_skip_bad)
-        ins, outs = [], []
+        wrapper = None
+        if cfg.get("method") == "wtl":
+            wrapper = build_from_config(cfg)
+            wrapper.load_state_dict(state["model"])
+            wrapper.eval()
+        generator = torch.Generator().manual_seed(0)
+        ins, outs, highs, lows, cosines = [], [], [], [], []
         with torch.inference_mode():
             for batch, _ in loader:
                 _, feats = model(batch["image"])
-                for cam, boxes in zip(model.cams(feats, batch["label"]).numpy(), batch["boxes"]):
+                cams = model.cams(feats, batch["label"])
+                highs += cams.flatten(1).amax(1).tolist()
+                lows += cams.flatten(1).amin(1).tolist()
+                if wrapper is not None:
+                    cosines += branch_cosines(wrapper, batch["image"], batch["label"], generator).tolist()
+                for cam, boxes in zip(cams.numpy(), batch["boxes"]):
                     i, o = inside_outside(cam_to_scoremap(cam, size), boxes)
                     ins.append(i)
                     outs.append(o)
@@ -61,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                "train_command": state.get("command"), "num_images": len(ins),
                "mean_inside": float(np.nanmean(ins_a)), "mean_outside": float(np.nanmean(outs_a)),
                "inside_over_outside": float(np.nanmean(ins_a) / np.nanmean(outs_a)),
-               "share_of_images_hotter_outside": float(np.nanmean(ins_a < outs_a) * 100)}
+               "share_of_images_hotter_outside": float(np.nanmean(ins_a < outs_a) * 100),
+               "raw_map_max_median": float(np.median(highs)), "raw_map_min_median": float(np.median(lows)),
+               "wtl_branch_cosine_median": float(np.median(cosines)) if cosines else None}
         print({k: v for k, v in row.items() if not isinstance(v, str)}, file=sys.stderr)
         rows.append(row)
     atomic_write_json(args.output, {"kind": "map_contrast", "dataset": samples.name, "split": args.split,

@@ -35,6 +35,8 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # L_fuse summed over map positions (~200x the cross-entropies' gradient, see wtl.py), with
         # the 1-epoch beta warm-up that was tried against it.
         "caam+ssam+fuse_sum_warmup1": ["--method", "wtl", "--wtl-fuse-reduction", "sum", "--wtl-beta-warmup", "1"],
+        # Project variant: L_fuse on the maps' positive parts (see wtl.py).
+        "caam+ssam+fuse_relu": ["--method", "wtl", "--wtl-fuse-map", "relu"],
     },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.

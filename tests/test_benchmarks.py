@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import pytest
 
 from benchmarks.__main__ import main as bench_main
 from benchmarks.report import markdown_table, speed_rows
@@ -112,3 +113,24 @@ def test_map_contrast_inside_outside_of_the_box_union():
     inv = 1.0 - m  # an inverted map: the object is the coldest region
     i, o = inside_outside(inv, [[2, 2, 4, 4], [2, 2, 3, 3]])
     assert i == 0.0 and o == 1.0
+
+
+def test_wtl_branch_cosine_is_one_when_hiding_changes_nothing_and_classifiers_agree():
+    import torch
+
+    from benchmarks.map_contrast import branch_cosines
+    from wsol_edge.methods.wtl import WhereToLook
+    from wsol_edge.models import create_backbone
+
+    torch.manual_seed(0)
+    m = WhereToLook(create_backbone("efficientnet_lite0", pretrained=False), 4, agg_channels=16, patch=16).eval()
+    labels = torch.tensor([0, 3])
+    with torch.no_grad():
+        m.cls_xt.weight.copy_(m.cls_x.weight)
+        m.cls_xt.bias.copy_(m.cls_x.bias)
+        # hiding fills with 0 (the normalised mean): an all-zero image looks the same to both branches
+        same = branch_cosines(m, torch.zeros(2, 3, 64, 64), labels, torch.Generator().manual_seed(1))
+        m.cls_xt.weight.mul_(-1.0)  # a branch whose class weights flip sign: its map is the negated one
+        flipped = branch_cosines(m, torch.zeros(2, 3, 64, 64), labels, torch.Generator().manual_seed(1))
+    assert same == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert flipped == pytest.approx([-1.0, -1.0], abs=1e-5)

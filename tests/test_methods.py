@@ -66,6 +66,21 @@ def test_fusion_loss_is_zero_for_identical_and_two_for_orthogonal_maps():
         fusion_loss(x, y, "max")
 
 
+def test_relu_fusion_loss_compares_positive_parts_only():
+    x, y = torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)
+    x[0, 0] = torch.tensor([3.0, -5.0])
+    y[0, 0] = torch.tensor([1.0, -0.1])
+    y[0, 1] = torch.tensor([-2.0, -7.0])
+    assert fusion_loss(x, y, "sum", "relu").item() == pytest.approx(0.0, abs=1e-6)  # both relu to (1, 0, 0, 0) direction
+    assert fusion_loss(x, y, "sum", "raw").item() > 0.5
+    # hand-computed: relu(x) = (3, 0, 0, 4) -> (0.6, 0, 0, 0.8); relu(y) = (0, 1, 0, 0)
+    x2, y2 = torch.tensor([[[3.0, -1.0], [-2.0, 4.0]]]), torch.tensor([[[-3.0, 1.0], [0.0, -4.0]]])
+    assert fusion_loss(x2, y2, "sum", "relu").item() == pytest.approx(0.36 + 1.0 + 0.64)
+    assert fusion_loss(x2, y2, "mean", "relu").item() == pytest.approx(2.0 / 4)
+    with pytest.raises(ValueError, match="fuse map"):
+        fusion_loss(x, y, "sum", "abs")
+
+
 def wtl_model(**kw):
     torch.manual_seed(0)
     return WhereToLook(create_backbone("efficientnet_lite0", pretrained=False), 5, agg_channels=32, **kw)

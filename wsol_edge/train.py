@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--wtl-agg-channels", type=int, default=512)
     m.add_argument("--wtl-fuse-reduction", choices=("mean", "sum"), default="mean",
                    help="L_fuse averaged (attention-transfer convention, default) or summed over map positions")
+    m.add_argument("--wtl-fuse-map", choices=("raw", "relu"), default="raw",
+                   help="L_fuse on the raw signed maps (paper) or on their positive parts (variant, see wtl.py)")
     m.add_argument("--wtl-beta-warmup", type=float, default=0.0,
                    help="epochs over which beta ramps up from 0 (0: the paper's constant beta)")
     m.add_argument("--no-caam", action="store_true", help="WTL ablation")
@@ -98,6 +100,7 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         patch = args.wtl_patch if args.wtl_patch == "mixed" else int(args.wtl_patch)
         return {"patch": patch, "beta": args.wtl_beta, "agg_channels": args.wtl_agg_channels,
                 "beta_warmup_epochs": args.wtl_beta_warmup, "fuse_reduction": args.wtl_fuse_reduction,
+                "fuse_map": args.wtl_fuse_map,
                 "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse}
     if args.method == "icl":
         return {"attention": args.icl_attention, "drop_probs": list(args.icl_drop_probs), "use_bg_drop": not args.no_bg_drop,
