@@ -6,7 +6,9 @@
 replaces that row and keeps the others. ``--table wtl_ablation`` runs the Where-to-Look ablation.
 
 Each run lives in ``<runs>/<table>/<name>/``; a finished checkpoint is reused (``--retrain`` to
-start over), an interrupted one resumes, so the command can be stopped and run again.
+start over), an interrupted one resumes, so the command can be stopped and run again. After
+training, every row's BatchNorm statistics are re-estimated on un-hidden training images
+(``--precise-bn``, wsol_edge/precise_bn.py): a finished checkpoint without it gets only that step.
 """
 from __future__ import annotations
 
@@ -58,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="configs/cub50_cam_lite0.yaml", help="shared training config")
     p.add_argument("--data-root", default="../shared/data/cub50")
     p.add_argument("--epochs", type=int, default=3, help="same schedule for every method")
+    p.add_argument("--precise-bn", type=int, default=30, metavar="BATCHES",
+                   help="re-estimate BatchNorm statistics on this many batches of un-hidden training images after "
+                        "training, for every row (wsol_edge/precise_bn.py); 0: off")
     p.add_argument("--runs", default="runs/methods", help="folder for checkpoints and per-run results")
     p.add_argument("--retrain", action="store_true", help="ignore finished checkpoints")
     p.add_argument("--threads", type=int, default=None)
@@ -78,7 +83,7 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     threads = ["--threads", str(args.threads)] if args.threads else []
     run([sys.executable, "-m", "wsol_edge.train", "--config", args.config, "--data-root", args.data_root,
          *flags, "--epochs", str(args.epochs), "--out", str(run_dir), "--no-progress", *threads,
-         *(["--resume"] if ckpt.exists() else [])])
+         "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
     result = run_dir / "eval.json"
     run([sys.executable, "-m", "wsol_edge.evaluate", "--checkpoint", str(ckpt), "--dataset", "cub",
          "--data-root", args.data_root, "--split", "test", "--no-progress", "--output", str(result), *threads])
@@ -86,6 +91,10 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     record["variant"] = name
     record["train_flags"] = flags
     record["schedule"] = {"config": args.config, "epochs": args.epochs}
+    done = (record.get("precise_bn") or {}).get("batches_requested", 0)
+    if done != args.precise_bn:  # statistics re-estimated in place cannot be undone by a resume
+        raise RuntimeError(f"{ckpt} has BatchNorm statistics re-estimated on {done} batches, not {args.precise_bn}; "
+                           "use --retrain for a run without")
     return record
 
 
@@ -127,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run_table, run_name = SAME_RUN.get((args.table, name), (args.table, name))
             record = train_and_evaluate(name, table[name], args, Path(args.runs) / run_table / run_name)
-        except subprocess.CalledProcessError as exc:
+        except (subprocess.CalledProcessError, RuntimeError) as exc:
             print(f"error: {name} failed ({exc}); the rows already written are kept", file=sys.stderr)
             return 1
         record["table_command"] = command_line("benchmarks.methods", argv)

@@ -76,7 +76,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     elif args.checkpoint:
         model, cfg, state = load_model(args.checkpoint)
         ckpt_info = {"checkpoint": args.checkpoint, "checkpoint_sha256": file_sha256(args.checkpoint),
-                     "train_command": state.get("command"), "epochs": state.get("epoch")}
+                     "train_command": state.get("command"), "epochs": state.get("epoch"),
+                     "precise_bn": state.get("precise_bn")}
         train_seconds = float(state.get("train_seconds", 0.0))
     else:
         raise ValueError("give --checkpoint or --imagenet-baseline")

@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--clip-grad-norm", type=float, default=None,
                    help="clip the gradient norm (default: 5.0 for wtl, whose CAAM/SSAM diverge without it, and sat, "
                         "whose new transformer blocks train with SGD; none otherwise)")
+    o.add_argument("--precise-bn", type=int, default=0, metavar="BATCHES",
+                   help="after the last epoch, re-estimate BatchNorm statistics on this many batches of "
+                        "un-hidden training images (see wsol_edge/precise_bn.py); with --resume on a finished "
+                        "run, only this step runs")
     o.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
@@ -135,6 +139,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .modelio import build_from_config, model_config
     from .methods import backbone_of, pretrained_parameter_ids
     from .models.cam import freeze_early_layers, set_frozen_eval
+    from .precise_bn import recalibrate_batchnorm
     from .runinfo import command_line
 
     if args.threads:
@@ -166,6 +171,13 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     warmup = int(args.warmup_epochs * steps_per_epoch)
 
     start_epoch, history, train_seconds, skipped_total = 0, [], 0.0, 0
+    command, train_args, precise_bn = None, None, None
+
+    def checkpoint_state() -> dict:
+        return {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": len(history),
+                "model_config": cfg, "train_args": train_args, "history": history, "train_seconds": train_seconds,
+                "skipped_images": skipped_total, "command": command, "dataset": samples.name,
+                "precise_bn": precise_bn}
     if args.resume:
         state = load_checkpoint(ckpt_path)
         if state["model_config"]["backbone"] != cfg["backbone"] or state["model_config"]["num_classes"] != cfg["num_classes"]:
@@ -174,6 +186,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         opt.load_state_dict(state["optimizer"])
         start_epoch, history = state["epoch"], state["history"]
         train_seconds, skipped_total = state["train_seconds"], state.get("skipped_images", 0)
+        command, train_args, precise_bn = state.get("command"), state.get("train_args"), state.get("precise_bn")
         print(f"resumed from {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
 
     clip = args.clip_grad_norm if args.clip_grad_norm is not None else (5.0 if args.method in ("wtl", "sat") else None)
@@ -218,18 +231,28 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                         "seconds": time.time() - t0})
         print(f"epoch {epoch + 1}/{args.epochs} loss {history[-1]['loss']:.4f} acc {history[-1]['train_acc']:.1f}% "
               f"({history[-1]['seconds']:.0f}s)", file=sys.stderr)
-        save_checkpoint(ckpt_path, {
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-            "model_config": cfg, "train_args": {k: v for k, v in vars(args).items()},
-            "history": history, "train_seconds": train_seconds, "skipped_images": skipped_total,
-            "command": command_line("wsol_edge.train", argv), "dataset": samples.name,
-        })
+        command = command_line("wsol_edge.train", argv)
+        train_args = {k: v for k, v in vars(args).items()}
+        precise_bn = None
+        save_checkpoint(ckpt_path, checkpoint_state())
         if args.max_steps and step >= args.max_steps:
             break
+    if args.precise_bn and len(history) >= args.epochs and (precise_bn or {}).get("batches_requested") != args.precise_bn:
+        t0 = time.time()
+        data.set_epoch(args.epochs)  # a fresh crop/flip draw, no hiding
+        loader = DataLoader(data, batch_size=args.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(args.seed * 1000 + args.epochs),
+                            num_workers=args.workers, collate_fn=collate_skip_bad)
+        images = (batch[0] for batch, _ in loader if batch is not None)
+        used = recalibrate_batchnorm(model.inference_model(), images, args.precise_bn, keep=frozen)
+        precise_bn = {"batches_requested": args.precise_bn, "batches": used, "batch_size": args.batch_size, "seconds": time.time() - t0,
+                      "command": command_line("wsol_edge.train", argv)}
+        save_checkpoint(ckpt_path, checkpoint_state())
+        print(f"BatchNorm statistics re-estimated on {used} batches ({precise_bn['seconds']:.0f}s)", file=sys.stderr)
     if skipped_total:
         print(f"skipped {skipped_total} unreadable image(s)", file=sys.stderr)
     summary = {"checkpoint": str(ckpt_path), "epochs": len(history), "train_seconds": train_seconds,
-               "skipped_images": skipped_total, "history": history}
+               "skipped_images": skipped_total, "history": history, "precise_bn": precise_bn}
     atomic_write_json(out / "train_log.json", summary)
     return summary
 
