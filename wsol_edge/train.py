@@ -178,6 +178,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                 "model_config": cfg, "train_args": train_args, "history": history, "train_seconds": train_seconds,
                 "skipped_images": skipped_total, "command": command, "dataset": samples.name,
                 "precise_bn": precise_bn}
+
     if args.resume:
         state = load_checkpoint(ckpt_path)
         if state["model_config"]["backbone"] != cfg["backbone"] or state["model_config"]["num_classes"] != cfg["num_classes"]:
@@ -245,8 +246,8 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                             num_workers=args.workers, collate_fn=collate_skip_bad)
         images = (batch[0] for batch, _ in loader if batch is not None)
         used = recalibrate_batchnorm(model.inference_model(), images, args.precise_bn, keep=frozen)
-        precise_bn = {"batches_requested": args.precise_bn, "batches": used, "batch_size": args.batch_size, "seconds": time.time() - t0,
-                      "command": command_line("wsol_edge.train", argv)}
+        precise_bn = {"batches_requested": args.precise_bn, "batches": used, "batch_size": args.batch_size,
+                      "seconds": time.time() - t0, "command": command_line("wsol_edge.train", argv)}
         save_checkpoint(ckpt_path, checkpoint_state())
         print(f"BatchNorm statistics re-estimated on {used} batches ({precise_bn['seconds']:.0f}s)", file=sys.stderr)
     if skipped_total:
