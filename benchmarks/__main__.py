@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-images", type=int, default=64)
     s.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     s.add_argument("--warmup", type=int, default=5)
-    s.add_argument("--repeats", type=int, default=50)
+    s.add_argument("--repeats", type=int, default=50, help="timed repetitions per round")
+    s.add_argument("--rounds", type=int, default=1,
+                   help="measure every model x batch this many times, interleaved in time, and pool the samples")
     s.add_argument("--threads", type=int, help="intra-op threads for torch and ONNX Runtime (default: all cores)")
     s.add_argument("--label", default="efficientnet_lite0 cam 224", help="model description recorded")
     s.add_argument("--output", required=True, help="result JSON; CSV/PNG/Markdown are written beside it")
@@ -57,37 +59,53 @@ def run_speed(args, argv) -> int:
 
     from .jetson import Tegrastats, power_mode
     from .report import markdown_table, plot_latency_vs_batch, speed_rows, write_csv
-    from .speed import measure, new_run_id
+    from .speed import new_run_id, new_samples, ratios_to_reference, sample, summarize
 
     threads = args.threads or os.cpu_count()
     files = pick_images(args.images, args.num_images)
     run_id = new_run_id()
     jetson_mode = power_mode()
-    records = []
+    backends = []
     for model in args.models:
         if model.endswith((".pt", ".pth")):
             import torch
 
             torch.set_num_threads(threads)
-        backend = load_backend(model, threads=threads) if model.endswith(".onnx") else load_backend(model)
-        for b in args.batch:
+        backends.append(load_backend(model, threads=threads) if model.endswith(".onnx") else load_backend(model))
+    blobs = [Path(f).read_bytes() for f in files]
+    pooled = {(i, b): new_samples(b) for i in range(len(backends)) for b in args.batch}
+    tegra_lines = {key: [] for key in pooled}
+    for _ in range(max(args.rounds, 1)):
+        for key, samples in pooled.items():
             with Tegrastats() as tegra:
-                res = measure(backend, files, b, warmup=args.warmup, repeats=args.repeats)
-            print(f"{res.backend:12s} {res.precision:5s} batch {b:3d}: {res.images_per_s:8.1f} img/s  "
-                  f"median {res.latency_ms['median']:.2f} ms  stages/img " +
-                  " ".join(f"{k}={v:.2f}" for k, v in res.stages_ms.items()), file=sys.stderr)
-            records.append({"kind": "speed", "model": args.label, "model_file": Path(model).name,
-                            "backend": res.backend, "precision": res.precision, "device": res.device, "batch": b,
-                            "images_per_s": res.images_per_s, "latency_ms": res.latency_ms, "stages_ms": res.stages_ms,
-                            "repeats": res.repeats, "warmup": args.warmup, "threads": threads, "run_id": run_id,
-                            "jetson": {"power_mode": jetson_mode, "tegrastats": tegra.lines} if (jetson_mode or tegra.lines) else None,
-                            "command": command_line("benchmarks", argv), "commit": git_commit(),
-                            "machine": machine_info()})
+                sample(backends[key[0]], blobs, samples, warmup=args.warmup, repeats=args.repeats)
+            tegra_lines[key] += tegra.lines
+    records = []
+    for (i, b), samples in pooled.items():
+        res = summarize(backends[i], samples)
+        print(f"{res.backend:12s} {res.precision:5s} batch {b:3d}: {res.images_per_s:8.1f} img/s  "
+              f"median {res.latency_ms['median']:.2f} ms  stages/img " +
+              " ".join(f"{k}={v:.2f}" for k, v in res.stages_ms.items()), file=sys.stderr)
+        records.append({"kind": "speed", "model": args.label, "model_file": Path(args.models[i]).name,
+                        "backend": res.backend, "precision": res.precision, "device": res.device, "batch": b,
+                        "images_per_s": res.images_per_s, "latency_ms": res.latency_ms, "stages_ms": res.stages_ms,
+                        "repeats": res.repeats, "rounds": max(args.rounds, 1),
+                        "round_images_per_s": samples.round_images_per_s, "warmup": args.warmup,
+                        "threads": threads, "run_id": run_id,
+                        "jetson": ({"power_mode": jetson_mode, "tegrastats": tegra_lines[(i, b)]}
+                                   if (jetson_mode or tegra_lines[(i, b)]) else None),
+                        "command": command_line("benchmarks", argv), "commit": git_commit(),
+                        "machine": machine_info()})
+    for backend in backends:
         backend.close()
     out = Path(args.output)
     rows = speed_rows(records)
     summary = markdown_table(rows)
-    atomic_write_json(out, {"records": records, "table_markdown": summary})
+    ratios = ratios_to_reference(records)
+    for r in ratios:
+        spread = f" (rounds {min(r['ratio_per_round']):.2f}-{max(r['ratio_per_round']):.2f})" if r["ratio_per_round"] else ""
+        print(f"{r['model_file']} batch {r['batch']}: {r['ratio']:.2f}x {r['over']}{spread}", file=sys.stderr)
+    atomic_write_json(out, {"records": records, "ratios": ratios, "table_markdown": summary})
     write_csv(out.with_suffix(".csv"), rows)
     plot_latency_vs_batch(out.with_suffix(".png"), rows)
     print(summary)

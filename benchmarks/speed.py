@@ -2,7 +2,9 @@
 precision and batch size, on real image files.
 
 Every record of one invocation shares a ``run_id``: ratios between backends are only meaningful
-inside one run, on one machine, measured back to back (these machines are shared and noisy).
+inside one run, on one machine (these machines are shared and noisy). With ``--rounds R`` every
+backend x batch is measured R times, the rounds interleaved in time, and the samples pooled; the
+per-round images/s and ratios show how much the machine moved during the run.
 """
 from __future__ import annotations
 
@@ -38,17 +40,28 @@ def percentiles(values_ms: list[float]) -> dict:
             "mean": float(a.mean())}
 
 
-def measure(backend, files: list[Path], batch: int, *, warmup: int = 5, repeats: int = 50,
-            threshold: float | None = None) -> SpeedResult:
-    """Run the whole per-frame path on ``batch`` images at a time, ``repeats`` times after
-    ``warmup``; stage times are per batch divided by the batch size (per image)."""
-    meta = backend.meta
+@dataclass
+class Samples:
+    """Raw per-batch timings (ms) of one backend at one batch size, pooled over rounds."""
+    batch: int
+    e2e: list[float]
+    stages: dict[str, list[float]]
+    round_images_per_s: list[float]
+
+
+def new_samples(batch: int) -> Samples:
+    return Samples(batch, [], {k: [] for k in STAGES}, [])
+
+
+def sample(backend, blobs: list[bytes], samples: Samples, *, warmup: int, repeats: int,
+           threshold: float | None = None) -> None:
+    """Time the whole per-frame path ``repeats`` times after ``warmup`` on ``samples.batch``
+    images at a time and append to ``samples`` (one round)."""
+    meta, batch = backend.meta, samples.batch
     size, mean, std = int(meta["input_size"]), meta["mean"], meta["std"]
     tau = float(threshold if threshold is not None else meta.get("cam_threshold") or 0.5)
-    blobs = [Path(f).read_bytes() for f in files]
     if len(blobs) < batch:
         blobs = (blobs * (batch // len(blobs) + 1))[:batch]
-    stage_samples = {k: [] for k in STAGES}
     e2e = []
     k = 0
     for it in range(warmup + repeats):
@@ -66,12 +79,45 @@ def measure(backend, files: list[Path], batch: int, *, warmup: int = 5, repeats:
         if it < warmup:
             continue
         for name, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            stage_samples[name].append(dt * 1e3)
+            samples.stages[name].append(dt * 1e3)
         e2e.append((t4 - t0) * 1e3)
-    lat = percentiles(e2e)
-    return SpeedResult(backend.name, backend.precision, backend.device, batch,
-                       images_per_s=batch * 1e3 / lat["median"], latency_ms=lat,
-                       stages_ms={k: float(np.median(v)) / batch for k, v in stage_samples.items()}, repeats=repeats)
+    samples.e2e += e2e
+    samples.round_images_per_s.append(batch * 1e3 / float(np.median(e2e)))
+
+
+def summarize(backend, samples: Samples) -> SpeedResult:
+    """Medians and percentiles of the pooled samples; stage times per image."""
+    lat = percentiles(samples.e2e)
+    return SpeedResult(backend.name, backend.precision, backend.device, samples.batch,
+                       images_per_s=samples.batch * 1e3 / lat["median"], latency_ms=lat,
+                       stages_ms={k: float(np.median(v)) / samples.batch for k, v in samples.stages.items()},
+                       repeats=len(samples.e2e))
+
+
+def measure(backend, files: list[Path], batch: int, *, warmup: int = 5, repeats: int = 50,
+            threshold: float | None = None) -> SpeedResult:
+    """One round of ``sample`` then ``summarize``: stage times are per batch divided by the batch size."""
+    samples = new_samples(batch)
+    sample(backend, [Path(f).read_bytes() for f in files], samples, warmup=warmup, repeats=repeats, threshold=threshold)
+    return summarize(backend, samples)
+
+
+def ratios_to_reference(records: list[dict], reference=("pytorch", "fp32")) -> list[dict]:
+    """images/s of each record over the reference backend's at the same batch, overall and per
+    round (rounds interleave the backends in time, so a slow spell of the shared machine hits the
+    numerator and denominator of a round's ratio alike)."""
+    refs = {r["batch"]: r for r in records if (r["backend"], r["precision"]) == tuple(reference)}
+    out = []
+    for r in records:
+        ref = refs.get(r["batch"])
+        if ref is None or r is ref:
+            continue
+        per_round = [a / b for a, b in zip(r.get("round_images_per_s", []), ref.get("round_images_per_s", []))]
+        out.append({"model_file": r.get("model_file"), "backend": r["backend"], "precision": r["precision"],
+                    "batch": r["batch"], "over": f"{reference[0]} {reference[1]}",
+                    "ratio": r["images_per_s"] / ref["images_per_s"],
+                    "ratio_per_round": per_round})
+    return out
 
 
 def new_run_id() -> str:

@@ -28,6 +28,25 @@ def test_speed_command_writes_schema_records(tiny_onnx, tmp_path):
     assert "| onnxruntime | fp32 |" in markdown_table(speed_rows(recs))
 
 
+def test_speed_rounds_pool_samples_and_ratios_are_taken_per_round(tiny_onnx, tmp_path):
+    from benchmarks.speed import ratios_to_reference
+
+    out = tmp_path / "speed.json"
+    assert bench_main(["speed", "--models", str(tiny_onnx), "--images", str(REPO / "wsol_edge/samples/images"),
+                       "--num-images", "2", "--batch", "1", "--warmup", "1", "--repeats", "3", "--rounds", "2",
+                       "--output", str(out)]) == 0
+    (rec,) = json.loads(out.read_text())["records"]
+    assert rec["rounds"] == 2 and rec["repeats"] == 6 and len(rec["round_images_per_s"]) == 2
+
+    def record(backend, precision, batch, ips, rounds):
+        return {"backend": backend, "precision": precision, "batch": batch, "images_per_s": ips,
+                "round_images_per_s": rounds, "model_file": f"{backend}-{precision}"}
+    recs = [record("pytorch", "fp32", 1, 10.0, [8.0, 12.0]), record("onnxruntime", "int8", 1, 30.0, [32.0, 24.0]),
+            record("onnxruntime", "int8", 8, 50.0, [50.0])]  # no PyTorch record at batch 8: no ratio
+    (r,) = ratios_to_reference(recs)
+    assert r["ratio"] == 3.0 and r["ratio_per_round"] == [4.0, 2.0] and r["batch"] == 1
+
+
 def test_profile_command(tiny_onnx, tmp_path):
     out = tmp_path / "p.json"
     assert bench_main(["profile", "--onnx", str(tiny_onnx), "--runs", "2", "--output", str(out)]) == 0
