@@ -27,7 +27,7 @@ python -m wsol_edge.export int8 --onnx runs/cub50_deploy/model.onnx --output run
 python -m benchmarks profile --onnx runs/cub50_deploy/model.onnx runs/cub50_deploy/model.int8.onnx \
     runs/cub50_deploy/model.int8u8.onnx --output $R/cpu_ort_profile_lite0.json
 python -m benchmarks speed --models $C runs/cub50_deploy/model.onnx runs/cub50_deploy/model.int8.onnx \
-    runs/cub50_deploy/model.int8u8.onnx --images $D/images --batch 1 8 --output $R/cpu_speed_lite0.json
+    runs/cub50_deploy/model.int8u8.onnx --images $D/images --batch 1 8 --rounds 5 --repeats 20 --output $R/cpu_speed_lite0.json
 python -m benchmarks.rule_difference --model runs/cub50_deploy/model.onnx --dataset cub --data-root $D \
     --split test --output $R/cub50_box_rule_difference.json
 python -m benchmarks.int8_saturation --onnx runs/cub50_export/model.fp32.onnx --data-root $D --max-images 400 \
