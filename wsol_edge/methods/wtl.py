@@ -27,12 +27,12 @@ cross-entropies, so under the gradient clipping CAAM/SSAM need the classifiers s
 (train accuracy 2.3% after 3 epochs, with or without a beta warm-up); 50 x mean is 0.84-1.0x.
 
 ``fuse_map="relu"`` (a project variant, not the paper's: eq. 13's maps are raw and signed) applies
-L_fuse to the maps' positive parts, as the attention maps of [43] are non-negative. Why: with raw
-maps (fuse_map="raw") the GT-class map of the trained model is signed with large negative regions
-(max ~4, min ~-4; the model trained without L_fuse: max ~40, background ~0), the two branches'
-maps agree less (median cosine 0.64 vs 0.82 without L_fuse, on cub50 test) and the inference
-maps carry no object (benchmarks/results/cub50_map_contrast.json); L_fuse spends its gradient
-matching the negative background, which localization ignores.
+L_fuse to the maps' positive parts, as the attention maps of [43] are non-negative. Why: every
+ablation row trained with the raw-map L_fuse has flat maps that carry no object (inside/outside
+the GT box ~1.0), and their GT-class maps are signed with large negative regions where the row
+without L_fuse has a positive blob on a ~0 background (``python -m benchmarks.map_contrast``
+records each model's raw map range and how well the two branches' maps agree); matching the
+negative background, which localization ignores, is what a raw-map L_fuse spends its gradient on.
 
 ``beta_warmup_epochs`` (default 0, the paper's constant beta) ramps beta linearly from 0 over
 that many epochs.
