@@ -231,10 +231,12 @@ def test_ctrl_c_finishes_cleanly_with_results_flushed(model, tmp_path):
     import signal
     import time
 
+    # paced at 10 FPS the run lasts 30 s: room for a test process starved on a busy CI machine to
+    # send the signal mid-run (at 30 FPS it once finished before the signal came)
     video = make_video(tmp_path / "long.mp4", 300)
     jl = tmp_path / "int.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "wsol_edge.run", "--engine", str(model), "--source", str(video),
-                             "--jsonl", str(jl), "--fps", "30", "--no-progress"], cwd=REPO,
+                             "--jsonl", str(jl), "--fps", "10", "--no-progress"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and (not jl.exists() or len(jl.read_text().splitlines()) < 5):
