@@ -231,13 +231,14 @@ def test_ctrl_c_finishes_cleanly_with_results_flushed(model, tmp_path):
     import signal
     import time
 
-    # paced at 10 FPS the run lasts 30 s: room for a test process starved on a busy CI machine to
-    # send the signal mid-run (at 30 FPS it once finished before the signal came)
     video = make_video(tmp_path / "long.mp4", 300)
     jl = tmp_path / "int.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "wsol_edge.run", "--engine", str(model), "--source", str(video),
-                             "--jsonl", str(jl), "--fps", "10", "--no-progress"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--jsonl", str(jl), "--fps", "30", "--no-progress"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a shell without job control starts background jobs with SIGINT ignored, and
+                            # Python keeps it ignored: give the child the default so Ctrl-C is delivered
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and (not jl.exists() or len(jl.read_text().splitlines()) < 5):
         time.sleep(0.2)
