@@ -31,8 +31,9 @@ L_fuse to the maps' positive parts, as the attention maps of [43] are non-negati
 ablation row trained with the raw-map L_fuse has flat maps that carry no object (inside/outside
 the GT box ~1.0), and their GT-class maps are signed with large negative regions where the row
 without L_fuse has a positive blob on a ~0 background (``python -m benchmarks.map_contrast``
-records each model's raw map range and how well the two branches' maps agree); matching the
-negative background, which localization ignores, is what a raw-map L_fuse spends its gradient on.
+records each model's raw map range and how well the two branches' maps agree). The hypothesis
+this variant tests (not yet trained on cub50): a raw-map L_fuse spends its gradient matching the
+negative background, which localization ignores.
 
 ``beta_warmup_epochs`` (default 0, the paper's constant beta) ramps beta linearly from 0 over
 that many epochs.
