@@ -103,7 +103,8 @@ def run_speed(args, argv) -> int:
     summary = markdown_table(rows)
     ratios = ratios_to_reference(records)
     for r in ratios:
-        spread = f" (rounds {min(r['ratio_per_round']):.2f}-{max(r['ratio_per_round']):.2f})" if r["ratio_per_round"] else ""
+        rounds = r["ratio_per_round"]
+        spread = f" (rounds {min(rounds):.2f}-{max(rounds):.2f})" if rounds else ""
         print(f"{r['model_file']} batch {r['batch']}: {r['ratio']:.2f}x {r['over']}{spread}", file=sys.stderr)
     atomic_write_json(out, {"records": records, "ratios": ratios, "table_markdown": summary})
     write_csv(out.with_suffix(".csv"), rows)

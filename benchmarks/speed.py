@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -92,14 +91,6 @@ def summarize(backend, samples: Samples) -> SpeedResult:
                        images_per_s=samples.batch * 1e3 / lat["median"], latency_ms=lat,
                        stages_ms={k: float(np.median(v)) / samples.batch for k, v in samples.stages.items()},
                        repeats=len(samples.e2e))
-
-
-def measure(backend, files: list[Path], batch: int, *, warmup: int = 5, repeats: int = 50,
-            threshold: float | None = None) -> SpeedResult:
-    """One round of ``sample`` then ``summarize``: stage times are per batch divided by the batch size."""
-    samples = new_samples(batch)
-    sample(backend, [Path(f).read_bytes() for f in files], samples, warmup=warmup, repeats=repeats, threshold=threshold)
-    return summarize(backend, samples)
 
 
 def ratios_to_reference(records: list[dict], reference=("pytorch", "fp32")) -> list[dict]:

@@ -238,7 +238,8 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         save_checkpoint(ckpt_path, checkpoint_state())
         if args.max_steps and step >= args.max_steps:
             break
-    if args.precise_bn and len(history) >= args.epochs and (precise_bn or {}).get("batches_requested") != args.precise_bn:
+    finished = len(history) >= args.epochs
+    if args.precise_bn and finished and (precise_bn or {}).get("batches_requested") != args.precise_bn:
         t0 = time.time()
         data.set_epoch(args.epochs)  # a fresh crop/flip draw, no hiding
         loader = DataLoader(data, batch_size=args.batch_size, shuffle=True,
