@@ -96,8 +96,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, ValueError) as exc:  # missing data/checkpoint, wrong method: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    from benchmarks.cli import exit_with_one_line_errors
+
+    exit_with_one_line_errors(main)
