@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.checkpoint import file_sha256
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
-    from wsol_edge.modelio import build_from_config, load_model
+    from wsol_edge.modelio import load_wrapper
     from wsol_edge.postprocess import cam_to_scoremap
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
@@ -55,15 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     samples = samples.subset(range(min(args.max_images, len(samples))))
     rows = []
     for path in args.checkpoints:
-        model, cfg, state = load_model(path)
+        wrapper, cfg, state = load_wrapper(path)
+        wrapper.eval()
+        model = wrapper.inference_model().eval()
         size = cfg["input_size"]
         loader = DataLoader(EvalDataset(samples, model.mean, model.std, size, False), batch_size=32,
                             collate_fn=collate_skip_bad)
-        wrapper = None
-        if cfg.get("method") == "wtl":
-            wrapper = build_from_config(cfg)
-            wrapper.load_state_dict(state["model"])
-            wrapper.eval()
         generator = torch.Generator().manual_seed(0)
         ins, outs, highs, lows, cosines = [], [], [], [], []
         with torch.inference_mode():
@@ -72,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 cams = model.cams(feats, batch["label"])
                 highs += cams.flatten(1).amax(1).tolist()
                 lows += cams.flatten(1).amin(1).tolist()
-                if wrapper is not None:
+                if cfg.get("method") == "wtl":
                     cosines += branch_cosines(wrapper, batch["image"], batch["label"], generator).tolist()
                 for cam, boxes in zip(cams.numpy(), batch["boxes"]):
                     i, o = inside_outside(cam_to_scoremap(cam, size), boxes)

@@ -19,12 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from wsol_edge.atomic import atomic_write_json
-    from wsol_edge.checkpoint import file_sha256, load_checkpoint
+    from wsol_edge.checkpoint import file_sha256
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import TrainDataset
     from wsol_edge.methods.hiding import hide
     from wsol_edge.methods.wtl import complementary_masks
-    from wsol_edge.modelio import build_from_config
+    from wsol_edge.modelio import load_wrapper
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.wtl_inference_gap", description=__doc__.split("\n\n")[0])
@@ -38,12 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     samples = open_dataset("cub", args.data_root, "train")
     rows = []
     for path in args.checkpoints:
-        state = load_checkpoint(path)
-        cfg = state["model_config"]
+        model, cfg, state = load_wrapper(path)
         if cfg.get("method") != "wtl":
             raise ValueError(f"{path} is a {cfg.get('method')!r} checkpoint, not wtl")
-        model = build_from_config(cfg, pretrained=False)
-        model.load_state_dict(state["model"])
         model.eval()
         data = TrainDataset(samples, model.mean, model.std, 256, 224, args.seed, False)
         step = max(1, len(data) // args.num_images)

@@ -22,9 +22,9 @@ def build_from_config(cfg: dict, *, pretrained: bool = False, weights: str | Non
                         method_kwargs=cfg.get("method_kwargs", {}))
 
 
-def load_model(path: str | Path):
-    """(CamModel in eval mode, model config, checkpoint dict) from a training checkpoint of any
-    method: the method's extra modules and losses are dropped by ``inference_model()``."""
+def load_wrapper(path: str | Path):
+    """(training-time module of the recorded method with the checkpoint's weights, model config,
+    checkpoint dict); a checkpoint without a config or with weights of another model is a ValueError."""
     state = load_checkpoint(path)
     cfg = state.get("model_config")
     if not cfg:
@@ -35,4 +35,11 @@ def load_model(path: str | Path):
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"{path}: weights do not match {cfg.get('method', 'cam')}/{cfg['backbone']} "
                          f"({str(exc).splitlines()[0]})") from None
+    return wrapper, cfg, state
+
+
+def load_model(path: str | Path):
+    """(CamModel in eval mode, model config, checkpoint dict) from a training checkpoint of any
+    method: the method's extra modules and losses are dropped by ``inference_model()``."""
+    wrapper, cfg, state = load_wrapper(path)
     return wrapper.inference_model().eval(), cfg, state
