@@ -71,3 +71,10 @@ def test_train_re_estimates_after_the_last_epoch_and_resume_runs_only_that_step(
     assert "--precise-bn" in sr["precise_bn"]["command"]
     for k in stats:  # same batches, same trained weights -> the same statistics as the single run
         torch.testing.assert_close(sr["model"][k], sb["model"][k])
+
+
+def test_a_negative_batch_count_is_refused_on_the_command_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main([*SYN, "--out", str(tmp_path / "n"), "--precise-bn", "-1"])
+    assert "--precise-bn: must be 0 or more, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "n").exists()

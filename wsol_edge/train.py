@@ -18,6 +18,16 @@ from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m wsol_edge.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -83,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--clip-grad-norm", type=float, default=None,
                    help="clip the gradient norm (default: 5.0 for wtl, whose CAAM/SSAM diverge without it, and sat, "
                         "whose new transformer blocks train with SGD; none otherwise)")
-    o.add_argument("--precise-bn", type=int, default=0, metavar="BATCHES",
+    o.add_argument("--precise-bn", type=non_negative_int, default=0, metavar="BATCHES",
                    help="after the last epoch, re-estimate BatchNorm statistics on this many batches of "
                         "un-hidden training images (see wsol_edge/precise_bn.py); with --resume on a finished "
                         "run, only this step runs")
