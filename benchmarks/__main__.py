@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from wsol_edge.argtypes import non_negative_int, positive_int
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
@@ -21,20 +23,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models", nargs="+", required=True,
                    help="model files (.pt for PyTorch eager, .onnx for ONNX Runtime, .engine for TensorRT)")
     s.add_argument("--images", required=True, help="folder of real images (decoded as part of the timing)")
-    s.add_argument("--num-images", type=int, default=64)
-    s.add_argument("--batch", type=int, nargs="+", default=[1, 8])
-    s.add_argument("--warmup", type=int, default=5)
-    s.add_argument("--repeats", type=int, default=50, help="timed repetitions per round")
-    s.add_argument("--rounds", type=int, default=1,
+    s.add_argument("--num-images", type=positive_int, default=64)
+    s.add_argument("--batch", type=positive_int, nargs="+", default=[1, 8])
+    s.add_argument("--warmup", type=non_negative_int, default=5)
+    s.add_argument("--repeats", type=positive_int, default=50, help="timed repetitions per round")
+    s.add_argument("--rounds", type=positive_int, default=1,
                    help="measure every model x batch this many times, interleaved in time, and pool the samples")
-    s.add_argument("--threads", type=int, help="intra-op threads for torch and ONNX Runtime (default: all cores)")
+    s.add_argument("--threads", type=positive_int, help="intra-op threads for torch and ONNX Runtime (default: all cores)")
     s.add_argument("--label", default="efficientnet_lite0 cam 224", help="model description recorded")
     s.add_argument("--output", required=True, help="result JSON; CSV/PNG/Markdown are written beside it")
     pr = sub.add_parser("profile")
     pr.add_argument("--onnx", nargs="+", required=True)
-    pr.add_argument("--batch", type=int, default=1)
-    pr.add_argument("--runs", type=int, default=30)
-    pr.add_argument("--threads", type=int)
+    pr.add_argument("--batch", type=positive_int, default=1)
+    pr.add_argument("--runs", type=positive_int, default=30)
+    pr.add_argument("--threads", type=positive_int)
     pr.add_argument("--output", required=True)
     a = sub.add_parser("accuracy-plot")
     a.add_argument("--input", required=True, help="result JSON of accuracy records")
@@ -42,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("overlays")
     o.add_argument("--models", nargs="+", required=True, help="one grid row per model file")
     o.add_argument("--images", required=True, help="image folder (a seeded sample of --num-images)")
-    o.add_argument("--num-images", type=int, default=6)
+    o.add_argument("--num-images", type=positive_int, default=6)
     o.add_argument("--threshold", type=float, help="CAM threshold (default: each model's own)")
-    o.add_argument("--threads", type=int)
+    o.add_argument("--threads", type=positive_int)
     o.add_argument("--output", required=True, help="PNG")
     return p
 
@@ -53,6 +55,7 @@ def run_speed(args, argv) -> int:
     import os
 
     from wsol_edge.export.calibration import pick_images
+
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.backends import load_backend
     from wsol_edge.runinfo import command_line, git_commit, machine_info
@@ -75,7 +78,7 @@ def run_speed(args, argv) -> int:
     blobs = [Path(f).read_bytes() for f in files]
     pooled = {(i, b): new_samples(b) for i in range(len(backends)) for b in args.batch}
     tegra_lines = {key: [] for key in pooled}
-    for _ in range(max(args.rounds, 1)):
+    for _ in range(args.rounds):
         for key, samples in pooled.items():
             with Tegrastats() as tegra:
                 sample(backends[key[0]], blobs, samples, warmup=args.warmup, repeats=args.repeats)
@@ -89,7 +92,7 @@ def run_speed(args, argv) -> int:
         records.append({"kind": "speed", "model": args.label, "model_file": Path(args.models[i]).name,
                         "backend": res.backend, "precision": res.precision, "device": res.device, "batch": b,
                         "images_per_s": res.images_per_s, "latency_ms": res.latency_ms, "stages_ms": res.stages_ms,
-                        "repeats": res.repeats, "rounds": max(args.rounds, 1),
+                        "repeats": res.repeats, "rounds": args.rounds,
                         "round_images_per_s": samples.round_images_per_s, "warmup": args.warmup,
                         "threads": threads, "run_id": run_id,
                         "jetson": ({"power_mode": jetson_mode, "tegrastats": tegra_lines[(i, b)]}
@@ -142,6 +145,7 @@ def run_accuracy_plot(args, argv) -> int:
 
 def run_overlays(args, argv) -> int:
     from wsol_edge.export.calibration import pick_images
+
     from wsol_edge.overlays import write_png
 
     from .overlay_grid import overlay_grid

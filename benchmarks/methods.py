@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from wsol_edge.argtypes import non_negative_int, positive_int
+
 # name -> extra flags for python -m wsol_edge.train (on top of the shared config)
 TABLES: dict[str, dict[str, list[str]]] = {
     "main": {
@@ -59,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", help="run these rows only (names: see TABLES in benchmarks/methods.py)")
     p.add_argument("--config", default="configs/cub50_cam_lite0.yaml", help="shared training config")
     p.add_argument("--data-root", default="../shared/data/cub50")
-    p.add_argument("--epochs", type=int, default=3, help="same schedule for every method")
-    p.add_argument("--precise-bn", type=int, default=30, metavar="BATCHES",
+    p.add_argument("--epochs", type=positive_int, default=3, help="same schedule for every method")
+    p.add_argument("--precise-bn", type=non_negative_int, default=30, metavar="BATCHES",
                    help="re-estimate BatchNorm statistics on this many batches of un-hidden training images after "
                         "training, for every row (wsol_edge/precise_bn.py); 0: off")
     p.add_argument("--runs", default="runs/methods", help="folder for checkpoints and per-run results")
     p.add_argument("--retrain", action="store_true", help="ignore finished checkpoints")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--output", help="result JSON (default: benchmarks/results/cub50_methods.json, "
                                     "or cub50_wtl_ablation.json for --table wtl_ablation)")
     return p

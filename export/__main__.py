@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from wsol_edge.argtypes import non_negative_int, positive_int
+
 FORMATS = {
     "onnx": "checkpoint -> ONNX FP32",
     "fp16": "ONNX -> ONNX FP16",
@@ -59,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--output", required=True)
     o.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (else chosen on held-out images)")
     add_dataset_args(o, "threshold-", split="train", required=False)
-    o.add_argument("--threshold-images", type=int, default=200)
+    o.add_argument("--threshold-images", type=positive_int, default=200)
     o.add_argument("--with-all-cams", action="store_true", help="add cams_all[B,K,h,w] (for evaluation)")
-    o.add_argument("--input-size", type=int)
+    o.add_argument("--input-size", type=positive_int)
 
     f = sub.add_parser("fp16", help=FORMATS["fp16"])
     f.add_argument("--onnx", required=True)
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--calibration-dir", help="folder of real images (recursive)")
         add_dataset_args(q, "calib-", split="train", required=False)
         q.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="entropy")
-        q.add_argument("--num-images", type=int, default=512)
+        q.add_argument("--num-images", type=positive_int, default=512)
         q.add_argument("--cache-dir")
         q.add_argument("--quantize-head", action="store_true", help="also quantize the CAM head and classifier")
         q.add_argument("--activation-type", choices=("int8", "uint8"), default="int8",
@@ -87,10 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", required=True)
     r.add_argument("--workdir", required=True, help="where the exported models are written")
     add_dataset_args(r)
-    r.add_argument("--threshold-images", type=int, default=200)
+    r.add_argument("--threshold-images", type=positive_int, default=200)
     r.add_argument("--cam-threshold", type=float,
                    help="fixed CAM threshold (else chosen on --threshold-images images of the calibration split)")
-    r.add_argument("--max-images", type=int)
+    r.add_argument("--max-images", type=positive_int)
     r.add_argument("--output", help="result JSON (records for each backend/precision)")
 
     e = sub.add_parser("engine", help=FORMATS["engine"])
@@ -98,12 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--output", required=True)
     e.add_argument("--fp16", action="store_true")
     e.add_argument("--int8", action="store_true", help="strongly typed network from the Q/DQ graph")
-    e.add_argument("--min-batch", type=int, default=1)
-    e.add_argument("--opt-batch", type=int, default=8)
-    e.add_argument("--max-batch", type=int, default=32)
-    e.add_argument("--workspace-mb", type=int, default=1024)
+    e.add_argument("--min-batch", type=positive_int, default=1)
+    e.add_argument("--opt-batch", type=positive_int, default=8)
+    e.add_argument("--max-batch", type=positive_int, default=32)
+    e.add_argument("--workspace-mb", type=positive_int, default=1024)
     e.add_argument("--timing-cache", help="timing cache file (read if present, written after the build)")
-    e.add_argument("--dla-core", type=int, help="Jetson DLA core (0/1), with GPU fallback")
+    e.add_argument("--dla-core", type=non_negative_int, help="Jetson DLA core (0/1), with GPU fallback")
     e.add_argument("--no-gpu-fallback", action="store_true")
     e.add_argument("--hardware-compat", choices=("none", "ampere_plus", "same_compute_capability"), default="none")
     e.add_argument("--version-compat", action="store_true")
@@ -112,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--checkpoint", required=True)
     pa.add_argument("--onnx", required=True)
     add_dataset_args(pa)
-    pa.add_argument("--max-images", type=int)
+    pa.add_argument("--max-images", type=positive_int)
     pa.add_argument("--min-identical-boxes", type=float, default=99.5)
     pa.add_argument("--output")
     return p

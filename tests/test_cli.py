@@ -7,6 +7,7 @@ import torch
 
 from wsol_edge import evaluate, train
 from wsol_edge.checkpoint import load_checkpoint
+from wsol_edge.config import parse_args
 
 SYN = ["--dataset", "synthetic", "--synthetic-images", "16", "--synthetic-size", "64", "--no-progress"]
 
@@ -51,6 +52,39 @@ def test_config_file_and_flag_override(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"not_an_option": 1}))
     with pytest.raises(SystemExit):
         train.main(["--config", str(tmp_path / "bad.json")])
+
+
+@pytest.mark.parametrize("module, argv, message", [
+    ("wsol_edge.train", ["--epochs", "0"], "--epochs: must be 1 or more, got 0"),
+    ("wsol_edge.train", ["--batch-size", "two"], "--batch-size: not a whole number: 'two'"),
+    ("wsol_edge.evaluate", ["--batch-size", "-3"], "--batch-size: must be 1 or more, got -3"),
+    ("wsol_edge.run", ["--engine", "m.onnx", "--source", "x", "--batch", "0"], "--batch: must be 1 or more, got 0"),
+    ("wsol_edge.run", ["--engine", "m.onnx", "--source", "x", "--reconnect", "-1"], "--reconnect: must be 0 or more"),
+    ("wsol_edge.export", ["onnx", "--checkpoint", "c.pt", "--output", "m.onnx", "--threshold-images", "0"],
+     "--threshold-images: must be 1 or more, got 0"),
+    ("benchmarks", ["speed", "--models", "m.onnx", "--images", "d", "--output", "o.json", "--rounds", "0"],
+     "--rounds: must be 1 or more, got 0"),
+])
+def test_counts_out_of_range_are_refused_in_one_line(module, argv, message):
+    res = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and message in res.stderr.strip().splitlines()[-1]
+
+
+def test_config_values_go_through_the_flags_checks(tmp_path, capsys):
+    """argparse checks only what is typed on the command line; a config file gets the same checks."""
+    for text, message in (("epochs: 0\n", "epochs: must be 1 or more, got 0"),
+                          ("method: foo\n", "method: 'foo' is not one of cam, has"),
+                          ("lr: fast\n", "lr: could not convert string to float")):
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(text)
+        with pytest.raises(SystemExit):
+            train.main(["--config", str(cfg), *SYN, "--out", str(tmp_path / "never")])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+    # YAML reads 1e-4 as a string; the flag's float type makes it the number the user meant
+    cfg.write_text("lr: 1e-4\nhas_grid_sizes: [0, 16]\n")
+    args = parse_args(train.build_parser(), ["--config", str(cfg)])
+    assert args.lr == 1e-4 and args.has_grid_sizes == [0, 16]
 
 
 def test_evaluate_writes_protocol_record_and_overlays(trained, tmp_path):

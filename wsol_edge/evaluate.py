@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .argtypes import non_negative_int, positive_int
 from .config import parse_args
 from .data import DATASET_KINDS
 
@@ -31,20 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metadata-root")
     p.add_argument("--split", default="test")
     p.add_argument("--dataset-name", help="name recorded in the result (default: the data root's folder name)")
-    p.add_argument("--synthetic-images", type=int, default=64)
-    p.add_argument("--synthetic-classes", type=int, default=4)
-    p.add_argument("--synthetic-size", type=int, default=96)
+    p.add_argument("--synthetic-images", type=positive_int, default=64)
+    p.add_argument("--synthetic-classes", type=positive_int, default=4)
+    p.add_argument("--synthetic-size", type=positive_int, default=96)
     p.add_argument("--protocol", choices=("wsoleval", "sat"), default="wsoleval")
-    p.add_argument("--input-size", type=int, default=None, help="default: the model's")
+    p.add_argument("--input-size", type=positive_int, default=None, help="default: the model's")
     p.add_argument("--cam-threshold-step", type=float, default=0.01)
     p.add_argument("--iou-thresholds", type=int, nargs="+", default=[30, 50, 70])
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--max-images", type=positive_int, default=None)
     p.add_argument("--skip-bad-images", action="store_true")
     p.add_argument("--output", help="result JSON file (written atomically)")
     p.add_argument("--overlays", help="folder for CAM overlay PNGs")
-    p.add_argument("--num-overlays", type=int, default=8)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--num-overlays", type=non_negative_int, default=8)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--no-progress", action="store_true")
     return p
 

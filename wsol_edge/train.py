@@ -13,19 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from .argtypes import non_negative_int, positive_int
 from .config import parse_args
 from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,19 +28,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-root", help="dataset folder (cub, voc), data root (wsoleval) or labels CSV (csv)")
     d.add_argument("--metadata-root", help="wsolevaluation metadata folder (dataset=wsoleval)")
     d.add_argument("--split", default="train")
-    d.add_argument("--synthetic-images", type=int, default=64)
-    d.add_argument("--synthetic-classes", type=int, default=4)
-    d.add_argument("--synthetic-size", type=int, default=96)
+    d.add_argument("--synthetic-images", type=positive_int, default=64)
+    d.add_argument("--synthetic-classes", type=positive_int, default=4)
+    d.add_argument("--synthetic-size", type=positive_int, default=96)
     d.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images instead of stopping")
-    d.add_argument("--resize", type=int, default=256, help="train-time resize before the random crop")
-    d.add_argument("--input-size", type=int, default=224, help="crop size (train) and resize (eval)")
-    d.add_argument("--workers", type=int, default=0)
+    d.add_argument("--resize", type=positive_int, default=256, help="train-time resize before the random crop")
+    d.add_argument("--input-size", type=positive_int, default=224, help="crop size (train) and resize (eval)")
+    d.add_argument("--workers", type=non_negative_int, default=0)
     m = p.add_argument_group("model")
     m.add_argument("--method", choices=METHODS, default="cam")
     m.add_argument("--has-grid-sizes", type=int, nargs="+", default=[0, 16, 32, 44, 56], help="HaS patch sizes (0: no hiding)")
     m.add_argument("--wtl-patch", default="mixed", help="WTL patch size: 16, 32, 44, 56 or mixed")
     m.add_argument("--wtl-beta", type=float, default=50.0)
-    m.add_argument("--wtl-agg-channels", type=int, default=512)
+    m.add_argument("--wtl-agg-channels", type=positive_int, default=512)
     m.add_argument("--wtl-fuse-reduction", choices=("mean", "sum"), default="mean",
                    help="L_fuse averaged (attention-transfer convention, default) or summed over map positions")
     m.add_argument("--wtl-fuse-map", choices=("raw", "relu"), default="raw",
@@ -66,13 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-bg-drop", action="store_true", help="ICL ablation: no background drop")
     m.add_argument("--no-contrastive", action="store_true", help="ICL ablation: no contrastive attention loss")
     m.add_argument("--no-consistency", action="store_true", help="ICL ablation: no foreground consistency loss")
-    m.add_argument("--twopath-channels", type=int, default=256)
+    m.add_argument("--twopath-channels", type=positive_int, default=256)
     m.add_argument("--share-extractor", action="store_true", help="two-path ablation: one extractor for both paths")
     m.add_argument("--no-attention-mask", action="store_true",
                    help="two-path ablation: the perception path ignores the attention map")
-    m.add_argument("--sat-dim", type=int, default=192, help="hybrid SAT token width")
-    m.add_argument("--sat-heads", type=int, default=3)
-    m.add_argument("--sat-depth", type=int, default=3, help="hybrid SAT: number of blocks (all spatial-aware)")
+    m.add_argument("--sat-dim", type=positive_int, default=192, help="hybrid SAT token width")
+    m.add_argument("--sat-heads", type=positive_int, default=3)
+    m.add_argument("--sat-depth", type=positive_int, default=3, help="hybrid SAT: number of blocks (all spatial-aware)")
     m.add_argument("--sat-area", type=float, default=0.25, help="target of the batch-area loss")
     m.add_argument("--no-area-loss", action="store_true", help="SAT ablation")
     m.add_argument("--no-norm-loss", action="store_true", help="SAT ablation")
@@ -81,10 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--output-stride", type=int, default=None, help="16 for finer CAMs (lite0, mobilenet_v2)")
     m.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True, help="start from ImageNet weights")
     m.add_argument("--weights", help="ImageNet weights file for the backbone")
-    m.add_argument("--freeze-layers", type=int, default=0, help="freeze this many leading backbone layers")
+    m.add_argument("--freeze-layers", type=non_negative_int, default=0, help="freeze this many leading backbone layers")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=10)
-    o.add_argument("--batch-size", type=int, default=32)
+    o.add_argument("--epochs", type=positive_int, default=10)
+    o.add_argument("--batch-size", type=positive_int, default=32)
     o.add_argument("--lr", type=float, default=0.01)
     o.add_argument("--head-lr-mult", type=float, default=10.0)
     o.add_argument("--momentum", type=float, default=0.9)
@@ -97,10 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the last epoch, re-estimate BatchNorm statistics on this many batches of "
                         "un-hidden training images (see wsol_edge/precise_bn.py); with --resume on a finished "
                         "run, only this step runs")
-    o.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
+    o.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps (smoke tests)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
+    r.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: all cores)")
     r.add_argument("--out", default="runs/train", help="folder for checkpoint.pt and train_log.json")
     r.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     r.add_argument("--no-progress", action="store_true")
@@ -146,8 +137,8 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import open_dataset
     from .data.torch_dataset import TrainDataset, collate_skip_bad
-    from .modelio import build_from_config, model_config
     from .methods import backbone_of, pretrained_parameter_ids
+    from .modelio import build_from_config, model_config
     from .models.cam import freeze_early_layers, set_frozen_eval
     from .precise_bn import recalibrate_batchnorm
     from .runinfo import command_line
