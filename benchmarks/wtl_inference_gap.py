@@ -22,8 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.checkpoint import file_sha256
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import TrainDataset
-    from wsol_edge.methods.hiding import hide
-    from wsol_edge.methods.wtl import complementary_masks
     from wsol_edge.modelio import load_wrapper
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
@@ -45,11 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         data = TrainDataset(samples, model.mean, model.std, 256, 224, args.seed, False)
         step = max(1, len(data) // args.num_images)
         images = torch.stack([data[i][0] for i in range(0, step * args.num_images, step)])
-        b, _, h, w = images.shape
         with torch.no_grad():
-            vx, vxt = complementary_masks(b, h, w, model.patch, model.p, torch.Generator().manual_seed(args.seed))
-            feats = model.backbone(torch.cat([hide(images, vx), hide(images, vxt)]))
-            fx, fxt = feats[:b], feats[b:]
+            fx, fxt = model.hidden_features(images, torch.Generator().manual_seed(args.seed))
             row = {"checkpoint": path, "checkpoint_sha256": file_sha256(path), "train_command": state.get("command"),
                    "features_rms": rms(fx), "features_max": float(fx.abs().max())}
             if model.caam is not None:

@@ -167,12 +167,16 @@ class WhereToLook(nn.Module):
         fsxt = self.ssam_xt(fxt) if self.ssam_xt is not None else fxt
         return self.agg(fcx + fsx), self.agg(fcxt + fsxt)
 
-    def branches(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
-        """One complementary hiding draw -> (logits_x, logits_x~, GT-class CAM_x, GT-class CAM_x~)."""
+    def hidden_features(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        """One complementary hiding draw -> backbone features (F_x, F_x~), one backbone pass for both."""
         b, _, h, w = images.shape
         vx, vxt = complementary_masks(b, h, w, self.patch, self.p, generator, images.device)
         feats = self.backbone(torch.cat([hide(images, vx), hide(images, vxt)]))
-        tx, txt = self.branch_features(feats[:b], feats[b:])
+        return feats[:b], feats[b:]
+
+    def branches(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        """One complementary hiding draw -> (logits_x, logits_x~, GT-class CAM_x, GT-class CAM_x~)."""
+        tx, txt = self.branch_features(*self.hidden_features(images, generator))
         logits_x, logits_xt = self.cls_x(tx.mean((2, 3))), self.cls_xt(txt.mean((2, 3)))
         cam_x = torch.einsum("bc,bchw->bhw", self.cls_x.weight[labels], tx)
         cam_xt = torch.einsum("bc,bchw->bhw", self.cls_xt.weight[labels], txt)
