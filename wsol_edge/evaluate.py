@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .argtypes import non_negative_int, positive_int
+from .argtypes import HelpFormatter, non_negative_int, positive_int
 from .config import parse_args
 from .data import DATASET_KINDS
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m wsol_edge.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--config", help="YAML or JSON file of options; flags override it")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="training checkpoint (.pt)")

@@ -9,22 +9,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .argtypes import non_negative_int, positive_int
+from .argtypes import HelpFormatter, non_negative_int, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m wsol_edge.run", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--engine", "--model", dest="engine", required=True, help=".onnx, .engine/.trt/.plan or .pt")
     p.add_argument("--source", required=True, help="image, folder, glob, video, camera:N, rtsp/http URL, or GStreamer pipeline")
-    p.add_argument("--batch", type=positive_int, default=1)
+    p.add_argument("--batch", type=positive_int, default=1, help="frames per inference call")
     p.add_argument("--threshold", type=float, help="CAM threshold (default: the model's metadata)")
     p.add_argument("--topk", type=positive_int, default=1, help="classes listed per frame in the JSONL")
     p.add_argument("--output", help="folder for annotated images / videos")
     p.add_argument("--cam-overlay", action="store_true", help="draw the CAM heat map in annotated output")
     p.add_argument("--jsonl", help="one JSON line per frame")
     p.add_argument("--show", action="store_true", help="display in a window (q or Esc quits)")
-    p.add_argument("--max-frames", type=positive_int)
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument("--fps", type=float, help="limit the capture rate")
     p.add_argument("--drop-frames", action=argparse.BooleanOptionalAction, default=True,
                    help="live sources: drop stale frames instead of queueing them (files never drop)")

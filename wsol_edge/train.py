@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .argtypes import non_negative_int, positive_int
+from .argtypes import HelpFormatter, non_negative_int, positive_int
 from .config import parse_args
 from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
@@ -21,7 +21,7 @@ from .methods import DEIT_CONFIGS, METHODS
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m wsol_edge.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--config", help="YAML or JSON file of options; flags override it")
     d = p.add_argument_group("data")
     d.add_argument("--dataset", choices=DATASET_KINDS, default="cub")
