@@ -29,6 +29,7 @@ def test_checkpoint_is_weights_only_and_complete(trained):
     state = torch.load(trained / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["epoch"] == 2 and state["model_config"]["num_classes"] == 4
     assert len(state["history"]) == 2 and state["train_seconds"] > 0
+    assert all("commit" in h for h in state["history"])  # the code each epoch ran on (None outside git)
     assert json.loads((trained / "train_log.json").read_text())["epochs"] == 2
 
 
@@ -94,8 +95,10 @@ def test_evaluate_writes_protocol_record_and_overlays(trained, tmp_path):
     rec = json.loads(out.read_text())
     for key in ("kind", "dataset", "split", "num_images", "method", "backbone", "backend", "precision", "protocol",
                 "input_size", "metrics", "train_seconds", "command", "commit", "machine", "cam_thresholds",
-                "iou_thresholds", "resize"):
+                "iou_thresholds", "resize", "train_commits"):
         assert key in rec, key
+    state = load_checkpoint(trained / "checkpoint.pt")
+    assert rec["train_commits"] == sorted({h["commit"] for h in state["history"] if h["commit"]})
     m = rec["metrics"]
     for key in ("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc", "gt_known_threshold",
                 "max_box_acc", "max_box_acc_v2", "pxap"):

@@ -78,7 +78,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         model, cfg, state = load_model(args.checkpoint)
         ckpt_info = {"checkpoint": args.checkpoint, "checkpoint_sha256": file_sha256(args.checkpoint),
                      "train_command": state.get("command"), "epochs": state.get("epoch"),
-                     "precise_bn": state.get("precise_bn")}
+                     "precise_bn": state.get("precise_bn"),
+                     "train_commits": sorted({h["commit"] for h in state.get("history", []) if h.get("commit")})}
         train_seconds = float(state.get("train_seconds", 0.0))
     else:
         raise ValueError("give --checkpoint or --imagenet-baseline")

@@ -141,7 +141,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .modelio import build_from_config, model_config
     from .models.cam import freeze_early_layers, set_frozen_eval
     from .precise_bn import recalibrate_batchnorm
-    from .runinfo import command_line
+    from .runinfo import command_line, git_commit
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -172,6 +172,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     warmup = int(args.warmup_epochs * steps_per_epoch)
 
     start_epoch, history, train_seconds, skipped_total = 0, [], 0.0, 0
+    commit = git_commit()  # per epoch: a resumed run may continue on other code
     command, train_args, precise_bn = None, None, None
 
     def checkpoint_state() -> dict:
@@ -230,7 +231,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                 break
         train_seconds += time.time() - t0
         history.append({"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1),
-                        "seconds": time.time() - t0})
+                        "seconds": time.time() - t0, "commit": commit})
         print(f"epoch {epoch + 1}/{args.epochs} loss {history[-1]['loss']:.4f} acc {history[-1]['train_acc']:.1f}% "
               f"({history[-1]['seconds']:.0f}s)", file=sys.stderr)
         command = command_line("wsol_edge.train", argv)
@@ -249,7 +250,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         images = (batch[0] for batch, _ in loader if batch is not None)
         used = recalibrate_batchnorm(model.inference_model(), images, args.precise_bn, keep=frozen)
         precise_bn = {"batches_requested": args.precise_bn, "batches": used, "batch_size": args.batch_size,
-                      "seconds": time.time() - t0, "command": command_line("wsol_edge.train", argv)}
+                      "seconds": time.time() - t0, "command": command_line("wsol_edge.train", argv), "commit": commit}
         save_checkpoint(ckpt_path, checkpoint_state())
         print(f"BatchNorm statistics re-estimated on {used} batches ({precise_bn['seconds']:.0f}s)", file=sys.stderr)
     if skipped_total:
