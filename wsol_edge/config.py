@@ -30,30 +30,29 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
     known, _ = pre.parse_known_args(argv)
     if known.config:
         cfg = load_config(known.config)
-        valid = {a.dest for a in parser._actions}
-        unknown = sorted(set(cfg) - valid)
+        actions = {a.dest: a for a in parser._actions}
+        unknown = sorted(set(cfg) - set(actions))
         if unknown:
             parser.error(f"{known.config}: unknown option(s) {', '.join(unknown)}")
-        parser.set_defaults(**{k: _checked(parser, known.config, k, v) for k, v in cfg.items()})
+        parser.set_defaults(**{k: _checked(parser, known.config, actions[k], v) for k, v in cfg.items()})
         for action in parser._actions:  # a config value satisfies a required flag
             if action.dest in cfg:
                 action.required = False
     return parser.parse_args(argv)
 
 
-def _checked(parser: argparse.ArgumentParser, path: str, key: str, value):
+def _checked(parser: argparse.ArgumentParser, path: str, action: argparse.Action, value):
     """A config value through its flag's type and choices, which argparse applies only to values
     typed on the command line (so ``epochs: 0`` in a file is refused like ``--epochs 0``)."""
-    action = next(a for a in parser._actions if a.dest == key)
-    items = value if isinstance(value, list) and action.nargs not in (None, "?") else [value]
+    many = isinstance(value, list) and action.nargs not in (None, "?")
     checked = []
-    for item in items:
+    for item in value if many else [value]:
         if item is not None and callable(action.type) and not isinstance(item, (list, dict)):
             try:
                 item = action.type(str(item))
             except (argparse.ArgumentTypeError, TypeError, ValueError) as e:
-                parser.error(f"{path}: {key}: {e}")
+                parser.error(f"{path}: {action.dest}: {e}")
         if action.choices is not None and item not in action.choices:
-            parser.error(f"{path}: {key}: {item!r} is not one of {', '.join(map(str, action.choices))}")
+            parser.error(f"{path}: {action.dest}: {item!r} is not one of {', '.join(map(str, action.choices))}")
         checked.append(item)
-    return checked if items is value else checked[0]
+    return checked if many else checked[0]
