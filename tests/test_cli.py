@@ -88,6 +88,27 @@ def test_config_values_go_through_the_flags_checks(tmp_path, capsys):
     assert args.lr == 1e-4 and args.has_grid_sizes == [0, 16]
 
 
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.yaml", None, "not found"),
+    ("list.yaml", "- epochs\n- 3\n", "must hold a mapping of option: value"),
+    ("broken.yaml", "epochs: [1,\n", "not a readable config file"),
+    ("broken.json", "{epochs", "not a readable config file"),
+    ("binary.yaml", b"\xff\xfe\x00", "not a readable config file"),
+])
+def test_unreadable_config_files_are_one_line_errors(tmp_path, capsys, name, content, message):
+    cfg = tmp_path / name
+    if isinstance(content, bytes):
+        cfg.write_bytes(content)
+    elif content is not None:
+        cfg.write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--config", str(cfg), *SYN, "--out", str(tmp_path / "never")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and str(cfg) in err[-1] and "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "never").exists()
+
+
 def test_evaluate_writes_protocol_record_and_overlays(trained, tmp_path):
     out = tmp_path / "r.json"
     assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--output", str(out),

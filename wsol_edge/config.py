@@ -11,13 +11,13 @@ def load_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
+    import yaml
 
-        data = yaml.safe_load(text) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text) or {}
+    except (ValueError, yaml.YAMLError) as exc:  # JSON, YAML and UTF-8 errors
+        raise ValueError(f"{path}: not a readable config file ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a config file must hold a mapping of option: value")
     return {k.replace("-", "_"): v for k, v in data.items()}
@@ -29,7 +29,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
     if known.config:
-        cfg = load_config(known.config)
+        try:
+            cfg = load_config(known.config)
+        except (OSError, ValueError) as exc:  # missing, unreadable, not a mapping, bad JSON/YAML
+            parser.error(str(exc).splitlines()[0])
         actions = {a.dest: a for a in parser._actions}
         unknown = sorted(set(cfg) - set(actions))
         if unknown:
