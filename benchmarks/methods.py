@@ -9,6 +9,7 @@ Each run lives in ``<runs>/<table>/<name>/``; a finished checkpoint is reused (`
 start over), an interrupted one resumes, so the command can be stopped and run again. After
 training, every row's BatchNorm statistics are re-estimated on un-hidden training images
 (``--precise-bn``, wsol_edge/precise_bn.py): a finished checkpoint without it gets only that step.
+Each run also keeps its per-image tables (``per_image.npz``) for ``python -m benchmarks.paired_bootstrap``.
 """
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
          "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
     result = run_dir / "eval.json"
     run([sys.executable, "-m", "wsol_edge.evaluate", "--checkpoint", str(ckpt), "--dataset", "cub",
-         "--data-root", args.data_root, "--split", "test", "--no-progress", "--output", str(result), *threads])
+         "--data-root", args.data_root, "--split", "test", "--no-progress", "--output", str(result),
+         "--per-image", str(run_dir / "per_image.npz"), *threads])
     record = json.loads(result.read_text())
     record["variant"] = name
     record["train_flags"] = flags

@@ -159,3 +159,35 @@ def test_corrupt_image_skipped_and_counted_in_training(tmp_path, monkeypatch):
     assert train.main(args) == 2  # stops with a clear error by default
     assert train.main([*args, "--skip-bad-images"]) == 0
     assert load_checkpoint(tmp_path / "checkpoint.pt")["skipped_images"] == 1
+
+
+def test_evaluate_per_image_tables_feed_the_paired_bootstrap(trained, tmp_path, capsys):
+    from benchmarks import paired_bootstrap
+    from wsol_edge.evaluation import read_per_image
+
+    out, npz = tmp_path / "r.json", tmp_path / "cam" / "per_image.npz"
+    assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--output", str(out),
+                          "--per-image", str(npz)]) == 0
+    tables, ids, info = read_per_image(npz)
+    assert len(ids) == 16 == len(set(ids)) and tables["ious_multi"].shape == tables["ious_box"].shape == (16, 100)
+    assert info["metrics"] == json.loads(out.read_text())["metrics"]
+    result = tmp_path / "boot.json"
+    # The model against itself: every difference is exactly 0 in every resample.
+    assert paired_bootstrap.main(["--reference", str(npz), "--compare", f"same={npz}", "--resamples", "50",
+                                  "--output", str(result)]) == 0
+    rec = json.loads(result.read_text())
+    assert rec["kind"] == "bootstrap" and rec["num_images"] == 16 and rec["reference"] == "cam"
+    for key, value in rec["models"][0]["metrics"].items():
+        assert value["observed"] == info["metrics"][key] and value["ci95"][0] <= value["observed"] <= value["ci95"][1]
+    diffs = rec["differences"][0]["metrics"]
+    assert set(diffs) == {"max_box_acc_v2", "gt_known_loc", "top1_loc", "top1_cls"}
+    assert all(d["observed"] == 0 and d["ci95"] == [0, 0] and d["share_of_resamples_above_zero"] == 0
+               for d in diffs.values())
+    # Files from other images cannot be paired: one error line.
+    other = tmp_path / "other.npz"
+    assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--max-images", "8",
+                          "--per-image", str(other)]) == 0
+    res = subprocess.run([sys.executable, "-m", "benchmarks.paired_bootstrap", "--reference", str(npz), "--compare",
+                          str(other), "--output", str(tmp_path / "never.json")], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.startswith("error:") and "same images" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "never.json").exists()

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=positive_int, default=None)
     p.add_argument("--skip-bad-images", action="store_true")
     p.add_argument("--output", help="result JSON file (written atomically)")
+    p.add_argument("--per-image", metavar="NPZ",
+                   help="also write the per-image IoU and correctness tables (.npz) behind the metrics, for "
+                        "python -m benchmarks.paired_bootstrap")
     p.add_argument("--overlays", help="folder for CAM overlay PNGs")
     p.add_argument("--num-overlays", type=non_negative_int, default=8)
     p.add_argument("--threads", type=positive_int, default=None)
@@ -59,7 +62,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .checkpoint import file_sha256
     from .data import open_dataset
     from .data.torch_dataset import EvalDataset, collate_skip_bad
-    from .evaluation import LocalizationScorer
+    from .evaluation import LocalizationScorer, write_per_image
     from .modelio import load_model
     from .models import imagenet_cam_model
     from .overlays import cam_overlay, write_png
@@ -96,7 +99,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                                 with_classification=not args.imagenet_baseline)
     data = EvalDataset(samples, model.mean, model.std, size, args.skip_bad_images)
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=False, collate_fn=collate_skip_bad)
-    overlay_items, skipped, evaluated = [], 0, 0
+    overlay_items, indices, skipped = [], [], 0
     t0 = time.time()
     with torch.inference_mode():
         for batch, nbad in tqdm(loader, desc="evaluate", disable=args.no_progress):
@@ -107,10 +110,11 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             target = logits.argmax(1) if args.imagenet_baseline else batch["label"]
             cams = model.cams(feats, target).numpy()
             maps = scorer.add(logits.numpy(), cams, batch["label"].numpy(), batch["boxes"], batch["mask"])
-            evaluated += len(maps)
+            indices += batch["index"].tolist()
             for j, m in enumerate(maps):
                 if len(overlay_items) < (args.num_overlays if args.overlays else 0):
                     overlay_items.append((int(batch["index"][j]), m, batch["boxes"][j], int(target[j])))
+    evaluated = len(indices)
     if evaluated == 0:
         raise ValueError("no image could be evaluated")
     metrics = scorer.compute()
@@ -142,6 +146,11 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     }
     if args.output:
         atomic_write_json(args.output, record)
+    if args.per_image:
+        info = {k: record.get(k) for k in ("dataset", "split", "method", "backbone", "protocol", "input_size",
+                                           "checkpoint", "checkpoint_sha256", "variant", "commit")}
+        info["metrics"] = metrics
+        write_per_image(args.per_image, scorer.per_image(), [samples[i].image_id for i in indices], info)
     return record
 
 
@@ -166,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"{record['dataset']}/{record['split']} ({record['num_images']} images, {record['protocol']}): "
           f"{format_metrics(record['metrics'])}")
-    if args.output:
-        print(f"wrote {args.output}")
+    for path in (args.output, args.per_image):
+        if path:
+            print(f"wrote {path}")
     return 0
 
 

@@ -89,6 +89,50 @@ class LocalizationScorer:
             out["pxap"] = self.pxap.compute()
         return out
 
+    def per_image(self) -> dict[str, np.ndarray]:
+        """The per-image tables ``compute`` reduces (for the bootstrap in metrics/bootstrap.py):
+        IoU at every CAM threshold, single contour (``ious_box``) and all contours (``ious_multi``,
+        wsoleval only), and top-1/top-5 correctness."""
+        out = {"cam_thresholds": np.asarray(self.cam_thresholds, np.float64), "ious_box": self.single.ious}
+        if self.multi is not None:
+            out["ious_multi"] = self.multi.ious
+        if self.with_classification:
+            out["top1"], out["top5"] = np.concatenate(self.top1), np.concatenate(self.top5)
+        return out
+
+
+def write_per_image(path, tables: dict[str, np.ndarray], image_ids: list[str], info: dict) -> None:
+    """One .npz (written atomically): the tables, the image ids in row order, and ``info`` (JSON)."""
+    import io
+    import json
+
+    from .atomic import atomic_write_bytes
+
+    if any(len(v) != len(image_ids) for k, v in tables.items() if k != "cam_thresholds"):
+        raise ValueError("per-image tables and image ids differ in length")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, image_ids=np.asarray(image_ids, dtype=str), info=np.asarray(json.dumps(info)), **tables)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_per_image(path) -> tuple[dict[str, np.ndarray], list[str], dict]:
+    """Inverse of ``write_per_image``; a file that is not one is a ValueError naming it."""
+    import json
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        info = json.loads(str(data.pop("info")))
+        image_ids = [str(x) for x in data.pop("image_ids")]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path} is not a per-image file of wsol_edge.evaluate --per-image ({exc})") from None
+    if "ious_box" not in data:
+        raise ValueError(f"{path} is not a per-image file of wsol_edge.evaluate --per-image (no ious_box)")
+    return data, image_ids, info
+
 
 def eval_sample(sample, size: int, mean, std):
     """The protocol's eval transform of one sample: (image float32 3xSxS, label, GT boxes mapped with
