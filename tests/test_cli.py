@@ -161,7 +161,7 @@ def test_corrupt_image_skipped_and_counted_in_training(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "checkpoint.pt")["skipped_images"] == 1
 
 
-def test_evaluate_per_image_tables_feed_the_paired_bootstrap(trained, tmp_path, capsys):
+def test_evaluate_per_image_tables_feed_the_paired_bootstrap(trained, tmp_path):
     from benchmarks import paired_bootstrap
     from wsol_edge.evaluation import read_per_image
 

@@ -125,9 +125,9 @@ def read_per_image(path) -> tuple[dict[str, np.ndarray], list[str], dict]:
             data = {k: z[k] for k in z.files}
         info = json.loads(str(data.pop("info")))
         image_ids = [str(x) for x in data.pop("image_ids")]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # JSONDecodeError is a ValueError
         raise ValueError(f"{path} is not a per-image file of wsol_edge.evaluate --per-image ({exc})") from None
     if "ious_box" not in data:
         raise ValueError(f"{path} is not a per-image file of wsol_edge.evaluate --per-image (no ious_box)")
