@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precise-bn", type=non_negative_int, default=30, metavar="BATCHES",
                    help="re-estimate BatchNorm statistics on this many batches of un-hidden training images after "
                         "training, for every row (wsol_edge/precise_bn.py); 0: off")
+    p.add_argument("--seed", type=int, default=None,
+                   help="training seed for every row (default: the config's); use a --runs and --output of its own")
     p.add_argument("--runs", default="runs/methods", help="folder for checkpoints and per-run results")
     p.add_argument("--retrain", action="store_true", help="ignore finished checkpoints")
     p.add_argument("--threads", type=positive_int, default=None)
@@ -84,8 +86,9 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     if args.retrain and ckpt.exists():
         ckpt.unlink()
     threads = ["--threads", str(args.threads)] if args.threads else []
+    seed = ["--seed", str(args.seed)] if args.seed is not None else []
     run([sys.executable, "-m", "wsol_edge.train", "--config", args.config, "--data-root", args.data_root,
-         *flags, "--epochs", str(args.epochs), "--out", str(run_dir), "--no-progress", *threads,
+         *flags, "--epochs", str(args.epochs), *seed, "--out", str(run_dir), "--no-progress", *threads,
          "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
     result = run_dir / "eval.json"
     run([sys.executable, "-m", "wsol_edge.evaluate", "--checkpoint", str(ckpt), "--dataset", "cub",
@@ -95,6 +98,8 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     record["variant"] = name
     record["train_flags"] = flags
     record["schedule"] = {"config": args.config, "epochs": args.epochs}
+    if args.seed is not None:
+        record["schedule"]["seed"] = args.seed
     done = (record.get("precise_bn") or {}).get("batches_requested", 0)
     if done != args.precise_bn:  # statistics re-estimated in place cannot be undone by a resume
         raise RuntimeError(f"{ckpt} has BatchNorm statistics re-estimated on {done} batches, not {args.precise_bn}; "

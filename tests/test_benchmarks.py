@@ -88,6 +88,31 @@ def test_methods_command_refuses_unknown_rows_and_missing_data(tmp_path, capsys)
     assert "not found" in capsys.readouterr().err
 
 
+def test_methods_seed_reaches_training_and_the_record(tmp_path, monkeypatch):
+    import benchmarks.methods as methods
+
+    calls = []
+
+    def fake_run(cmd):
+        calls.append(cmd)
+        if "wsol_edge.evaluate" in cmd:
+            out = Path(cmd[cmd.index("--output") + 1])
+            out.write_text(json.dumps({"metrics": {}, "train_seconds": 1.0,
+                                       "precise_bn": {"batches_requested": 30}}))
+
+    monkeypatch.setattr(methods, "run", fake_run)
+    args = methods.build_parser().parse_args(["--seed", "7", "--epochs", "8"])
+    run_dir = tmp_path / "cam"
+    run_dir.mkdir()
+    record = methods.train_and_evaluate("cam", ["--method", "cam"], args, run_dir)
+    train_cmd = calls[0]
+    assert train_cmd[train_cmd.index("--seed") + 1] == "7"
+    assert record["schedule"] == {"config": args.config, "epochs": 8, "seed": 7}
+    calls.clear()
+    record = methods.train_and_evaluate("cam", ["--method", "cam"], methods.build_parser().parse_args([]), run_dir)
+    assert "--seed" not in calls[0] and "seed" not in record["schedule"]  # the config's seed, as before
+
+
 def test_accuracy_plot_draws_one_bar_per_record_and_metric(tmp_path):
     recs = [{"kind": "accuracy", "backend": "onnxruntime", "precision": p, "variant": v, "dataset": "cub50",
              "split": "test", "metrics": {"top1_cls": 70.0, "gt_known_loc": g, "max_box_acc_v2": 60.0}}
