@@ -178,3 +178,40 @@ def test_wtl_branch_cosine_is_one_when_hiding_changes_nothing_and_classifiers_ag
         flipped = branch_cosines(m, torch.zeros(2, 3, 64, 64), labels, torch.Generator().manual_seed(1))
     assert same == pytest.approx([1.0, 1.0], abs=1e-5)
     assert flipped == pytest.approx([-1.0, -1.0], abs=1e-5)
+
+
+def test_twopath_maps_hold_the_cam_identities_of_both_paths():
+    """GAP of each path's CAM plus its bias gives that path's logits; the deployed map is the
+    inference model's CAM, and the mask rows are the attention before and after its sigmoid."""
+    import torch
+
+    from benchmarks.twopath_maps import MAPS, twopath_maps
+    from wsol_edge.methods.twopath import TwoPath
+    from wsol_edge.models import create_backbone
+
+    torch.manual_seed(0)
+    net = TwoPath(create_backbone("efficientnet_lite0", pretrained=False, output_stride=16), 4, channels=16)
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([1, 3])
+    for m in net.modules():  # BatchNorm statistics of this batch, so the maps are O(1), not ~1e-10
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    with torch.no_grad():
+        net.paths(x)
+    net.eval()
+    with torch.no_grad():
+        logits, maps = twopath_maps(net, x, y)
+        fp = net.extract_perception(net.backbone(x))
+        _, logits_att, f_att, _, mask = net.paths(x)
+        inference = net.inference_model()
+        torch.testing.assert_close(logits, inference(x)[0])
+        torch.testing.assert_close(maps["attention_cam"], inference.cams(f_att, y))
+    assert set(maps) == set(MAPS)
+    att_bias = net.att_classifier.bias[y]
+    torch.testing.assert_close(maps["attention_cam"].mean((1, 2)) + att_bias, logits_att[torch.arange(2), y])
+    torch.testing.assert_close(maps["perception_cam"].mean((1, 2)) + net.classifier.bias[y], logits[torch.arange(2), y])
+    torch.testing.assert_close(torch.sigmoid(maps["attention_mask"]), maps["attention_mask_sigmoid"])
+    torch.testing.assert_close(maps["attention_mask_sigmoid"], mask[:, 0])
+    assert maps["perception_cam"].abs().mean() > 0.1
+    unweighted_logits = net.classifier(fp.mean((2, 3)))
+    torch.testing.assert_close(maps["perception_cam_unweighted"].mean((1, 2)) + net.classifier.bias[y],
+                               unweighted_logits[torch.arange(2), y])

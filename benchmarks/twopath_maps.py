@@ -1,0 +1,99 @@
+"""Which of a two-path checkpoint's maps localises? One pass over a split, scored with the
+wsoleval protocol for each candidate map of the ground-truth class:
+
+- ``attention_cam``: the attention path's CAM, W_att,c F_att — the map the method deploys
+  (seed-methods.md: "the attention path's CAM localises"); its row equals ``wsol_edge.evaluate``'s;
+- ``attention_mask``: the class-agnostic attention the perception path is re-weighted with, before
+  its sigmoid, BN(conv1x1(A)) (the map the Attention Branch Network shows);
+- ``attention_mask_sigmoid``: the same after the sigmoid, M in (0, 1);
+- ``perception_cam``: the perception classifier's CAM on the re-weighted features F' = E_p(F)(1 + M);
+- ``perception_cam_unweighted``: that classifier's weights on E_p(F), without the re-weighting.
+
+Classification (and so Top-1 Loc) is the deployed perception logits for every row.
+``python -m benchmarks.twopath_maps --checkpoints runs/methods_8ep/main/twopath/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_twopath_maps.json``"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+MAPS = ("attention_cam", "attention_mask", "attention_mask_sigmoid", "perception_cam", "perception_cam_unweighted")
+
+
+def twopath_maps(net, images, labels) -> tuple:
+    """-> (perception logits, {map name: [B, h, w] map of class ``labels``}) of a TwoPath ``net``."""
+    from wsol_edge.models.cam import class_cams
+
+    logits, _, f_att, maps, mask = net.paths(images)
+    fp = net.extract_perception(net.backbone(images))
+    w = net.classifier.weight
+    return logits, {
+        "attention_cam": class_cams(net.att_classifier.weight[:, :, 0, 0], f_att, labels),
+        "attention_mask": net.att_to_mask(maps)[:, 0],
+        "attention_mask_sigmoid": mask[:, 0],
+        "perception_cam": class_cams(w, fp * (1 + mask), labels),
+        "perception_cam_unweighted": class_cams(w, fp, labels),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.checkpoint import file_sha256
+    from wsol_edge.data import open_dataset
+    from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
+    from wsol_edge.evaluation import LocalizationScorer
+    from wsol_edge.modelio import load_wrapper
+    from wsol_edge.runinfo import command_line, git_commit, machine_info
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.twopath_maps", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoints", nargs="+", required=True, help="two-path checkpoints (wsol_edge.train --method twopath)")
+    p.add_argument("--data-root", required=True, help="CUB-layout folder")
+    p.add_argument("--split", default="test")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--output", required=True)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    samples = open_dataset("cub", args.data_root, args.split)
+    thresholds = np.arange(0, 1, 0.01)
+    records = []
+    for path in args.checkpoints:
+        net, cfg, state = load_wrapper(path)
+        if cfg.get("method") != "twopath":
+            raise ValueError(f"{path} is a {cfg.get('method')} checkpoint, not twopath")
+        net.eval()
+        size = cfg["input_size"]
+        scorers = {name: LocalizationScorer("wsoleval", size, thresholds, (30, 50, 70)) for name in MAPS}
+        loader = DataLoader(EvalDataset(samples, net.mean, net.std, size, False), batch_size=32,
+                            collate_fn=collate_skip_bad)
+        with torch.inference_mode():
+            for batch, _ in loader:
+                logits, maps = twopath_maps(net, batch["image"], batch["label"])
+                for name in MAPS:
+                    scorers[name].add(logits.numpy(), maps[name].numpy(), batch["label"].numpy(), batch["boxes"],
+                                      batch["mask"])
+        for name in MAPS:
+            metrics = scorers[name].compute()
+            print(f"{path} {name}: MaxBoxAccV2 {metrics['max_box_acc_v2']:.2f} GT-known {metrics['gt_known_loc']:.2f}",
+                  file=sys.stderr)
+            records.append({"kind": "accuracy", "dataset": samples.name, "split": args.split,
+                            "num_images": len(samples), "method": "twopath", "backbone": cfg.get("backbone"),
+                            "variant": f"map={name}", "backend": "pytorch", "precision": "fp32",
+                            "protocol": "wsoleval", "input_size": size, "cam_class": "ground-truth class",
+                            "metrics": metrics, "train_seconds": float(state.get("train_seconds", 0.0)),
+                            "checkpoint": path, "checkpoint_sha256": file_sha256(path),
+                            "train_command": state.get("command"), "epochs": state.get("epoch"),
+                            "command": command_line("benchmarks.twopath_maps", argv), "commit": git_commit(),
+                            "machine": machine_info()})
+    atomic_write_json(args.output, {"records": records})
+    return 0
+
+
+if __name__ == "__main__":
+    from benchmarks.cli import exit_with_one_line_errors
+
+    exit_with_one_line_errors(main)
