@@ -185,7 +185,7 @@ def test_twopath_maps_hold_the_cam_identities_of_both_paths():
     inference model's CAM, and the mask rows are the attention before and after its sigmoid."""
     import torch
 
-    from benchmarks.twopath_maps import MAPS, twopath_maps
+    from benchmarks.method_maps import twopath_maps
     from wsol_edge.methods.twopath import TwoPath
     from wsol_edge.models import create_backbone
 
@@ -205,7 +205,6 @@ def test_twopath_maps_hold_the_cam_identities_of_both_paths():
         inference = net.inference_model()
         torch.testing.assert_close(logits, inference(x)[0])
         torch.testing.assert_close(maps["attention_cam"], inference.cams(f_att, y))
-    assert set(maps) == set(MAPS)
     att_bias = net.att_classifier.bias[y]
     torch.testing.assert_close(maps["attention_cam"].mean((1, 2)) + att_bias, logits_att[torch.arange(2), y])
     torch.testing.assert_close(maps["perception_cam"].mean((1, 2)) + net.classifier.bias[y], logits[torch.arange(2), y])
@@ -215,3 +214,34 @@ def test_twopath_maps_hold_the_cam_identities_of_both_paths():
     unweighted_logits = net.classifier(fp.mean((2, 3)))
     torch.testing.assert_close(maps["perception_cam_unweighted"].mean((1, 2)) + net.classifier.bias[y],
                                unweighted_logits[torch.arange(2), y])
+
+
+def test_sat_maps_hold_the_forward_and_the_cam_identity():
+    """The deployed SAT map is the forward's M (the mean of the block masks); the class map's GAP
+    gives the logits; the coupled map is zero wherever the class map is negative."""
+    import torch
+
+    from benchmarks.method_maps import sat_maps
+    from wsol_edge.methods.sat import SAT
+    from wsol_edge.models import create_backbone
+
+    torch.manual_seed(0)
+    net = SAT(create_backbone("efficientnet_lite0", pretrained=False, output_stride=16), 4, dim=16, heads=2,
+              depth=3, sat_depth=2, grid=4).eval()
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([1, 3])
+    with torch.no_grad():
+        logits, maps = sat_maps(net, x, y)
+        fwd_logits, loc = net(x)
+        _, class_maps, masks = net.maps(x)
+    assert masks.shape == (2, 2, 1, 4, 4)
+    torch.testing.assert_close(logits, fwd_logits)
+    torch.testing.assert_close(maps["spatial_token_mask"], loc[:, 0])
+    torch.testing.assert_close(maps["spatial_token_mask"], (masks[0, :, 0] + masks[1, :, 0]) / 2)
+    torch.testing.assert_close(maps["last_block_mask"], masks[1, :, 0])
+    torch.testing.assert_close(maps["class_map"].mean((1, 2)), logits[torch.arange(2), y])
+    assert maps["class_map"].abs().mean() > 1e-3
+    negative = maps["class_map"] < 0
+    assert negative.any() and (maps["mask_times_class_map"][negative] == 0).all()
+    positive = ~negative
+    torch.testing.assert_close(maps["mask_times_class_map"][positive],
+                               (maps["spatial_token_mask"] * maps["class_map"])[positive])

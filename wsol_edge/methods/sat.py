@@ -164,6 +164,12 @@ class SAT(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (logits [B, K], localisation map M [B, 1, h, w] in (0, 1))."""
+        logits, _, masks = self.maps(images)
+        return logits, masks.mean(0)
+
+    def maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (logits [B, K], class maps of the classifier conv [B, K, h, w] (logits = their GAP),
+        each spatial-aware block's mask [sat_depth, B, 1, h, w])."""
         f = self.proj(self.backbone(images))
         b, d, h, w = f.shape
         n = h * w
@@ -177,9 +183,8 @@ class SAT(nn.Module):
                 masks.append(mask)
         x = self.norm(x)
         patch_map = x[:, 1:1 + n].transpose(1, 2).reshape(b, d, h, w)
-        logits = self.head(patch_map).mean((2, 3))
-        loc = torch.stack(masks).mean(0).reshape(b, 1, h, w)
-        return logits, loc
+        class_maps = self.head(patch_map)
+        return class_maps.mean((2, 3)), class_maps, torch.stack(masks).reshape(-1, b, 1, h, w)
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
         logits, loc = self(images)

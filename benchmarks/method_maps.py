@@ -1,22 +1,27 @@
-"""Which of a two-path checkpoint's maps localises? One pass over a split, scored with the
-wsoleval protocol for each candidate map of the ground-truth class:
+"""Which of a checkpoint's maps localises? For two-path and SAT, whose design offers more than
+one map, one pass over a split scores each candidate map of the ground-truth class with the
+wsoleval protocol. The first candidate of each method is the map it deploys (its row equals
+``wsol_edge.evaluate``'s); classification (and so Top-1 Loc) is always the deployed logits.
 
-- ``attention_cam``: the attention path's CAM, W_att,c F_att — the map the method deploys
-  (seed-methods.md: "the attention path's CAM localises"); its row equals ``wsol_edge.evaluate``'s;
-- ``attention_mask``: the class-agnostic attention the perception path is re-weighted with, before
-  its sigmoid, BN(conv1x1(A)) (the map the Attention Branch Network shows);
+two-path (seed-methods.md: "the attention path's CAM localises"):
+- ``attention_cam``: the attention path's CAM, W_att,c F_att (deployed);
+- ``attention_mask``: the class-agnostic attention the perception path is re-weighted with,
+  before its sigmoid, BN(conv1x1(A)) (the map the Attention Branch Network shows);
 - ``attention_mask_sigmoid``: the same after the sigmoid, M in (0, 1);
-- ``perception_cam``: the perception classifier's CAM on the re-weighted features F' = E_p(F)(1 + M);
+- ``perception_cam``: the perception classifier's CAM on the re-weighted features E_p(F)(1 + M);
 - ``perception_cam_unweighted``: that classifier's weights on E_p(F), without the re-weighting.
 
-Classification (and so Top-1 Loc) is the deployed perception logits for every row.
-``python -m benchmarks.twopath_maps --checkpoints runs/methods_8ep/main/twopath/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_twopath_maps.json``"""
+SAT:
+- ``spatial_token_mask``: M, the mean of the spatial-aware blocks' masks (deployed);
+- ``last_block_mask``: the last block's mask alone;
+- ``class_map``: the classifier conv's map of the class (TS-CAM's semantic map; logits are its GAP);
+- ``mask_times_class_map``: M times the class map's positive part (TS-CAM's coupling).
+
+``python -m benchmarks.method_maps --checkpoints runs/methods_8ep/main/twopath/checkpoint.pt runs/methods_8ep/main/sat_hybrid/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_method_maps.json``"""
 from __future__ import annotations
 
 import argparse
 import sys
-
-MAPS = ("attention_cam", "attention_mask", "attention_mask_sigmoid", "perception_cam", "perception_cam_unweighted")
 
 
 def twopath_maps(net, images, labels) -> tuple:
@@ -35,6 +40,24 @@ def twopath_maps(net, images, labels) -> tuple:
     }
 
 
+def sat_maps(net, images, labels) -> tuple:
+    """-> (logits, {map name: [B, h, w] map of class ``labels``}) of a SAT ``net``."""
+    import torch
+
+    logits, class_maps, masks = net.maps(images)
+    mask = masks.mean(0)[:, 0]
+    class_map = class_maps[torch.arange(len(labels)), labels]
+    return logits, {
+        "spatial_token_mask": mask,
+        "last_block_mask": masks[-1, :, 0],
+        "class_map": class_map,
+        "mask_times_class_map": mask * class_map.clamp(min=0),
+    }
+
+
+CANDIDATES = {"twopath": twopath_maps, "sat": sat_maps}
+
+
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
@@ -48,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.modelio import load_wrapper
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.twopath_maps", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoints", nargs="+", required=True, help="two-path checkpoints (wsol_edge.train --method twopath)")
+    p = argparse.ArgumentParser(prog="python -m benchmarks.method_maps", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoints", nargs="+", required=True,
+                   help=f"checkpoints of {' or '.join(CANDIDATES)} (wsol_edge.train --method ...)")
     p.add_argument("--data-root", required=True, help="CUB-layout folder")
     p.add_argument("--split", default="test")
     p.add_argument("--threads", type=int, default=None)
@@ -63,31 +87,32 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     for path in args.checkpoints:
         net, cfg, state = load_wrapper(path)
-        if cfg.get("method") != "twopath":
-            raise ValueError(f"{path} is a {cfg.get('method')} checkpoint, not twopath")
+        method = cfg.get("method", "cam")
+        if method not in CANDIDATES:
+            raise ValueError(f"{path} is a {method} checkpoint; candidate maps exist for {', '.join(CANDIDATES)}")
         net.eval()
         size = cfg["input_size"]
-        scorers = {name: LocalizationScorer("wsoleval", size, thresholds, (30, 50, 70)) for name in MAPS}
+        scorers: dict = {}
         loader = DataLoader(EvalDataset(samples, net.mean, net.std, size, False), batch_size=32,
                             collate_fn=collate_skip_bad)
         with torch.inference_mode():
             for batch, _ in loader:
-                logits, maps = twopath_maps(net, batch["image"], batch["label"])
-                for name in MAPS:
-                    scorers[name].add(logits.numpy(), maps[name].numpy(), batch["label"].numpy(), batch["boxes"],
-                                      batch["mask"])
-        for name in MAPS:
-            metrics = scorers[name].compute()
+                logits, maps = CANDIDATES[method](net, batch["image"], batch["label"])
+                for name, m in maps.items():
+                    scorer = scorers.setdefault(name, LocalizationScorer("wsoleval", size, thresholds, (30, 50, 70)))
+                    scorer.add(logits.numpy(), m.numpy(), batch["label"].numpy(), batch["boxes"], batch["mask"])
+        for name, scorer in scorers.items():
+            metrics = scorer.compute()
             print(f"{path} {name}: MaxBoxAccV2 {metrics['max_box_acc_v2']:.2f} GT-known {metrics['gt_known_loc']:.2f}",
                   file=sys.stderr)
             records.append({"kind": "accuracy", "dataset": samples.name, "split": args.split,
-                            "num_images": len(samples), "method": "twopath", "backbone": cfg.get("backbone"),
+                            "num_images": len(samples), "method": method, "backbone": cfg.get("backbone"),
                             "variant": f"map={name}", "backend": "pytorch", "precision": "fp32",
                             "protocol": "wsoleval", "input_size": size, "cam_class": "ground-truth class",
                             "metrics": metrics, "train_seconds": float(state.get("train_seconds", 0.0)),
                             "checkpoint": path, "checkpoint_sha256": file_sha256(path),
                             "train_command": state.get("command"), "epochs": state.get("epoch"),
-                            "command": command_line("benchmarks.twopath_maps", argv), "commit": git_commit(),
+                            "command": command_line("benchmarks.method_maps", argv), "commit": git_commit(),
                             "machine": machine_info()})
     atomic_write_json(args.output, {"records": records})
     return 0
