@@ -29,8 +29,8 @@ def twopath_maps(net, images, labels) -> tuple:
     from wsol_edge.models.cam import class_cams
 
     logits, _, f_att, maps, mask = net.paths(images)
-    fp = net.extract_perception(net.backbone(images))
     w = net.classifier.weight
+    fp = f_att[:, f_att.shape[1] - w.shape[1]:]  # E_p(F) is F_att's last block (all of it with one extractor)
     return logits, {
         "attention_cam": class_cams(net.att_classifier.weight[:, :, 0, 0], f_att, labels),
         "attention_mask": net.att_to_mask(maps)[:, 0],
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.utils.data import DataLoader
 
+    from wsol_edge.argtypes import positive_int
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.checkpoint import file_sha256
     from wsol_edge.data import open_dataset
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"checkpoints of {' or '.join(CANDIDATES)} (wsol_edge.train --method ...)")
     p.add_argument("--data-root", required=True, help="CUB-layout folder")
     p.add_argument("--split", default="test")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
     if args.threads:

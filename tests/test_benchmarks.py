@@ -180,7 +180,8 @@ def test_wtl_branch_cosine_is_one_when_hiding_changes_nothing_and_classifiers_ag
     assert flipped == pytest.approx([-1.0, -1.0], abs=1e-5)
 
 
-def test_twopath_maps_hold_the_cam_identities_of_both_paths():
+@pytest.mark.parametrize("share_extractor", [False, True])
+def test_twopath_maps_hold_the_cam_identities_of_both_paths(share_extractor):
     """GAP of each path's CAM plus its bias gives that path's logits; the deployed map is the
     inference model's CAM, and the mask rows are the attention before and after its sigmoid."""
     import torch
@@ -190,7 +191,8 @@ def test_twopath_maps_hold_the_cam_identities_of_both_paths():
     from wsol_edge.models import create_backbone
 
     torch.manual_seed(0)
-    net = TwoPath(create_backbone("efficientnet_lite0", pretrained=False, output_stride=16), 4, channels=16)
+    net = TwoPath(create_backbone("efficientnet_lite0", pretrained=False, output_stride=16), 4, channels=16,
+                  share_extractor=share_extractor)
     x, y = torch.randn(2, 3, 64, 64), torch.tensor([1, 3])
     for m in net.modules():  # BatchNorm statistics of this batch, so the maps are O(1), not ~1e-10
         if isinstance(m, torch.nn.BatchNorm2d):
