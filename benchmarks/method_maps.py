@@ -32,7 +32,7 @@ def twopath_maps(net, images, labels) -> tuple:
     w = net.classifier.weight
     fp = f_att[:, f_att.shape[1] - w.shape[1]:]  # E_p(F) is F_att's last block (all of it with one extractor)
     return logits, {
-        "attention_cam": class_cams(net.att_classifier.weight[:, :, 0, 0], f_att, labels),
+        "attention_cam": net.inference_model().cams(f_att, labels),
         "attention_mask": net.att_to_mask(maps)[:, 0],
         "attention_mask_sigmoid": mask[:, 0],
         "perception_cam": class_cams(w, fp * (1 + mask), labels),
@@ -59,7 +59,6 @@ CANDIDATES = {"twopath": twopath_maps, "sat": sat_maps}
 
 
 def main(argv: list[str] | None = None) -> int:
-    import numpy as np
     import torch
     from torch.utils.data import DataLoader
 
@@ -84,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     samples = open_dataset("cub", args.data_root, args.split)
-    thresholds = np.arange(0, 1, 0.01)
     records = []
     for path in args.checkpoints:
         net, cfg, state = load_wrapper(path)
@@ -100,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             for batch, _ in loader:
                 logits, maps = CANDIDATES[method](net, batch["image"], batch["label"])
                 for name, m in maps.items():
-                    scorer = scorers.setdefault(name, LocalizationScorer("wsoleval", size, thresholds, (30, 50, 70)))
-                    scorer.add(logits.numpy(), m.numpy(), batch["label"].numpy(), batch["boxes"], batch["mask"])
+                    if name not in scorers:  # not setdefault: that would build a scorer per batch and map
+                        scorers[name] = LocalizationScorer("wsoleval", size)  # wsolevaluation's thresholds
+                    scorers[name].add(logits.numpy(), m.numpy(), batch["label"].numpy(), batch["boxes"], batch["mask"])
         for name, scorer in scorers.items():
             metrics = scorer.compute()
             print(f"{path} {name}: MaxBoxAccV2 {metrics['max_box_acc_v2']:.2f} GT-known {metrics['gt_known_loc']:.2f}",
