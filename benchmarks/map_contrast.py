@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch.utils.data import DataLoader
 
     from wsol_edge.atomic import atomic_write_json
-    from wsol_edge.checkpoint import file_sha256
+    from wsol_edge.checkpoint import checkpoint_provenance
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
     from wsol_edge.modelio import load_wrapper
@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                     ins.append(i)
                     outs.append(o)
         ins_a, outs_a = np.array(ins), np.array(outs)
-        row = {"checkpoint": path, "checkpoint_sha256": file_sha256(path), "method": cfg.get("method"),
-               "train_command": state.get("command"), "num_images": len(ins),
+        row = {**checkpoint_provenance(path, state), "method": cfg.get("method"), "num_images": len(ins),
                "mean_inside": float(np.nanmean(ins_a)), "mean_outside": float(np.nanmean(outs_a)),
                "inside_over_outside": float(np.nanmean(ins_a) / np.nanmean(outs_a)),
                "share_of_images_hotter_outside": float(np.nanmean(ins_a < outs_a) * 100),

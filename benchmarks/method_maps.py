@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from wsol_edge.argtypes import positive_int
     from wsol_edge.atomic import atomic_write_json
-    from wsol_edge.checkpoint import file_sha256
+    from wsol_edge.checkpoint import checkpoint_provenance
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
     from wsol_edge.evaluation import LocalizationScorer
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{path} is a {method} checkpoint; candidate maps exist for {', '.join(CANDIDATES)}")
         net.eval()
         size = cfg["input_size"]
+        provenance = checkpoint_provenance(path, state)  # one hash per checkpoint, not per map
         scorers: dict = {}
         loader = DataLoader(EvalDataset(samples, net.mean, net.std, size, False), batch_size=32,
                             collate_fn=collate_skip_bad)
@@ -110,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                             "variant": f"map={name}", "backend": "pytorch", "precision": "fp32",
                             "protocol": "wsoleval", "input_size": size, "cam_class": "ground-truth class",
                             "metrics": metrics, "train_seconds": float(state.get("train_seconds", 0.0)),
-                            "checkpoint": path, "checkpoint_sha256": file_sha256(path),
-                            "train_command": state.get("command"), "epochs": state.get("epoch"),
+                            **provenance,
                             "command": command_line("benchmarks.method_maps", argv), "commit": git_commit(),
                             "machine": machine_info()})
     atomic_write_json(args.output, {"records": records})

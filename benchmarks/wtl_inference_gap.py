@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from wsol_edge.atomic import atomic_write_json
-    from wsol_edge.checkpoint import file_sha256
+    from wsol_edge.checkpoint import checkpoint_provenance
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import TrainDataset
     from wsol_edge.modelio import load_wrapper
@@ -45,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         images = torch.stack([data[i][0] for i in range(0, step * args.num_images, step)])
         with torch.no_grad():
             fx, fxt = model.hidden_features(images, torch.Generator().manual_seed(args.seed))
-            row = {"checkpoint": path, "checkpoint_sha256": file_sha256(path), "train_command": state.get("command"),
-                   "features_rms": rms(fx), "features_max": float(fx.abs().max())}
+            row = {**checkpoint_provenance(path, state), "features_rms": rms(fx), "features_max": float(fx.abs().max())}
             if model.caam is not None:
                 x, xt = fx.flatten(2), fxt.flatten(2)
                 qx, _ = model.caam.attention(x, xt)

@@ -37,3 +37,11 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def checkpoint_provenance(path: str | Path, state: dict) -> dict:
+    """What a result record says about the checkpoint it scored: file, hash and how it was trained."""
+    return {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
+            "train_command": state.get("command"), "epochs": state.get("epoch"),
+            "precise_bn": state.get("precise_bn"),
+            "train_commits": sorted({h["commit"] for h in state.get("history", []) if h.get("commit")})}

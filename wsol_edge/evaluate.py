@@ -59,7 +59,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from tqdm import tqdm
 
     from .atomic import atomic_write_json
-    from .checkpoint import file_sha256
+    from .checkpoint import checkpoint_provenance
     from .data import open_dataset
     from .data.torch_dataset import EvalDataset, collate_skip_bad
     from .evaluation import LocalizationScorer, write_per_image
@@ -79,10 +79,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         train_seconds = 0.0
     elif args.checkpoint:
         model, cfg, state = load_model(args.checkpoint)
-        ckpt_info = {"checkpoint": args.checkpoint, "checkpoint_sha256": file_sha256(args.checkpoint),
-                     "train_command": state.get("command"), "epochs": state.get("epoch"),
-                     "precise_bn": state.get("precise_bn"),
-                     "train_commits": sorted({h["commit"] for h in state.get("history", []) if h.get("commit")})}
+        ckpt_info = checkpoint_provenance(args.checkpoint, state)
         train_seconds = float(state.get("train_seconds", 0.0))
     else:
         raise ValueError("give --checkpoint or --imagenet-baseline")
