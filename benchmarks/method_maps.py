@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     samples = open_dataset("cub", args.data_root, args.split)
+    run = {"command": command_line("benchmarks.method_maps", argv), "commit": git_commit(), "machine": machine_info()}
     records = []
     for path in args.checkpoints:
         net, cfg, state = load_wrapper(path)
@@ -111,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                             "variant": f"map={name}", "backend": "pytorch", "precision": "fp32",
                             "protocol": "wsoleval", "input_size": size, "cam_class": "ground-truth class",
                             "metrics": metrics, "train_seconds": float(state.get("train_seconds", 0.0)),
-                            **provenance,
-                            "command": command_line("benchmarks.method_maps", argv), "commit": git_commit(),
-                            "machine": machine_info()})
+                            **provenance, **run})
     atomic_write_json(args.output, {"records": records})
     return 0
 
