@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("onnx", help=FORMATS["onnx"])
     o.add_argument("--checkpoint", required=True)
     o.add_argument("--output", required=True)
-    o.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (else chosen on held-out images)")
+    o.add_argument("--cam-threshold", type=float,
+                   help="fixed CAM threshold (else chosen on --threshold-data-root's boxed images, else the checkpoint's)")
     add_dataset_args(o, "threshold-", split="train", required=False)
     o.add_argument("--threshold-images", type=positive_int, default=200)
     o.add_argument("--with-all-cams", action="store_true", help="add cams_all[B,K,h,w] (for evaluation)")
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_args(r)
     r.add_argument("--threshold-images", type=positive_int, default=200)
     r.add_argument("--cam-threshold", type=float,
-                   help="fixed CAM threshold (else chosen on --threshold-images images of the calibration split)")
+                   help="fixed CAM threshold (else chosen on --threshold-images images of the calibration split, "
+                        "else the checkpoint's)")
     r.add_argument("--max-images", type=positive_int)
     r.add_argument("--output", help="result JSON (records for each backend/precision)")
 
@@ -192,8 +194,6 @@ def run_regression(args, command: str) -> None:
     calib = calibration_source(args)
     fp32 = work / "model.fp32.onnx"
     threshold_samples = open_split(args, "calib_") if args.calib_data_root and args.cam_threshold is None else None
-    if args.cam_threshold is None and threshold_samples is None:
-        raise ValueError("give --cam-threshold, or --calib-data-root to choose it on held-out images")
     meta = export_checkpoint(args.checkpoint, fp32, threshold=args.cam_threshold,
                              threshold_samples=threshold_samples, threshold_images=args.threshold_images,
                              with_all_cams=True)

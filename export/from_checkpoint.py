@@ -1,28 +1,13 @@
-"""Checkpoint -> ONNX with full metadata, including a CAM threshold chosen on held-out images."""
+"""Checkpoint -> ONNX with full metadata, including the deployment CAM threshold (wsol_edge/threshold.py)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from wsol_edge.export_metadata import FORMAT
+from wsol_edge.threshold import choose_threshold
 
 from .onnx_export import export_onnx
-
-
-def choose_threshold(backend, samples, num_images: int = 200, seed: int = 0) -> tuple[float, str]:
-    """The GT-known Loc best threshold on ``num_images`` images drawn (seeded) from ``samples``.
-
-    cub50 has no validation split, so by default this is a held-out draw from the *train* split
-    with its boxes (wsolevaluation's "train-fullsup" idea); the source is recorded in metadata.
-    """
-    from wsol_edge.evaluation import evaluate_backend
-
-    n = min(num_images, len(samples))
-    idx = np.sort(np.random.default_rng(seed).choice(len(samples), n, replace=False))
-    metrics, _ = evaluate_backend(backend, samples.subset(idx.tolist()), batch_size=16)
-    return metrics["gt_known_threshold"], f"GT-known Loc best tau on {n} images of {samples.name} (seed {seed})"
 
 
 def export_checkpoint(checkpoint: str | Path, output: str | Path, *, threshold: float | None = None,
@@ -41,8 +26,12 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, *, threshold: 
         source = "given on the command line"
     elif threshold_samples is not None:
         threshold, source = choose_threshold(backend, threshold_samples, threshold_images)
+    elif backend.meta.get("cam_threshold") is not None:
+        threshold, source = backend.meta["cam_threshold"], f"from the checkpoint: {backend.meta['cam_threshold_source']}"
     else:
-        raise ValueError("give --cam-threshold or a dataset to choose it on (--threshold-data-root)")
+        raise ValueError(f"{checkpoint} carries no CAM threshold (trained with --threshold-images 0, on images "
+                         "without boxes, or before checkpoints had one): give --cam-threshold or a dataset to "
+                         "choose it on (--threshold-data-root)")
     meta = {**backend.meta, "wsol_edge_format": FORMAT, "protocol": protocol, "cam_threshold": float(threshold),
             "cam_threshold_source": source, "precision": "fp32", "source_checkpoint": Path(checkpoint).name,
             "outputs": "logits, cams (top-1 class, raw), class_ids" + (", cams_all" if with_all_cams else "")}

@@ -127,6 +127,18 @@ def test_evaluate_writes_protocol_record_and_overlays(trained, tmp_path):
     assert set(m["max_box_acc"]) == {"30", "50", "70"} and rec["num_images"] == 16
     assert m["top1_loc"] <= m["top1_cls"] and m["top1_loc"] <= m["gt_known_loc"] <= m["max_box_acc"]["30"]
     assert len(list((tmp_path / "ov").glob("*.png"))) == 3
+    d = rec["deployed_threshold"]  # the checkpoint's own threshold, chosen on training images
+    assert d["cam_threshold"] == state["cam_threshold"] and d["source"] == state["cam_threshold_source"]
+    assert d["gt_known_loc"] <= m["gt_known_loc"] and d["top1_loc"] <= m["top1_loc"]
+
+
+def test_deployed_threshold_is_the_best_one_on_the_images_it_was_chosen_on(trained, tmp_path):
+    out = tmp_path / "r.json"
+    assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--split", "train",
+                          "--output", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["deployed_threshold"]["gt_known_loc"] == rec["metrics"]["gt_known_loc"]
+    assert "16 images of synthetic:train" in rec["deployed_threshold"]["source"]
 
 
 def test_evaluate_sat_protocol(trained):

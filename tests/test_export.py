@@ -1,4 +1,6 @@
 
+import json
+
 import cv2
 import numpy as np
 import onnx
@@ -108,10 +110,12 @@ def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
     assert export_main(["int8", "--onnx", str(onnx_path), "--output", str(tmp_path / "x.onnx"),
                         "--calibration-dir", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    # regression with no way to choose the deployed threshold
-    assert export_main(["regression", "--checkpoint", str(ckpt), "--workdir", str(tmp_path / "w"), "--dataset",
+    # regression with no way to choose the deployed threshold (a checkpoint that carries none)
+    bare_ckpt = without_threshold(ckpt, tmp_path / "bare.pt")
+    assert export_main(["regression", "--checkpoint", str(bare_ckpt), "--workdir", str(tmp_path / "w"), "--dataset",
                         "synthetic", "--data-root", "x", "--calibration-dir", str(tmp_path)]) == 2
-    assert "--cam-threshold" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "carries no CAM threshold" in err and "--cam-threshold" in err and len(err.strip().splitlines()) == 1
     # wrong input size
     assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(tmp_path / "y.onnx"),
                         "--cam-threshold", "0.2", "--input-size", "224"]) == 2
@@ -124,6 +128,62 @@ def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
     assert "TensorRT" in capsys.readouterr().err
     with pytest.raises(BackendError):
         load_backend(tmp_path / "missing.engine")
+
+
+def without_threshold(ckpt, path):
+    """A copy of ``ckpt`` as checkpoints were before they carried a CAM threshold."""
+    from wsol_edge.checkpoint import load_checkpoint, save_checkpoint
+    state = load_checkpoint(ckpt)
+    state.pop("cam_threshold"), state.pop("cam_threshold_source")
+    return save_checkpoint(path, state)
+
+
+def test_checkpoint_carries_the_threshold_of_its_final_weights(ckpt, tmp_path, capsys):
+    from wsol_edge.backends.pytorch_backend import PyTorchBackend
+    from wsol_edge.checkpoint import load_checkpoint
+    from wsol_edge.runtime import Localizer
+    from wsol_edge.threshold import choose_threshold
+    state = load_checkpoint(ckpt)
+    # the same choice made again, independently, on the training split the fixture used
+    train_split = synthetic_dataset(24, 4, 64, seed=0)
+    tau, source = choose_threshold(PyTorchBackend(ckpt, all_cams=True), train_split)
+    assert state["cam_threshold"] == tau and 0 <= tau < 1
+    assert state["cam_threshold_source"] == source and "24 images" in source
+    assert json.loads((ckpt.parent / "train_log.json").read_text())["cam_threshold"] == tau
+    # the runtime and export take it from the checkpoint, and say where it came from
+    assert Localizer(ckpt).threshold == tau and "no CAM threshold" not in capsys.readouterr().err
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(tmp_path / "m.onnx")]) == 0
+    assert "from the checkpoint" in capsys.readouterr().err
+    meta = read_onnx_metadata(tmp_path / "m.onnx")
+    assert meta["cam_threshold"] == tau and meta["cam_threshold_source"] == "from the checkpoint: " + source
+    # a checkpoint without one: export says what to give, in one line; the runtime warns and uses 0.5
+    bare = without_threshold(ckpt, tmp_path / "bare.pt")
+    assert export_main(["onnx", "--checkpoint", str(bare), "--output", str(tmp_path / "b.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "carries no CAM threshold" in err and len(err.strip().splitlines()) == 1
+    assert Localizer(bare).threshold == 0.5 and "no CAM threshold" in capsys.readouterr().err
+    assert Localizer(bare, threshold=0.0).threshold == 0.0
+
+
+def test_split_without_boxes_trains_without_a_threshold(tmp_path, monkeypatch, capsys):
+    import wsol_edge.data as data
+    from wsol_edge.checkpoint import load_checkpoint
+    from wsol_edge.threshold import choose_threshold
+
+    def labels_only(*args, **kwargs):
+        samples = synthetic_dataset(8, 2, 64, seed=0)
+        for s in samples:
+            s.boxes = np.zeros((0, 4))
+        return samples
+
+    monkeypatch.setattr(data, "open_dataset", labels_only)
+    assert train.main(["--dataset", "synthetic", "--epochs", "1", "--batch-size", "8", "--input-size", "64",
+                       "--resize", "72", "--freeze-layers", "3", "--out",
+                       str(tmp_path), "--no-progress"]) == 0
+    assert "has no boxes, so the checkpoint carries no CAM threshold" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["cam_threshold"] is None
+    with pytest.raises(ValueError, match="no box annotations"):
+        choose_threshold(None, labels_only())
 
 
 def test_checkpoint_of_another_backbone_is_refused(ckpt, tmp_path):

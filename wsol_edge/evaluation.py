@@ -89,6 +89,17 @@ class LocalizationScorer:
             out["pxap"] = self.pxap.compute()
         return out
 
+    def at_threshold(self, tau: float) -> dict:
+        """GT-known and Top-1 Loc at one fixed CAM threshold (a deployed model's), the swept threshold
+        nearest to ``tau``. ``compute`` picks the best threshold on the scored images themselves, which
+        a deployed model cannot; this is what it gets with the threshold it ships with."""
+        index = int(np.argmin(np.abs(np.asarray(self.cam_thresholds) - tau)))
+        ok = self.single.correct_at(index, 50)
+        out = {"cam_threshold": float(self.cam_thresholds[index]), "gt_known_loc": float(ok.mean() * 100)}
+        if self.with_classification:
+            out["top1_loc"] = float((np.concatenate(self.top1) & ok).mean() * 100)
+        return out
+
     def per_image(self) -> dict[str, np.ndarray]:
         """The per-image tables ``compute`` reduces (for the bootstrap in metrics/bootstrap.py):
         IoU at every CAM threshold, single contour (``ious_box``) and all contours (``ious_multi``,

@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: all cores)")
     r.add_argument("--out", default="runs/train", help="folder for checkpoint.pt and train_log.json")
     r.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    r.add_argument("--threshold-images", type=non_negative_int, default=200,
+                   help="after training, choose the deployment CAM threshold (GT-known best tau) on this many "
+                        "boxed training images and store it in the checkpoint, for wsol_edge.run and export "
+                        "(wsol_edge/threshold.py; skipped when the split has no boxes); 0: none")
     r.add_argument("--no-progress", action="store_true")
     return p
 
@@ -142,6 +146,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .models.cam import freeze_early_layers, set_frozen_eval
     from .precise_bn import recalibrate_batchnorm
     from .runinfo import command_line, git_commit
+    from .threshold import boxed_indices, choose_threshold
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -174,12 +179,13 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     start_epoch, history, train_seconds, skipped_total = 0, [], 0.0, 0
     commit = git_commit()  # per epoch: a resumed run may continue on other code
     command, train_args, precise_bn = None, None, None
+    threshold = {"cam_threshold": None, "cam_threshold_source": None}  # of the weights as saved last
 
     def checkpoint_state() -> dict:
         return {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": len(history),
                 "model_config": cfg, "train_args": train_args, "history": history, "train_seconds": train_seconds,
                 "skipped_images": skipped_total, "command": command, "dataset": samples.name,
-                "precise_bn": precise_bn}
+                "precise_bn": precise_bn, **threshold}
 
     if args.resume:
         state = load_checkpoint(ckpt_path)
@@ -190,6 +196,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         start_epoch, history = state["epoch"], state["history"]
         train_seconds, skipped_total = state["train_seconds"], state.get("skipped_images", 0)
         command, train_args, precise_bn = state.get("command"), state.get("train_args"), state.get("precise_bn")
+        threshold = {k: state.get(k) for k in threshold}
         print(f"resumed from {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
 
     clip = args.clip_grad_norm if args.clip_grad_norm is not None else (5.0 if args.method in ("wtl", "sat") else None)
@@ -237,6 +244,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         command = command_line("wsol_edge.train", argv)
         train_args = {k: v for k, v in vars(args).items()}
         precise_bn = None
+        threshold = dict.fromkeys(threshold)
         save_checkpoint(ckpt_path, checkpoint_state())
         if args.max_steps and step >= args.max_steps:
             break
@@ -251,12 +259,27 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         used = recalibrate_batchnorm(model.inference_model(), images, args.precise_bn, keep=frozen)
         precise_bn = {"batches_requested": args.precise_bn, "batches": used, "batch_size": args.batch_size,
                       "seconds": time.time() - t0, "command": command_line("wsol_edge.train", argv), "commit": commit}
+        threshold = dict.fromkeys(threshold)  # new statistics, new maps
         save_checkpoint(ckpt_path, checkpoint_state())
         print(f"BatchNorm statistics re-estimated on {used} batches ({precise_bn['seconds']:.0f}s)", file=sys.stderr)
+    if args.threshold_images and finished and threshold["cam_threshold"] is None:
+        if not boxed_indices(samples):
+            print(f"note: {samples.name} has no boxes, so the checkpoint carries no CAM threshold: pass --threshold "
+                  "to wsol_edge.run, or export with --cam-threshold / --threshold-data-root", file=sys.stderr)
+        else:
+            from .backends.pytorch_backend import PyTorchBackend
+
+            # from the saved file, so the threshold belongs to exactly the weights it ships with;
+            # seed 0 as export's default, so both pick the same images of a split
+            tau, source = choose_threshold(PyTorchBackend(ckpt_path, all_cams=True), samples, args.threshold_images,
+                                           skip_bad=args.skip_bad_images)
+            threshold = {"cam_threshold": tau, "cam_threshold_source": source}
+            save_checkpoint(ckpt_path, checkpoint_state())
+            print(f"CAM threshold {tau:.2f} ({source})", file=sys.stderr)
     if skipped_total:
         print(f"skipped {skipped_total} unreadable image(s)", file=sys.stderr)
     summary = {"checkpoint": str(ckpt_path), "epochs": len(history), "train_seconds": train_seconds,
-               "skipped_images": skipped_total, "history": history, "precise_bn": precise_bn}
+               "skipped_images": skipped_total, "history": history, "precise_bn": precise_bn, **threshold}
     atomic_write_json(out / "train_log.json", summary)
     return summary
 

@@ -35,8 +35,11 @@ class PyTorchBackend(Backend):
         self.precision = "fp16" if half else "fp32"
         self.meta = {"class_names": cfg["class_names"], "mean": list(model.mean), "std": list(model.std),
                      "input_size": cfg["input_size"], "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
-                     "protocol": "wsoleval", "cam_threshold": threshold if threshold is not None else state.get("cam_threshold"),
-                     "source_checkpoint_sha256": file_sha256(path), "precision": self.precision}
+                     "protocol": "wsoleval", "source_checkpoint_sha256": file_sha256(path), "precision": self.precision}
+        if threshold is not None:
+            self.meta.update(cam_threshold=threshold, cam_threshold_source="given by the caller")
+        else:  # chosen at the end of training (wsol_edge/threshold.py); None for older checkpoints
+            self.meta.update(cam_threshold=state.get("cam_threshold"), cam_threshold_source=state.get("cam_threshold_source"))
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         torch = self.torch

@@ -47,18 +47,22 @@ def box_to_frame_pixels(box: np.ndarray, frame_wh: tuple[int, int], size: int) -
 class Localizer:
     """Load a model (.onnx / .engine / .pt) and localize the top-1 class in BGR frames.
 
-    ``threshold`` defaults to the one in the model's metadata (chosen on validation at export).
+    ``threshold`` defaults to the one in the model's metadata: chosen on boxed images at the end of
+    training or at export (wsol_edge/threshold.py).
     """
 
     def __init__(self, model: str | Path | Backend, threshold: float | None = None, topk: int = 1, **backend_kwargs):
         self.backend = model if isinstance(model, Backend) else load_backend(model, **backend_kwargs)
         meta = self.backend.meta
-        if threshold is None and meta.get("cam_threshold") is None:
+        if threshold is None:
+            threshold = meta.get("cam_threshold")
+        if threshold is None:
             import sys
 
             print("warning: the model carries no CAM threshold; using 0.5 (pass threshold=... / --threshold)",
                   file=sys.stderr)
-        self.threshold = float(threshold if threshold is not None else meta.get("cam_threshold", 0.5) or 0.5)
+            threshold = 0.5
+        self.threshold = float(threshold)
         if not 0.0 <= self.threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
         self.size = int(meta["input_size"])
