@@ -76,14 +76,13 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         model = imagenet_cam_model(args.backbone, **kwargs).eval()
         cfg = {"method": "cam", "backbone": args.backbone, "input_size": 224, "class_names": None}
         ckpt_info = {"source": "imagenet-pretrained, untrained on the dataset"}
-        train_seconds, deployed = 0.0, (None, None)
+        state = {}  # no checkpoint: no training time, no threshold of its own
     elif args.checkpoint:
         model, cfg, state = load_model(args.checkpoint)
         ckpt_info = checkpoint_provenance(args.checkpoint, state)
-        train_seconds = float(state.get("train_seconds", 0.0))
-        deployed = (state.get("cam_threshold"), state.get("cam_threshold_source"))
     else:
         raise ValueError("give --checkpoint or --imagenet-baseline")
+    train_seconds = float(state.get("train_seconds", 0.0))
     size = args.input_size or cfg["input_size"]
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
                            synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
@@ -142,8 +141,9 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "skipped_images": skipped, **ckpt_info,
         "command": command_line("wsol_edge.evaluate", argv), "commit": git_commit(), "machine": machine_info(),
     }
-    if deployed[0] is not None and args.protocol == "wsoleval":
-        record["deployed_threshold"] = {**scorer.at_threshold(deployed[0]), "source": deployed[1]}
+    own_tau = state.get("cam_threshold")
+    if own_tau is not None and args.protocol == "wsoleval":  # it was chosen on wsoleval score maps
+        record["deployed_threshold"] = {**scorer.at_threshold(own_tau), "source": state["cam_threshold_source"]}
     if args.output:
         atomic_write_json(args.output, record)
     if args.per_image:
@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{format_metrics(record['metrics'])}")
     if "deployed_threshold" in record:
         d = record["deployed_threshold"]
-        print(f"at the checkpoint's own threshold {d['cam_threshold']:.2f}: gt_known_loc={d['gt_known_loc']:.2f}"
-              + (f"  top1_loc={d['top1_loc']:.2f}" if "top1_loc" in d else ""))
+        print(f"at the checkpoint's own threshold {d['cam_threshold']:.2f}: gt_known_loc={d['gt_known_loc']:.2f}  "
+              f"top1_loc={d['top1_loc']:.2f}")
     for path in (args.output, args.per_image):
         if path:
             print(f"wrote {path}")
