@@ -86,6 +86,13 @@ def wtl_model(**kw):
     return WhereToLook(create_backbone("efficientnet_lite0", pretrained=False), 5, agg_channels=32, **kw)
 
 
+def test_wtl_refuses_unknown_fuse_options_when_built():
+    with pytest.raises(ValueError, match="fuse reduction"):
+        wtl_model(fuse_reduction="max")
+    with pytest.raises(ValueError, match="fuse map"):
+        wtl_model(fuse_map="abs")
+
+
 def test_wtl_total_loss_is_ce_x_plus_ce_xt_plus_beta_fuse():
     m = wtl_model(patch=32, beta_warmup_epochs=1.0).train()
     for mod in m.modules():

@@ -109,15 +109,19 @@ FUSE_REDUCTIONS = ("mean", "sum")
 FUSE_MAPS = ("raw", "relu")
 
 
+def check_fuse_options(reduction: str, fuse_map: str) -> None:
+    if reduction not in FUSE_REDUCTIONS:
+        raise ValueError(f"fuse reduction must be one of {FUSE_REDUCTIONS}, got {reduction!r}")
+    if fuse_map not in FUSE_MAPS:
+        raise ValueError(f"fuse map must be one of {FUSE_MAPS}, got {fuse_map!r}")
+
+
 def fusion_loss(cam_x: torch.Tensor, cam_xt: torch.Tensor, reduction: str = "sum", fuse_map: str = "raw",
                 eps: float = 1e-12) -> torch.Tensor:
     """Batch mean of (V_x/|V_x| - V_x~/|V_x~|)^2 summed over positions (0 identical, 2 orthogonal),
     or averaged over them (``reduction="mean"``: the sum / N). ``fuse_map="relu"`` compares the
     maps' positive parts only (an all-negative map becomes the zero vector)."""
-    if reduction not in FUSE_REDUCTIONS:
-        raise ValueError(f"fuse reduction must be one of {FUSE_REDUCTIONS}, got {reduction!r}")
-    if fuse_map not in FUSE_MAPS:
-        raise ValueError(f"fuse map must be one of {FUSE_MAPS}, got {fuse_map!r}")
+    check_fuse_options(reduction, fuse_map)
     if fuse_map == "relu":
         cam_x, cam_xt = cam_x.relu(), cam_xt.relu()
     vx = F.normalize(cam_x.flatten(1), dim=1, eps=eps)
@@ -142,10 +146,7 @@ class WhereToLook(nn.Module):
         self.agg = nn.Sequential(nn.Conv2d(c, agg_channels, 3, padding=1), nn.ReLU(inplace=True))
         self.cls_x = nn.Linear(agg_channels, num_classes)
         self.cls_xt = nn.Linear(agg_channels, num_classes)
-        if fuse_reduction not in FUSE_REDUCTIONS:
-            raise ValueError(f"fuse reduction must be one of {FUSE_REDUCTIONS}, got {fuse_reduction!r}")
-        if fuse_map not in FUSE_MAPS:
-            raise ValueError(f"fuse map must be one of {FUSE_MAPS}, got {fuse_map!r}")
+        check_fuse_options(fuse_reduction, fuse_map)  # at construction, not at the first training step
         self.fuse_map = fuse_map
         self.patch, self.p, self.beta, self.use_fuse, self.fuse_reduction = patch, p, beta, use_fuse, fuse_reduction
         self.beta_warmup_epochs, self.epochs_done = beta_warmup_epochs, None
