@@ -7,7 +7,8 @@ is how CI checks every kernel for sm_87 (Jetson Orin) and sm_90 (H100). Ahead of
 Launching (``BoxKernels``) uses the CUDA driver API from cuda-python on a caller-given stream, and
 takes device pointers (ints, e.g. TensorRT output buffers, so nothing leaves the GPU) or host
 numpy arrays (copied in and out). The launch path has not yet been run on a GPU by this project:
-its parity suite (tests/test_kernels_gpu.py) skips without one.
+its parity suite (the GPU tests of tests/test_kernels.py) skips without one;
+``bash benchmarks/gpu_kernels_session.sh`` runs it, compute-sanitizer and the benchmark in one go.
 """
 from __future__ import annotations
 
@@ -90,7 +91,11 @@ def cached_cubin(arch: str) -> bytes:
 
 
 class BoxKernels:
-    """GPU CAM -> box extraction for a batch, all stages on one stream."""
+    """GPU CAM -> box extraction for a batch, all stages on one stream.
+
+    Work buffers are kept between calls (grown when a larger batch comes) so that a camera loop
+    pays for launches, not for cudaMalloc; ``close()`` frees them.
+    """
 
     def __init__(self, device: int = 0):
         from wsol_edge.cuda_runtime import cudart
@@ -108,6 +113,7 @@ class BoxKernels:
         self.arch = f"{major}{minor}"
         self.module = self._check(driver.cuModuleLoadData(cached_cubin(self.arch)))
         self.fn = {k: self._check(driver.cuModuleGetFunction(self.module, k.encode())) for k in KERNELS}
+        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
 
     def _check(self, result):
         err, *rest = result
@@ -121,65 +127,123 @@ class BoxKernels:
         types = tuple(t for _, t in args)
         self._check(self.cu.cuLaunchKernel(self.fn[name], *grid, block, 1, 1, shared, stream, (vals, types), 0))
 
-    def _alloc(self, nbytes: int) -> int:
-        return int(self._check(self.rt.cudaMalloc(max(nbytes, 1))))
+    def _buffer(self, name: str, nbytes: int) -> int:
+        """A device buffer of at least ``nbytes`` kept under ``name``; reallocated only to grow.
+        The caller's stream must be done with the old one: every public call here ends synchronised."""
+        ptr, size = self._buffers.get(name, (0, 0))
+        if size < nbytes:
+            if ptr:
+                self._check(self.rt.cudaFree(ptr))
+            ptr, size = int(self._check(self.rt.cudaMalloc(max(nbytes, 1)))), max(nbytes, 1)
+            self._buffers[name] = (ptr, size)
+        return ptr
 
-    def _to_device(self, arr: np.ndarray, stream: int) -> int:
+    def _upload(self, name: str, arr: np.ndarray, stream: int) -> int:
         arr = np.ascontiguousarray(arr)
-        ptr = self._alloc(arr.nbytes)
+        ptr = self._buffer(name, arr.nbytes)
         self._check(self.rt.cudaMemcpyAsync(ptr, arr.ctypes.data, arr.nbytes,
                                             self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
         return ptr
+
+    def _download(self, ptr: int, out: np.ndarray, stream: int) -> np.ndarray:
+        self._check(self.rt.cudaMemcpyAsync(out.ctypes.data, ptr, out.nbytes,
+                                            self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
+        self._check(self.rt.cudaStreamSynchronize(stream))
+        return out
+
+    def close(self) -> None:
+        for ptr, _ in self._buffers.values():
+            self.rt.cudaFree(ptr)
+        self._buffers.clear()
+
+    def cams(self, features, weights: np.ndarray, class_ids, shape: tuple[int, int, int, int], *,
+             fp16: bool = False, out: int | None = None, stream: int = 0) -> np.ndarray | None:
+        """CAM of one class per image, ``weights[class_ids[b]] . features[b]`` -> [B, h, w] float32
+        (kernel (a): FP32 accumulation, FP32 or FP16 features).
+
+        ``features``: [B, C, h, w] (``shape``) float32, or float16 with ``fp16=True``, as a host
+        array or a device pointer (e.g. a TensorRT output binding); ``weights`` [K, C] and
+        ``class_ids`` [B] are host arrays. Returns the CAMs as a host array, or, given a device
+        pointer ``out`` (B*h*w float32), writes them there and returns None so that ``boxes`` can
+        take them without a host round trip.
+        """
+        import ctypes
+
+        B, C, h, w = shape
+        weights = np.asarray(weights, np.float32)
+        ids = np.asarray(class_ids, np.int64).reshape(-1)
+        if weights.ndim != 2 or weights.shape[1] != C:
+            raise ValueError(f"weights must be [K, {C}] for features of {C} channels, got {weights.shape}")
+        if len(ids) != B:
+            raise ValueError(f"class_ids must hold one class per image ({B}), got {len(ids)}")
+        K = weights.shape[0]
+        if ((ids < 0) | (ids >= K)).any():
+            raise ValueError(f"class ids must lie in [0, {K}), got {ids.tolist()}")
+        if C * 4 > 48 * 1024:
+            raise ValueError(f"{C} channels: the classifier row must fit in 48 KiB of shared memory")
+        if isinstance(features, int):
+            feats = features
+        else:
+            arr = np.asarray(features, np.float16 if fp16 else np.float32)
+            if arr.shape != tuple(shape):
+                raise ValueError(f"features have shape {arr.shape}, expected {tuple(shape)}")
+            feats = self._upload("cam_features", arr.view(np.uint16) if fp16 else arr, stream)
+        w_ptr = self._upload("cam_weights", weights, stream)
+        ids_ptr = self._upload("cam_class_ids", ids, stream)
+        dst = out if out is not None else self._buffer("cam_out", B * h * w * 4)
+        i32, ptr = ctypes.c_int, ctypes.c_void_p
+        self._launch("cam_fused_f16" if fp16 else "cam_fused_f32", ((h * w + BLOCK - 1) // BLOCK, B, 1), BLOCK,
+                     [(feats, ptr), (w_ptr, ptr), (ids_ptr, ptr), (dst, ptr), (C, i32), (h * w, i32), (K, i32)],
+                     shared=C * 4, stream=stream)
+        if out is not None:
+            self._check(self.rt.cudaStreamSynchronize(stream))
+            return None
+        return self._download(dst, np.empty((B, h, w), np.float32), stream)
 
     def boxes(self, cams, shape: tuple[int, int, int], thresholds, size: int = 224, stream: int = 0,
               threshold_chunk: int = 8) -> np.ndarray:
         """Boxes [B, T, 4] (int32) for raw CAMs [B, h, w] (float32 device pointer or host array) at
         every threshold, by the largest-8-connected-component rule. Thresholds are processed in
-        chunks to bound memory (labels and stats grow with B * T * size^2)."""
+        chunks to bound memory (labels and stats grow with B * T * size^2). A CAM already at
+        ``size`` x ``size`` passes the bicubic stage unchanged (a score map, e.g. a test pattern)."""
         import ctypes
 
         B, h, w = shape
         n = size * size
-        taus = np.asarray(thresholds, dtype=np.float64)
+        taus = np.asarray(thresholds, dtype=np.float64).reshape(-1)
         T = len(taus)
-        owned = []
-        cams_ptr = cams if isinstance(cams, int) else self._to_device(np.asarray(cams, np.float32), stream)
-        if not isinstance(cams, int):
-            owned.append(cams_ptr)
-        maps = self._alloc(B * n * 4); stats = self._alloc(B * 3 * 4); u8 = self._alloc(B * n)
-        owned += [maps, stats, u8]
+        if isinstance(cams, int):
+            cams_ptr = cams
+        else:
+            arr = np.asarray(cams, np.float32)
+            if arr.shape != tuple(shape):
+                raise ValueError(f"cams have shape {arr.shape}, expected {tuple(shape)}")
+            cams_ptr = self._upload("box_cams", arr, stream)
+        chunk = max(1, min(threshold_chunk, T))
+        Qmax = B * chunk
+        maps, stats, u8 = self._buffer("maps", B * n * 4), self._buffer("minmax", B * 3 * 4), self._buffer("u8", B * n)
+        cut, labels = self._buffer("cut", Qmax * 4), self._buffer("labels", Qmax * n * 4)
+        cstats, boxes = self._buffer("component_stats", Qmax * n * 5 * 4), self._buffer("boxes", Qmax * 4 * 4)
         i32, u64 = ctypes.c_int, ctypes.c_void_p
         grid_px = ((n + BLOCK - 1) // BLOCK, B, 1)
         self._launch("upsample_bicubic", grid_px, BLOCK, [(cams_ptr, u64), (maps, u64), (h, i32), (w, i32), (size, i32)], stream=stream)
         self._launch("minmax_per_image", (B, 1, 1), BLOCK, [(maps, u64), (stats, u64), (n, i32)], stream=stream)
         self._launch("normalize_quantize", grid_px, BLOCK, [(maps, u64), (stats, u64), (u8, u64), (n, i32)], stream=stream)
         out = np.zeros((B, T, 4), np.int32)
-        try:
-            for t0 in range(0, T, threshold_chunk):
-                chunk = taus[t0:t0 + threshold_chunk]
-                tc, Q = len(chunk), B * len(chunk)
-                taus_d = self._to_device(chunk, stream); cut = self._alloc(Q * 4)
-                labels = self._alloc(Q * n * 4); cstats = self._alloc(Q * n * 5 * 4); boxes = self._alloc(Q * 4 * 4)
-                try:
-                    grid_q = ((n + BLOCK - 1) // BLOCK, Q, 1)
-                    self._launch("u8_thresholds", (B, 1, 1), BLOCK, [(u8, u64), (taus_d, u64), (cut, u64), (n, i32), (tc, i32)], stream=stream)
-                    self._launch("ccl_init", grid_q, BLOCK, [(u8, u64), (cut, u64), (labels, u64), (n, i32), (tc, i32)], stream=stream)
-                    self._launch("ccl_merge", grid_q, BLOCK, [(labels, u64), (size, i32)], stream=stream)
-                    self._launch("ccl_compress", grid_q, BLOCK, [(labels, u64), (n, i32)], stream=stream)
-                    count = Q * n * 5
-                    self._launch("ccl_stats_init", ((count + BLOCK - 1) // BLOCK, 1, 1), BLOCK,
-                                 [(cstats, u64), (count, ctypes.c_longlong)], stream=stream)
-                    self._launch("ccl_stats", grid_q, BLOCK, [(labels, u64), (cstats, u64), (size, i32)], stream=stream)
-                    self._launch("ccl_largest_box", (Q, 1, 1), BLOCK, [(labels, u64), (cstats, u64), (boxes, u64), (size, i32)], stream=stream)
-                    host = np.zeros((B, tc, 4), np.int32)
-                    self._check(self.rt.cudaMemcpyAsync(host.ctypes.data, boxes, host.nbytes,
-                                                        self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
-                    self._check(self.rt.cudaStreamSynchronize(stream))
-                    out[:, t0:t0 + tc] = host
-                finally:
-                    for p in (taus_d, cut, labels, cstats, boxes):
-                        self.rt.cudaFree(p)
-        finally:
-            for p in owned:
-                self.rt.cudaFree(p)
+        for t0 in range(0, T, chunk):
+            part = taus[t0:t0 + chunk]
+            tc, Q = len(part), B * len(part)
+            taus_d = self._upload("taus", part, stream)
+            grid_q = ((n + BLOCK - 1) // BLOCK, Q, 1)
+            self._launch("u8_thresholds", (B, 1, 1), BLOCK, [(u8, u64), (taus_d, u64), (cut, u64), (n, i32), (tc, i32)], stream=stream)
+            self._launch("ccl_init", grid_q, BLOCK, [(u8, u64), (cut, u64), (labels, u64), (n, i32), (tc, i32)], stream=stream)
+            self._launch("ccl_merge", grid_q, BLOCK, [(labels, u64), (size, i32)], stream=stream)
+            self._launch("ccl_compress", grid_q, BLOCK, [(labels, u64), (n, i32)], stream=stream)
+            count = Q * n * 5
+            self._launch("ccl_stats_init", ((count + BLOCK - 1) // BLOCK, 1, 1), BLOCK,
+                         [(cstats, u64), (count, ctypes.c_longlong)], stream=stream)
+            self._launch("ccl_stats", grid_q, BLOCK, [(labels, u64), (cstats, u64), (size, i32)], stream=stream)
+            self._launch("ccl_largest_box", (Q, 1, 1), BLOCK, [(labels, u64), (cstats, u64), (boxes, u64), (size, i32)], stream=stream)
+            # also orders the next chunk's upload of taus after this chunk's kernels have read them
+            out[:, t0:t0 + tc] = self._download(boxes, np.zeros((B, tc, 4), np.int32), stream)
         return out

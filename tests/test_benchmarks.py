@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.__main__ import main as bench_main
@@ -247,3 +248,38 @@ def test_sat_maps_hold_the_forward_and_the_cam_identity():
     positive = ~negative
     torch.testing.assert_close(maps["mask_times_class_map"][positive],
                                (maps["spatial_token_mask"] * maps["class_map"])[positive])
+
+
+def test_kernel_benchmark_cpu_reference_records(tmp_path):
+    from benchmarks.cam_cases import reference_boxes
+    from benchmarks.kernels import cpu_cam_box, cpu_cams, inputs
+    from benchmarks.kernels import main as kernels_main
+
+    out = tmp_path / "k.json"
+    assert kernels_main(["--cpu-only", "--batches", "1", "3", "--sizes", "64", "--cpu-repeats", "2",
+                         "--output", str(out)]) == 0
+    recs = json.loads(out.read_text())["records"]
+    assert sorted((r["workload"], r["batch"]) for r in recs) == [("box_100", 1), ("box_100", 3), ("cam_box", 1),
+                                                                 ("cam_box", 3)]
+    for r in recs:
+        assert r["kind"] == "speed" and r["backend"] == "cpu_reference" and r["input_size"] == 64
+        assert r["us_per_image"] == pytest.approx(r["latency_ms"]["median"] * 1e3 / r["batch"])
+        assert r["machine"]["opencv_threads"] >= 1 and r["latency_ms"]["repeats"] == 2
+    x = inputs(3, 64)
+    cams = cpu_cams(x)  # the CAM the timed reference computes is the classifier row of each image's class
+    assert cams.shape == (3, 4, 4)
+    assert np.allclose(cams[1], np.tensordot(x["weights"][x["class_ids"][1]], x["features"][1], 1), atol=1e-4)
+    assert np.array_equal(cpu_cam_box(x, 64), reference_boxes(cams, [x["tau"]], 64))
+
+
+def test_kernel_benchmark_without_a_usable_gpu_says_so_in_one_line(monkeypatch, tmp_path):
+    import wsol_edge.kernels.loader as loader
+    from benchmarks.kernels import main as kernels_main
+
+    def no_gpu(*_):
+        raise RuntimeError("CUDA error cudaErrorNoDevice")
+
+    monkeypatch.setattr(loader, "BoxKernels", no_gpu)
+    with pytest.raises(SystemExit, match=r"^error: no usable CUDA GPU \(CUDA error cudaErrorNoDevice\); use --cpu-only"):
+        kernels_main(["--output", str(tmp_path / "k.json")])
+    assert not (tmp_path / "k.json").exists()

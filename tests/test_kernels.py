@@ -46,6 +46,54 @@ def test_gpu_rule_reference_pixel_count_vs_contour_area():
     assert largest_component_box(f, 0.5).tolist() == [6, 6, 9, 9]
 
 
+def scipy_largest_component_box(scoremap: np.ndarray, tau: float) -> np.ndarray:
+    """Independent of OpenCV: scipy.ndimage labels 8-connected components in raster order of their
+    first pixels, so the first maximum of the areas is the kernels' tie rule."""
+    from scipy import ndimage
+
+    u8 = (scoremap.astype(np.float32) * np.float32(255)).astype(np.uint8)
+    labels, n = ndimage.label(u8 > int(tau * u8.max()), structure=np.ones((3, 3), int))
+    if n == 0:
+        return np.zeros(4, np.int64)
+    best = int(np.argmax(np.bincount(labels.ravel())[1:]))
+    ys, xs = ndimage.find_objects(labels)[best]
+    h, w = scoremap.shape
+    return np.array([xs.start, ys.start, min(xs.stop, w - 1), min(ys.stop, h - 1)], np.int64)
+
+
+def test_cpu_reference_of_the_gpu_rule_matches_scipy_on_adversarial_and_random_cams():
+    from benchmarks.cam_cases import adversarial_cams, random_cams
+
+    cams = [c for _, c in adversarial_cams(96)] + list(random_cams(24, 7)) + list(random_cams(24, 14, seed=1))
+    taus = [0.0, 0.01, 0.05, 0.2, 0.35, 0.5, 0.73, 0.9, 0.99]
+    checked = 0
+    for cam in cams:
+        sm = cam_to_scoremap(cam, 96)
+        for tau in taus:
+            assert largest_component_box(sm, tau).tolist() == scipy_largest_component_box(sm, tau).tolist(), tau
+            checked += 1
+    assert checked == len(cams) * len(taus)
+
+
+def test_adversarial_cases_are_what_they_claim():
+    import cv2
+
+    from benchmarks.cam_cases import adversarial_cams
+
+    cases = dict(adversarial_cams(64))
+    ncomp = lambda m: cv2.connectedComponents((m > 0).astype(np.uint8), connectivity=8)[0] - 1  # noqa: E731
+    assert ncomp(cases["checkerboard_1px"]) == 1 and ncomp(cases["spiral"]) == 1 and ncomp(cases["comb"]) == 1
+    assert ncomp(cases["horizontal_stripes"]) == 32
+    s = np.pad(cases["spiral"], 1)  # a chain: almost every pixel has exactly two 4-neighbours
+    four = (s[:-2, 1:-1] + s[2:, 1:-1] + s[1:-1, :-2] + s[1:-1, 2:])[s[1:-1, 1:-1] > 0]
+    assert s.sum() > 64 * 64 / 3 and (four == 2).mean() > 0.99
+    assert (cam_to_scoremap(cases["one_nan"], 64) == 0).all() and (cam_to_scoremap(cases["all_equal"], 64) == 0).all()
+    tie = largest_component_box(cam_to_scoremap(cases["equal_area_tie"], 64), 0.5)
+    assert tie.tolist() == [44, 5, 49, 10]  # the first in raster order, not the lower one
+    ring = cam_to_scoremap(cases["ring_vs_blob"], 64)
+    assert largest_component_box(ring, 0.5).tolist() != box_from_scoremap(ring, 0.5).tolist()  # the rules part
+
+
 def gpu_available():
     try:
         from cuda.bindings import runtime
@@ -55,22 +103,73 @@ def gpu_available():
         return False
 
 
-@pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU on this machine")
-def test_gpu_boxes_match_cpu_reference_on_random_and_adversarial_cams():
-    rng = np.random.default_rng(0)
-    cams = [rng.normal(size=(7, 7)) for _ in range(40)]
-    cams += [np.indices((7, 7)).sum(0) % 2 * 1.0, np.zeros((7, 7)), np.full((7, 7), 3.0)]
-    nan = rng.normal(size=(7, 7)); nan[3, 3] = np.nan
-    cams.append(nan)
-    cams = np.stack(cams).astype(np.float32)
+needs_gpu = pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU on this machine")
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    k = loader.BoxKernels()
+    yield k
+    k.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize("hw,n", [(7, 1000), (14, 1000), (28, 200)])
+def test_gpu_boxes_match_cpu_reference_on_random_cams(kernels, hw, n):
+    from benchmarks.cam_cases import random_cams, reference_boxes
+
+    cams = random_cams(n, hw, seed=hw)
     taus = np.arange(0, 1, 0.01)
-    gpu = loader.BoxKernels().boxes(cams, cams.shape, taus, 224)
-    mismatches = 0
-    for b, cam in enumerate(cams):
-        sm = cam_to_scoremap(cam, 224)
-        for t, tau in enumerate(taus):
-            mismatches += not np.array_equal(gpu[b, t], largest_component_box(sm, tau))
-    assert mismatches == 0, f"{mismatches} of {len(cams) * len(taus)} boxes differ"
+    gpu = kernels.boxes(cams, cams.shape, taus, 224)
+    diff = (gpu != reference_boxes(cams, taus, 224)).any(-1)
+    assert not diff.any(), f"{int(diff.sum())} of {diff.size} boxes differ (first at image, tau {np.argwhere(diff)[0]})"
+
+
+@needs_gpu
+@pytest.mark.parametrize("size", [224, 448])
+def test_gpu_boxes_match_cpu_reference_on_adversarial_cams(kernels, size):
+    from benchmarks.cam_cases import adversarial_cams, reference_boxes
+
+    names, cams = zip(*adversarial_cams(size))
+    cams = np.stack(cams)
+    taus = np.arange(0, 1, 0.01)
+    gpu = kernels.boxes(cams, cams.shape, taus, size)
+    diff = (gpu != reference_boxes(cams, taus, size)).any(-1)
+    assert not diff.any(), f"boxes differ on {sorted({names[i] for i in np.argwhere(diff)[:, 0]})}"
+
+
+@needs_gpu
+def test_gpu_fused_cam_matches_numpy_fp32_and_fp16(kernels):
+    rng = np.random.default_rng(0)
+    B, C, h, w, K = 6, 1280, 14, 14, 50
+    feats = np.maximum(rng.normal(size=(B, C, h, w)), 0).astype(np.float32)
+    weights = rng.normal(scale=0.05, size=(K, C)).astype(np.float32)
+    ids = rng.integers(0, K, B)
+    for fp16 in (False, True):
+        f = feats.astype(np.float16) if fp16 else feats
+        want = np.einsum("bc,bchw->bhw", weights[ids].astype(np.float64), f.astype(np.float64))
+        scale = np.einsum("bc,bchw->bhw", np.abs(weights[ids]).astype(np.float64), np.abs(f).astype(np.float64))
+        got = kernels.cams(f, weights, ids, f.shape, fp16=fp16)
+        # sequential FP32 accumulation of C products: |error| <= C * 2^-24 * sum |terms| (Higham's bound)
+        assert np.all(np.abs(got - want) <= C * 2.0 ** -24 * scale), f"fp16={fp16}"
+    with pytest.raises(ValueError, match="class ids"):
+        kernels.cams(feats, weights, np.array([0, 1, 2, 3, 4, K]), feats.shape)
+
+
+@needs_gpu
+def test_gpu_cam_then_boxes_without_host_round_trip(kernels):
+    from benchmarks.cam_cases import reference_boxes
+
+    rng = np.random.default_rng(1)
+    B, C, h, w, K = 8, 64, 7, 7, 10
+    feats = np.maximum(rng.normal(size=(B, C, h, w)), 0).astype(np.float32)
+    weights = rng.normal(size=(K, C)).astype(np.float32)
+    ids = rng.integers(0, K, B)
+    cams = kernels.cams(feats, weights, ids, feats.shape)          # host copy, for the reference
+    on_gpu = kernels._buffer("test_cams", B * h * w * 4)
+    assert kernels.cams(feats, weights, ids, feats.shape, out=on_gpu) is None
+    taus = np.arange(0, 1, 0.05)
+    assert np.array_equal(kernels.boxes(on_gpu, (B, h, w), taus, 224), reference_boxes(cams, taus, 224))
 
 
 @pytest.mark.skipif(not nvrtc_available(), reason="cuda-python/NVRTC not installed")
