@@ -104,3 +104,43 @@ def reference_boxes(cams: np.ndarray, thresholds, size: int = 224) -> np.ndarray
         for t, tau in enumerate(thresholds):
             out[b, t] = largest_component_box(sm, float(tau))
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Save a model's raw top-1 CAMs on a dataset, for the GPU parity suite on a machine without
+    the data (``WSOL_EDGE_REAL_CAMS=FILE``)."""
+    import argparse
+    import sys
+
+    from wsol_edge.atomic import atomic_write_bytes
+    from wsol_edge.backends import load_backend
+    from wsol_edge.data import DATASET_KINDS, open_dataset
+    from wsol_edge.evaluation import iter_batches
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.cam_cases", description=main.__doc__.split("\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", choices=DATASET_KINDS, default="cub")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--output", required=True, help=".npz with cams [N, h, w] float32 and image_ids")
+    args = p.parse_args(argv)
+    backend = load_backend(args.model)
+    meta = backend.meta
+    samples = open_dataset(args.dataset, args.data_root, args.split)
+    cams, ids = [], []
+    for images, *_, indices, _ in iter_batches(samples, int(meta["input_size"]), meta["mean"], meta["std"], 16):
+        cams.append(backend.infer(images)["cams"].astype(np.float32))
+        ids += [samples[i].image_id for i in indices]
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, cams=np.concatenate(cams), image_ids=np.array(ids), model=args.model)
+    atomic_write_bytes(args.output, buf.getvalue())
+    print(f"{len(ids)} CAMs of {args.model} -> {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    from benchmarks.cli import exit_with_one_line_errors
+
+    exit_with_one_line_errors(main)

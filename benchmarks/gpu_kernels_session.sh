@@ -4,7 +4,8 @@
 #   the GPU parity suite (tests/test_kernels.py: thousands of random and adversarial CAMs against
 #   the CPU reference, fused CAM against NumPy), compute-sanitizer memcheck / racecheck / synccheck
 #   on the small parity tests, and the kernel benchmark divided by this repo's committed CPU figures.
-# Usage there: bash benchmarks/gpu_kernels_session.sh   (about 5 minutes on an H100)
+# Usage: the device tool's run with command 'bash benchmarks/gpu_kernels_session.sh' and carry
+# ['runs/gpu_inputs'] (real CAMs, optional; see below). Not yet run: no GPU has been lent so far.
 set -uo pipefail
 out=${OUT:-runs/gpu_kernels_session}
 mkdir -p "$out"
@@ -18,6 +19,8 @@ if ! $py -m pip install -q --no-deps --no-build-isolation -e . >>"$out/machine.t
   ln -sfn ../kernels wsol_edge/kernels && ln -sfn ../export wsol_edge/export
   export PYTHONPATH=$PWD
 fi
+# real CAMs, when carried: python -m benchmarks.cam_cases --model M.onnx --data-root DATA --output runs/gpu_inputs/real_cams.npz
+[ -f runs/gpu_inputs/real_cams.npz ] && export WSOL_EDGE_REAL_CAMS=$PWD/runs/gpu_inputs/real_cams.npz
 $py -m pytest -q -rs tests/test_kernels.py >"$out/parity.log" 2>&1
 echo "parity suite exit $?" | tee -a "$out/parity.log"
 small="fused_cam or host_round_trip or (adversarial and 224)"

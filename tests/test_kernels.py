@@ -1,5 +1,7 @@
 """CUDA kernels: NVRTC compilation for every target (no GPU needed), the CPU reference of the GPU
 rule, and, on a GPU only, box parity with that reference."""
+import os
+
 import numpy as np
 import pytest
 
@@ -136,6 +138,20 @@ def test_gpu_boxes_match_cpu_reference_on_adversarial_cams(kernels, size):
     gpu = kernels.boxes(cams, cams.shape, taus, size)
     diff = (gpu != reference_boxes(cams, taus, size)).any(-1)
     assert not diff.any(), f"boxes differ on {sorted({names[i] for i in np.argwhere(diff)[:, 0]})}"
+
+
+@needs_gpu
+@pytest.mark.skipif(not os.environ.get("WSOL_EDGE_REAL_CAMS"),
+                    reason="no real CAMs: WSOL_EDGE_REAL_CAMS=FILE from python -m benchmarks.cam_cases")
+def test_gpu_boxes_match_cpu_reference_on_real_cams(kernels):
+    from benchmarks.cam_cases import reference_boxes
+
+    cams = np.load(os.environ["WSOL_EDGE_REAL_CAMS"])["cams"]
+    taus = np.arange(0, 1, 0.01)
+    for start in range(0, len(cams), 256):
+        part = cams[start:start + 256]
+        diff = (kernels.boxes(part, part.shape, taus, 224) != reference_boxes(part, taus, 224)).any(-1)
+        assert not diff.any(), f"{int(diff.sum())} boxes differ in CAMs {start}..{start + len(part) - 1}"
 
 
 @needs_gpu
