@@ -60,4 +60,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks.cli import exit_with_one_line_errors
+
+    exit_with_one_line_errors(main)

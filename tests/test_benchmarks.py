@@ -283,3 +283,19 @@ def test_kernel_benchmark_without_a_usable_gpu_says_so_in_one_line(monkeypatch, 
     with pytest.raises(SystemExit, match=r"^error: no usable CUDA GPU \(CUDA error cudaErrorNoDevice\); use --cpu-only"):
         kernels_main(["--output", str(tmp_path / "k.json")])
     assert not (tmp_path / "k.json").exists()
+
+
+def test_probe_commands_turn_a_missing_model_into_one_line(tmp_path, capsys):
+    from benchmarks.cli import exit_with_one_line_errors
+    from benchmarks.rule_difference import main as rule_main
+    from benchmarks.soak import main as soak_main
+
+    missing = str(tmp_path / "missing.onnx")
+    for main in (lambda: rule_main(["--model", missing, "--data-root", str(tmp_path), "--output", str(tmp_path / "r")]),
+                 lambda: soak_main(["--model", missing, "--images", str(REPO / "wsol_edge/samples/images"),
+                                    "--output", str(tmp_path / "s")])):
+        with pytest.raises(SystemExit) as exc:
+            exit_with_one_line_errors(main)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"error: model file {missing} not found"]
