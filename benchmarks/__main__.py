@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("speed")
     s.add_argument("--models", nargs="+", required=True,
-                   help="model files (.pt for PyTorch eager, .onnx for ONNX Runtime, .engine for TensorRT)")
+                   help="model files (.pt for PyTorch eager, .onnx for ONNX Runtime, .engine for TensorRT); "
+                        "PATH@cuda runs a .pt or .onnx on the GPU, PATH@cuda-fp16 a .pt in FP16")
     s.add_argument("--images", required=True, help="folder of real images (decoded as part of the timing)")
     s.add_argument("--num-images", type=positive_int, default=64)
     s.add_argument("--batch", type=positive_int, nargs="+", default=[1, 8])
@@ -62,19 +63,21 @@ def run_speed(args, argv) -> int:
 
     from .jetson import Tegrastats, power_mode
     from .report import markdown_table, plot_latency_vs_batch, speed_rows, write_csv
-    from .speed import new_run_id, new_samples, ratios_to_reference, sample, summarize
+    from .speed import new_run_id, new_samples, parse_model_spec, ratios_to_reference, sample, summarize
 
     threads = args.threads or os.cpu_count()
     files = pick_images(args.images, args.num_images)
     run_id = new_run_id()
     jetson_mode = power_mode()
     backends = []
-    for model in args.models:
+    for spec in args.models:
+        model, kwargs = parse_model_spec(spec)
         if model.endswith((".pt", ".pth")):
             import torch
 
             torch.set_num_threads(threads)
-        backends.append(load_backend(model, threads=threads) if model.endswith(".onnx") else load_backend(model))
+        backends.append(load_backend(model, threads=threads, **kwargs) if model.endswith(".onnx")
+                        else load_backend(model, **kwargs))
     blobs = [Path(f).read_bytes() for f in files]
     pooled = {(i, b): new_samples(b) for i in range(len(backends)) for b in args.batch}
     tegra_lines = {key: [] for key in pooled}

@@ -93,11 +93,13 @@ def summarize(backend, samples: Samples) -> SpeedResult:
                        repeats=len(samples.e2e))
 
 
-def ratios_to_reference(records: list[dict], reference=("pytorch", "fp32")) -> list[dict]:
+def ratios_to_reference(records: list[dict], reference=("pytorch", "fp32", "cpu")) -> list[dict]:
     """images/s of each record over the reference backend's at the same batch, overall and per
     round (rounds interleave the backends in time, so a slow spell of the shared machine hits the
-    numerator and denominator of a round's ratio alike)."""
-    refs = {r["batch"]: r for r in records if (r["backend"], r["precision"]) == tuple(reference)}
+    numerator and denominator of a round's ratio alike). The reference is (backend, precision,
+    device): PyTorch eager FP32 on the CPU unless told otherwise."""
+    refs = {r["batch"]: r for r in records
+            if (r["backend"], r["precision"], r.get("device", "cpu")) == tuple(reference)}
     out = []
     for r in records:
         ref = refs.get(r["batch"])
@@ -105,10 +107,28 @@ def ratios_to_reference(records: list[dict], reference=("pytorch", "fp32")) -> l
             continue
         per_round = [a / b for a, b in zip(r.get("round_images_per_s", []), ref.get("round_images_per_s", []))]
         out.append({"model_file": r.get("model_file"), "backend": r["backend"], "precision": r["precision"],
-                    "batch": r["batch"], "over": f"{reference[0]} {reference[1]}",
-                    "ratio": r["images_per_s"] / ref["images_per_s"],
-                    "ratio_per_round": per_round})
+                    "device": r.get("device", "cpu"), "batch": r["batch"], "over": " ".join(reference),
+                    "ratio": r["images_per_s"] / ref["images_per_s"], "ratio_per_round": per_round})
     return out
+
+
+DEVICE_SUFFIXES = {"": {}, "cuda": {"device": "cuda"}, "cuda-fp16": {"device": "cuda", "half": True}}
+
+
+def parse_model_spec(spec: str) -> tuple[str, dict]:
+    """``PATH[@cuda|@cuda-fp16]`` -> (path, load_backend keyword arguments): a .pt on the GPU
+    (FP32 or FP16), an .onnx with ONNX Runtime's CUDA provider (FP16 is a model of its own)."""
+    path, _, where = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    if where not in DEVICE_SUFFIXES:
+        raise ValueError(f"{spec}: unknown device {where!r}; use PATH, PATH@cuda or PATH@cuda-fp16")
+    kwargs = dict(DEVICE_SUFFIXES[where])
+    if path.endswith(".onnx"):
+        if kwargs.get("half"):
+            raise ValueError(f"{spec}: ONNX Runtime runs the model's own precision; export an FP16 model instead")
+        return path, ({"providers": ["cuda", "cpu"]} if kwargs else {})
+    if kwargs and not path.endswith((".pt", ".pth")):
+        raise ValueError(f"{spec}: @{where} applies to .pt and .onnx models (an engine runs on its own GPU)")
+    return path, kwargs
 
 
 def new_run_id() -> str:

@@ -299,3 +299,42 @@ def test_probe_commands_turn_a_missing_model_into_one_line(tmp_path, capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"error: model file {missing} not found"]
+
+
+def test_speed_model_specs_pick_the_gpu_variants():
+    from benchmarks.speed import parse_model_spec
+
+    assert parse_model_spec("runs/m.pt") == ("runs/m.pt", {})
+    assert parse_model_spec("runs/m.pt@cuda") == ("runs/m.pt", {"device": "cuda"})
+    assert parse_model_spec("runs/m.pt@cuda-fp16") == ("runs/m.pt", {"device": "cuda", "half": True})
+    assert parse_model_spec("a@b/m.onnx@cuda") == ("a@b/m.onnx", {"providers": ["cuda", "cpu"]})
+    assert parse_model_spec("m.onnx") == ("m.onnx", {})
+    for bad, why in (("m.pt@gpu", "unknown device"), ("m.onnx@cuda-fp16", "export an FP16 model"),
+                     ("m.engine@cuda", "applies to .pt and .onnx")):
+        with pytest.raises(ValueError, match=why):
+            parse_model_spec(bad)
+
+
+def test_speed_on_a_gpu_this_machine_lacks_is_one_line(tiny_onnx, tmp_path, capsys):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine's ONNX Runtime has CUDA")
+    rc = bench_main(["speed", "--models", f"{tiny_onnx}@cuda", "--images", str(REPO / "wsol_edge/samples/images"),
+                     "--num-images", "2", "--batch", "1", "--output", str(tmp_path / "s.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("error: ONNX Runtime here lacks CUDAExecutionProvider")
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_ratios_take_the_reference_on_its_own_device():
+    from benchmarks.speed import ratios_to_reference
+
+    recs = [{"backend": "pytorch", "precision": "fp32", "device": "cuda", "batch": 1, "images_per_s": 100.0},
+            {"backend": "pytorch", "precision": "fp32", "device": "cpu", "batch": 1, "images_per_s": 10.0},
+            {"backend": "onnxruntime", "precision": "fp32", "device": "cpu", "batch": 1, "images_per_s": 30.0}]
+    ratios = {(r["backend"], r["device"]): r["ratio"] for r in ratios_to_reference(recs)}
+    assert ratios == {("pytorch", "cuda"): 10.0, ("onnxruntime", "cpu"): 3.0}
+    gpu = ratios_to_reference(recs, ("pytorch", "fp32", "cuda"))
+    assert {(r["backend"], r["device"]): r["ratio"] for r in gpu} == {("pytorch", "cpu"): 0.1, ("onnxruntime", "cpu"): 0.3}
+    assert gpu[0]["over"] == "pytorch fp32 cuda"

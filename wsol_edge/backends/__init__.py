@@ -12,9 +12,11 @@ TORCH_SUFFIXES = (".pt", ".pth")
 
 
 def load_backend(path: str | Path, *, providers: list[str] | None = None, threads: int | None = None,
-                 device: str = "cpu", threshold: float | None = None, all_cams: bool = False) -> Backend:
+                 device: str = "cpu", half: bool = False, threshold: float | None = None,
+                 all_cams: bool = False) -> Backend:
     """The backend for a model file. ``all_cams`` asks a PyTorch checkpoint for every class's map
-    (``cams_all``); ONNX models and engines have that output only when exported with it."""
+    (``cams_all``); ONNX models and engines have that output only when exported with it.
+    ``device`` and ``half`` (FP16) apply to PyTorch checkpoints."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in ONNX_SUFFIXES:
@@ -28,7 +30,7 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
     if suffix in TORCH_SUFFIXES:
         from .pytorch_backend import PyTorchBackend
 
-        return PyTorchBackend(path, device=device, threshold=threshold, all_cams=all_cams)
+        return PyTorchBackend(path, device=device, half=half, threshold=threshold, all_cams=all_cams)
     raise BackendError(f"{path}: unknown model type {suffix!r}; use .onnx, .engine/.trt/.plan or .pt")
 
 
