@@ -8,7 +8,7 @@ Launching (``BoxKernels``) uses the CUDA driver API from cuda-python on a caller
 takes device pointers (ints, e.g. TensorRT output buffers, so nothing leaves the GPU) or host
 numpy arrays (copied in and out). The launch path has not yet been run on a GPU by this project:
 its parity suite (the GPU tests of tests/test_kernels.py) skips without one;
-``bash benchmarks/gpu_kernels_session.sh`` runs it, compute-sanitizer and the benchmark in one go.
+``bash benchmarks/gpu_session.sh`` runs it, compute-sanitizer and the benchmark in one go.
 """
 from __future__ import annotations
 

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Everything this project needs a GPU for, in one call on a lent GPU machine (the device tool runs
+# it from the repository root; the files it writes to $OUT come back, 8 at most):
+#   1. the kernels' GPU parity suite (tests/test_kernels.py: thousands of random and adversarial
+#      CAMs, and real ones when carried, against the CPU reference; fused CAM against NumPy);
+#   2. compute-sanitizer memcheck, racecheck and synccheck on the small parity tests;
+#   3. the kernel benchmark, divided by this repo's committed CPU-reference figures;
+#   4. when a checkpoint and its ONNX export are carried: the speed harness with PyTorch on the GPU
+#      (FP32, FP16) beside PyTorch and ONNX Runtime on the CPU, in one interleaved run.
+# Inputs to carry (the device tool's carry: ["runs/gpu_inputs"]), all optional:
+#   runs/gpu_inputs/real_cams.npz   python -m benchmarks.cam_cases --model M.onnx --data-root DATA --output ...
+#   runs/gpu_inputs/model.pt, runs/gpu_inputs/model.onnx   a checkpoint and its export
+# Not yet run anywhere: no GPU has been lent to this project so far.
+set -uo pipefail
+out=${OUT:-runs/gpu_session}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+py=python3
+in=runs/gpu_inputs
+{ nvidia-smi; $py -c "import sys, numpy, cv2, cupy, torch; print(sys.version, numpy.__version__, cv2.__version__, cupy.__version__, torch.__version__)"; } \
+  >"$out/machine.txt" 2>&1
+# No package index there: install the checkout alone (its dependencies are in the image), or, if
+# that fails, put the two installed-as packages where Python finds them.
+if ! $py -m pip install -q --no-deps --no-build-isolation -e . >>"$out/machine.txt" 2>&1; then
+  ln -sfn ../kernels wsol_edge/kernels && ln -sfn ../export wsol_edge/export
+  export PYTHONPATH=$PWD
+fi
+[ -f $in/real_cams.npz ] && export WSOL_EDGE_REAL_CAMS=$PWD/$in/real_cams.npz
+$py -m pytest -q -rs tests/test_kernels.py >"$out/parity.log" 2>&1
+echo "parity suite exit $?" | tee -a "$out/parity.log"
+small="fused_cam or host_round_trip or (adversarial and 224)"
+for tool in memcheck racecheck synccheck; do
+  echo "=== compute-sanitizer --tool $tool" >>"$out/sanitizer.log"
+  compute-sanitizer --tool "$tool" --error-exitcode 9 $py -m pytest -q -x -p no:cacheprovider tests/test_kernels.py \
+    -k "$small" >>"$out/sanitizer.log" 2>&1
+  echo "compute-sanitizer $tool exit $?" | tee -a "$out/sanitizer.log"
+done
+$py -m benchmarks.kernels --cpu-reference benchmarks/results/kernels_cpu_reference.json --output "$out/kernels_gpu.json"
+echo "kernel benchmark exit $?"
+if [ -f $in/model.pt ] && [ -f $in/model.onnx ]; then
+  # ONNX Runtime there is the CPU build: its CUDA rows need onnxruntime-gpu carried as a wheel
+  $py -m benchmarks speed --models $in/model.pt $in/model.pt@cuda $in/model.pt@cuda-fp16 $in/model.onnx \
+    --images wsol_edge/samples/images --batch 1 8 --rounds 3 --repeats 20 --output "$out/gpu_speed.json"
+  echo "speed harness exit $?"
+fi
