@@ -69,43 +69,51 @@ def timed(fn, repeats: int, warmup: int) -> dict:
             "repeats": repeats}
 
 
+def label_boxes(u8, tau: float, xp, label, scatter_max, scatter_min):
+    """Boxes [B, 4] of the largest 8-connected component of ``u8 > int(tau * max)`` per image, with
+    an array module's own labelling (cupy + cupyx.scipy.ndimage.label on the GPU; NumPy + scipy
+    in the tests, which hold it to the CPU reference). Ties go to the lowest label, i.e. the
+    component whose first pixel comes first in raster order, as in the kernels."""
+    B, size = u8.shape[0], u8.shape[-1]
+    n = size * size
+    structure = np.zeros((3, 3, 3), int)
+    structure[1] = 1  # 8-connected inside an image, never across images
+    cut = (tau * u8.reshape(B, -1).max(1).astype(xp.float64)).astype(xp.int32)
+    labels, count = label(u8 > cut[:, None, None], structure=structure)
+    count = int(count)
+    flat = labels.ravel()
+    area = xp.bincount(flat, minlength=count + 1)[1:]
+    image_of = xp.zeros(count + 1, xp.int64)
+    image_of[flat] = xp.repeat(xp.arange(B, dtype=xp.int64), n)
+    key = area.astype(xp.int64) * (count + 1) + (count - xp.arange(1, count + 1))  # ties: lowest label
+    best = xp.full(B, -1, xp.int64)
+    scatter_max(best, image_of[1:], key)
+    fg = xp.nonzero(flat)[0]
+    lab, ys, xs = flat[fg], (fg % n) // size, fg % size
+    lo_x, lo_y = xp.full(count + 1, size, xp.int64), xp.full(count + 1, size, xp.int64)
+    hi_x, hi_y = xp.full(count + 1, -1, xp.int64), xp.full(count + 1, -1, xp.int64)
+    scatter_min(lo_x, lab, xs)
+    scatter_min(lo_y, lab, ys)
+    scatter_max(hi_x, lab, xs)
+    scatter_max(hi_y, lab, ys)
+    root = xp.where(best >= 0, count - best % (count + 1), 0)
+    boxes = xp.stack([lo_x[root], lo_y[root], xp.minimum(hi_x[root] + 1, size - 1),
+                      xp.minimum(hi_y[root] + 1, size - 1)], 1)
+    return xp.where((best >= 0)[:, None], boxes, 0)
+
+
 def cupy_stage(kernels, x: dict, size: int):
-    """A callable: threshold + cupyx.scipy.ndimage.label + largest-component box, on the kernels'
-    u8 maps of ``x`` (left in the kernels' 'u8' buffer by a boxes() call)."""
+    """A callable: ``label_boxes`` with cupyx.scipy.ndimage.label on the kernels' u8 maps of ``x``
+    (left in the kernels' 'u8' buffer by a boxes() call)."""
     import cupy as cp
     import cupyx
     from cupyx.scipy import ndimage
 
     B = len(x["class_ids"])
-    n = size * size
     ptr = kernels._buffers["u8"][0]
-    u8 = cp.ndarray((B, size, size), cp.uint8, cp.cuda.MemoryPointer(cp.cuda.UnownedMemory(ptr, B * n, kernels), 0))
-    structure = np.zeros((3, 3, 3), int)
-    structure[1] = 1  # 8-connected inside an image, never across images
-
-    def run():
-        cut = (x["tau"] * u8.reshape(B, -1).max(1).astype(cp.float64)).astype(cp.int32)
-        labels, count = ndimage.label(u8 > cut[:, None, None], structure=structure)
-        flat = labels.ravel()
-        area = cp.bincount(flat, minlength=count + 1)[1:]
-        image_of = cp.zeros(count + 1, cp.int32)
-        image_of[flat] = cp.repeat(cp.arange(B, dtype=cp.int32), n)
-        key = area.astype(cp.int64) * (count + 1) + (count - cp.arange(1, count + 1))  # ties: lowest label
-        best = cp.full(B, -1, cp.int64)
-        cupyx.scatter_max(best, image_of[1:], key)
-        fg = cp.nonzero(flat)[0]
-        lab, ys, xs = flat[fg], (fg % n) // size, fg % size
-        lo_x, lo_y = cp.full(count + 1, size, cp.int64), cp.full(count + 1, size, cp.int64)
-        hi_x, hi_y = cp.full(count + 1, -1, cp.int64), cp.full(count + 1, -1, cp.int64)
-        cupyx.scatter_min(lo_x, lab, xs)
-        cupyx.scatter_min(lo_y, lab, ys)
-        cupyx.scatter_max(hi_x, lab, xs)
-        cupyx.scatter_max(hi_y, lab, ys)
-        root = cp.where(best >= 0, count - best % (count + 1), 0)
-        boxes = cp.stack([lo_x[root], lo_y[root], cp.minimum(hi_x[root] + 1, size - 1),
-                          cp.minimum(hi_y[root] + 1, size - 1)], 1)
-        return cp.where((best >= 0)[:, None], boxes, 0).get()
-    return run
+    mem = cp.cuda.MemoryPointer(cp.cuda.UnownedMemory(ptr, B * size * size, kernels), 0)
+    u8 = cp.ndarray((B, size, size), cp.uint8, mem)
+    return lambda: label_boxes(u8, x["tau"], cp, ndimage.label, cupyx.scatter_max, cupyx.scatter_min).get()
 
 
 def gpu_name() -> str:

@@ -338,3 +338,20 @@ def test_ratios_take_the_reference_on_its_own_device():
     gpu = ratios_to_reference(recs, ("pytorch", "fp32", "cuda"))
     assert {(r["backend"], r["device"]): r["ratio"] for r in gpu} == {("pytorch", "cpu"): 0.1, ("onnxruntime", "cpu"): 0.3}
     assert gpu[0]["over"] == "pytorch fp32 cuda"
+
+
+def test_cupyx_baseline_rule_matches_the_cpu_reference_with_numpy_and_scipy():
+    from scipy import ndimage
+
+    from benchmarks.cam_cases import adversarial_cams
+    from benchmarks.kernels import label_boxes
+    from wsol_edge.postprocess import cam_to_scoremap, largest_component_box, quantize_scoremap
+
+    rng = np.random.default_rng(0)
+    maps = [cam_to_scoremap(rng.normal(size=(7, 7)), 64) for _ in range(12)]
+    maps += [cam_to_scoremap(c, 64) for _, c in adversarial_cams(64)]
+    u8 = np.stack([quantize_scoremap(m) for m in maps])
+    for tau in (0.0, 0.25, 0.6, 0.99):
+        got = label_boxes(u8, tau, np, ndimage.label, np.maximum.at, np.minimum.at)
+        want = np.stack([largest_component_box(m, tau) for m in maps])
+        assert np.array_equal(got, want), tau

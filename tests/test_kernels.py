@@ -44,6 +44,8 @@ def test_gpu_rule_reference_pixel_count_vs_contour_area():
     assert largest_component_box(d, 0.5).tolist() == [1, 1, 3, 3]
     e = np.zeros((10, 10), np.float32); e[0:2, 0:2] = e[5:7, 5:7] = 1.0  # equal areas: first in raster order
     assert largest_component_box(e, 0.5).tolist() == [0, 0, 2, 2]
+    g = np.zeros((4, 40), np.float32); g[0, 26] = g[1, 13] = 1.0  # a tie OpenCV's 2x2-block labels order the other way
+    assert largest_component_box(g, 0.5).tolist() == [26, 0, 27, 1]
     f = np.zeros((10, 10), np.float32); f[6:10, 6:10] = 1.0  # clip at the border
     assert largest_component_box(f, 0.5).tolist() == [6, 6, 9, 9]
 
@@ -66,11 +68,12 @@ def scipy_largest_component_box(scoremap: np.ndarray, tau: float) -> np.ndarray:
 def test_cpu_reference_of_the_gpu_rule_matches_scipy_on_adversarial_and_random_cams():
     from benchmarks.cam_cases import adversarial_cams, random_cams
 
-    cams = [c for _, c in adversarial_cams(96)] + list(random_cams(24, 7)) + list(random_cams(24, 14, seed=1))
+    cams = [c for size in (64, 96) for _, c in adversarial_cams(size)]
+    cams += list(random_cams(24, 7)) + list(random_cams(24, 14, seed=1))
     taus = [0.0, 0.01, 0.05, 0.2, 0.35, 0.5, 0.73, 0.9, 0.99]
     checked = 0
     for cam in cams:
-        sm = cam_to_scoremap(cam, 96)
+        sm = cam_to_scoremap(cam, cam.shape[0] if cam.shape[0] >= 64 else 96)
         for tau in taus:
             assert largest_component_box(sm, tau).tolist() == scipy_largest_component_box(sm, tau).tolist(), tau
             checked += 1

@@ -143,9 +143,16 @@ def largest_component_box(scoremap: np.ndarray, threshold: float) -> np.ndarray:
     height, width = scoremap.shape
     u8 = quantize_scoremap(scoremap)
     _, binary = cv2.threshold(u8, int(threshold * np.max(u8)), 255, cv2.THRESH_BINARY)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if n <= 1:
         return np.zeros(4, dtype=np.int64)
-    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))  # labels follow raster order of first pixels
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    tied = 1 + np.flatnonzero(areas == areas.max())
+    best = int(tied[0])
+    if len(tied) > 1:
+        # OpenCV's block-based labelling numbers components in the order of 2x2 blocks, not of their
+        # first pixels (a pixel of row 1 can come before one of row 0), so the tie is broken here.
+        _, first_pixel = np.unique(labels, return_index=True)  # every label 0..n-1 occurs
+        best = int(tied[np.argmin(first_pixel[tied])])
     x, y, w, h = (int(stats[best, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
     return np.array([x, y, min(x + w, width - 1), min(y + h, height - 1)], dtype=np.int64)
