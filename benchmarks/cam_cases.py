@@ -9,6 +9,8 @@ reach the thresholding and labelling stages exactly as drawn.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 
@@ -94,15 +96,31 @@ def random_cams(n: int, hw: int, seed: int = 0) -> np.ndarray:
     return out
 
 
+@contextmanager
+def opencv_without_ipp():
+    """OpenCV's own resize code instead of Intel IPP's, whose bicubic rounds the last bit of about
+    half the pixels differently; the kernels follow OpenCV's own float steps."""
+    import cv2
+
+    was = cv2.ipp.useIPP()
+    cv2.ipp.setUseIPP(False)
+    try:
+        yield
+    finally:
+        cv2.ipp.setUseIPP(was)
+
+
 def reference_boxes(cams: np.ndarray, thresholds, size: int = 224) -> np.ndarray:
-    """The kernels' rule on the CPU (wsol_edge.postprocess.largest_component_box): [B, T, 4] int32."""
+    """The kernels' rule on the CPU (wsol_edge.postprocess.largest_component_box, OpenCV's resize
+    without IPP): [B, T, 4] int32."""
     from wsol_edge.postprocess import cam_to_scoremap, largest_component_box
 
     out = np.zeros((len(cams), len(thresholds), 4), np.int32)
-    for b, cam in enumerate(cams):
-        sm = cam_to_scoremap(cam, size)
-        for t, tau in enumerate(thresholds):
-            out[b, t] = largest_component_box(sm, float(tau))
+    with opencv_without_ipp():
+        for b, cam in enumerate(cams):
+            sm = cam_to_scoremap(cam, size)
+            for t, tau in enumerate(thresholds):
+                out[b, t] = largest_component_box(sm, float(tau))
     return out
 
 

@@ -3,7 +3,12 @@
 // Stages (each one launch for the whole batch; no host round trip between them):
 //   cam_fused_{f32,f16}     CAM of a chosen class per image: classifier row x features.
 //   upsample_bicubic        raw CAM (h, w) -> (S, S), OpenCV INTER_CUBIC rule (A = -0.75,
-//                           half-pixel centres, replicated border), separable: rows then columns.
+//                           half-pixel centres, replicated border), separable: rows then columns,
+//                           with the float32 rounding steps of OpenCV's own x86 code path
+//                           (compiled with --fmad=false: no contraction into FMA). A float32
+//                           transcription of these steps equals cv2.resize bit for bit with IPP
+//                           off (tests/test_kernels.py); OpenCV's IPP path rounds the last bit
+//                           differently, so the parity suite's reference turns IPP off.
 //   minmax_per_image        per-image min, max and a NaN/inf flag (one block per image).
 //   normalize_quantize      map -> floor(255 * (v - min) / (max - min)) as uint8; a constant or
 //                           non-finite map becomes all zeros (the protocol's guard).
@@ -85,7 +90,7 @@ extern "C" __global__ void upsample_bicubic(const float* __restrict__ cams,  // 
     const int p = blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= S * S) return;
     const int dy = p / S, dx = p % S;
-    const double scale_x = (double)w / S, scale_y = (double)h / S;
+    const double scale_x = 1.0 / ((double)S / w), scale_y = 1.0 / ((double)S / h);  // as cv::resize: 1 / inv_scale
     float fx = (float)((dx + 0.5) * scale_x - 0.5);
     float fy = (float)((dy + 0.5) * scale_y - 0.5);
     const int sx = (int)floorf(fx), sy = (int)floorf(fy);
@@ -95,13 +100,16 @@ extern "C" __global__ void upsample_bicubic(const float* __restrict__ cams,  // 
     cubic_coeffs(fx, cx);
     cubic_coeffs(fy, cy);
     const float* src = cams + (size_t)b * h * w;
-    float out = 0.f;
-    for (int j = 0; j < 4; ++j) {
+    float rows[4];
+    for (int j = 0; j < 4; ++j) {  // OpenCV's horizontal pass: products added left to right
         const int yy = clampi(sy - 1 + j, 0, h - 1);
         float rowv = 0.f;
         for (int i = 0; i < 4; ++i) rowv = __fadd_rn(rowv, __fmul_rn(cx[i], src[yy * w + clampi(sx - 1 + i, 0, w - 1)]));
-        out = __fadd_rn(out, __fmul_rn(cy[j], rowv));
+        rows[j] = rowv;
     }
+    // OpenCV's vertical pass (VResizeCubicVec_32f): r0*b0 + (r1*b1 + (r2*b2 + r3*b3)), no FMA
+    float out = __fmul_rn(rows[3], cy[3]);
+    for (int j = 2; j >= 0; --j) out = __fadd_rn(__fmul_rn(rows[j], cy[j]), out);
     maps[(size_t)b * S * S + p] = out;
 }
 

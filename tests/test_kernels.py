@@ -99,6 +99,56 @@ def test_adversarial_cases_are_what_they_claim():
     assert largest_component_box(ring, 0.5).tolist() != box_from_scoremap(ring, 0.5).tolist()  # the rules part
 
 
+def kernel_bicubic_steps(cam: np.ndarray, size: int) -> np.ndarray:
+    """upsample_bicubic of kernels/wsol_kernels.cu, step for step in float32 (each NumPy float32
+    operation rounds once, as the kernel's __fmul_rn/__fadd_rn and its --fmad=false build do)."""
+    f32 = np.float32
+    h, w = cam.shape
+    a = f32(-0.75)
+
+    def taps(n_src):
+        d = np.arange(size)
+        f = ((d + 0.5) * (1.0 / (size / n_src)) - 0.5).astype(f32)  # double, then float, as in the kernel
+        s = np.floor(f).astype(int)
+        x = (f - s.astype(f32)).astype(f32)
+        one = f32(1)
+        c0 = ((a * (x + one) - f32(5) * a) * (x + one) + f32(8) * a) * (x + one) - f32(4) * a
+        c1 = ((a + f32(2)) * x - (a + f32(3))) * x * x + one
+        c2 = ((a + f32(2)) * (one - x) - (a + f32(3))) * (one - x) * (one - x) + one
+        c3 = one - c0 - c1 - c2
+        return s, [c0, c1, c2, c3]
+
+    sx, cx = taps(w)
+    sy, cy = taps(h)
+    rows = []
+    for j in range(4):
+        src = cam[np.clip(sy - 1 + j, 0, h - 1)]                      # [S, w]
+        acc = np.zeros((size, size), f32)
+        for i in range(4):
+            acc = acc + cx[i][None, :] * src[:, np.clip(sx - 1 + i, 0, w - 1)]
+        rows.append(acc)
+    out = rows[3] * cy[3][:, None]
+    for j in (2, 1, 0):
+        out = rows[j] * cy[j][:, None] + out
+    return out
+
+
+@pytest.mark.parametrize("hw,size", [((7, 7), 224), ((14, 14), 224), ((28, 28), 448), ((7, 14), 224)])
+def test_kernel_bicubic_steps_equal_opencv_without_ipp_bit_for_bit(hw, size):
+    import cv2
+
+    from benchmarks.cam_cases import opencv_without_ipp
+
+    rng = np.random.default_rng(size + hw[1])
+    before = cv2.ipp.useIPP()
+    for _ in range(3):
+        cam = (rng.normal(size=hw) * rng.uniform(0.01, 100)).astype(np.float32)
+        with opencv_without_ipp():
+            want = cv2.resize(cam, (size, size), interpolation=cv2.INTER_CUBIC)
+        assert np.array_equal(kernel_bicubic_steps(cam, size), want)
+    assert cv2.ipp.useIPP() == before
+
+
 def gpu_available():
     try:
         from cuda.bindings import runtime
