@@ -355,3 +355,19 @@ def test_cupyx_baseline_rule_matches_the_cpu_reference_with_numpy_and_scipy():
         got = label_boxes(u8, tau, np, ndimage.label, np.maximum.at, np.minimum.at)
         want = np.stack([largest_component_box(m, tau) for m in maps])
         assert np.array_equal(got, want), tau
+
+
+def test_rule_difference_record_on_synthetic_images(tiny_onnx, tmp_path):
+    from benchmarks.rule_difference import main as rule_main
+
+    out = tmp_path / "r.json"
+    assert rule_main(["--model", str(tiny_onnx), "--dataset", "synthetic", "--data-root", str(tmp_path),
+                      "--threshold-step", "0.25", "--output", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["num_images"] == 64 and rec["model_threshold"] == 0.3  # synthetic default: 64 images
+    assert list(rec["boxes_differ_percent_by_threshold"]) == ["0.00", "0.25", "0.50", "0.75"]
+    ipp = rec["ipp_vs_opencv_resize_boxes_differ_percent"]
+    for rule in ("wsoleval", "most_pixels"):
+        by_tau = list(ipp[rule]["by_threshold"].values())
+        assert len(by_tau) == 4 and all(0 <= v <= 100 for v in by_tau)
+        assert ipp[rule]["all_thresholds"] == pytest.approx(sum(by_tau) / 4)
