@@ -118,7 +118,9 @@ DEVICE_SUFFIXES = {"": {}, "cuda": {"device": "cuda"}, "cuda-fp16": {"device": "
 def parse_model_spec(spec: str) -> tuple[str, dict]:
     """``PATH[@cuda|@cuda-fp16]`` -> (path, load_backend keyword arguments): a .pt on the GPU
     (FP32 or FP16), an .onnx with ONNX Runtime's CUDA provider (FP16 is a model of its own)."""
-    path, _, where = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    path, sep, where = spec.rpartition("@")
+    if not sep or "/" in where or "." in where:  # no suffix: an "@" inside the path itself
+        path, where = spec, ""
     if where not in DEVICE_SUFFIXES:
         raise ValueError(f"{spec}: unknown device {where!r}; use PATH, PATH@cuda or PATH@cuda-fp16")
     kwargs = dict(DEVICE_SUFFIXES[where])

@@ -309,6 +309,7 @@ def test_speed_model_specs_pick_the_gpu_variants():
     assert parse_model_spec("runs/m.pt@cuda-fp16") == ("runs/m.pt", {"device": "cuda", "half": True})
     assert parse_model_spec("a@b/m.onnx@cuda") == ("a@b/m.onnx", {"providers": ["cuda", "cpu"]})
     assert parse_model_spec("m.onnx") == ("m.onnx", {})
+    assert parse_model_spec("runs/v@2/m.pt") == ("runs/v@2/m.pt", {})
     for bad, why in (("m.pt@gpu", "unknown device"), ("m.onnx@cuda-fp16", "export an FP16 model"),
                      ("m.engine@cuda", "applies to .pt and .onnx")):
         with pytest.raises(ValueError, match=why):
