@@ -114,6 +114,7 @@ class BoxKernels:
         self.module = self._check(driver.cuModuleLoadData(cached_cubin(self.arch)))
         self.fn = {k: self._check(driver.cuModuleGetFunction(self.module, k.encode())) for k in KERNELS}
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+        self.classifier_shape: tuple[int, int] | None = None  # (K, C) of the uploaded classifier
 
     def _check(self, result):
         err, *rest = result
@@ -156,31 +157,43 @@ class BoxKernels:
             self.rt.cudaFree(ptr)
         self._buffers.clear()
 
-    def cams(self, features, weights: np.ndarray, class_ids, shape: tuple[int, int, int, int], *,
+    def set_classifier(self, weights: np.ndarray) -> None:
+        """Upload the classifier [K, C] once (a camera loop then sends only features and classes)."""
+        weights = np.asarray(weights, np.float32)
+        if weights.ndim != 2:
+            raise ValueError(f"classifier weights must be [K, C], got shape {weights.shape}")
+        if weights.shape[1] * 4 > 48 * 1024:
+            raise ValueError(f"{weights.shape[1]} channels: the classifier row must fit in 48 KiB of shared memory")
+        self._upload("cam_weights", weights, 0)
+        self._check(self.rt.cudaStreamSynchronize(0))
+        self.classifier_shape = weights.shape
+
+    def cams(self, features, class_ids, shape: tuple[int, int, int, int], *, weights: np.ndarray | None = None,
              fp16: bool = False, out: int | None = None, stream: int = 0) -> np.ndarray | None:
         """CAM of one class per image, ``weights[class_ids[b]] . features[b]`` -> [B, h, w] float32
         (kernel (a): FP32 accumulation, FP32 or FP16 features).
 
         ``features``: [B, C, h, w] (``shape``) float32, or float16 with ``fp16=True``, as a host
-        array or a device pointer (e.g. a TensorRT output binding); ``weights`` [K, C] and
-        ``class_ids`` [B] are host arrays. Returns the CAMs as a host array, or, given a device
-        pointer ``out`` (B*h*w float32), writes them there and returns None so that ``boxes`` can
-        take them without a host round trip.
+        array or a device pointer (e.g. a TensorRT output binding); ``class_ids`` [B] a host array;
+        ``weights`` [K, C], given here or once with ``set_classifier``. Returns the CAMs as a host
+        array, or, given a device pointer ``out`` (B*h*w float32), writes them there and returns
+        None so that ``boxes`` can take them without a host round trip.
         """
         import ctypes
 
+        if weights is not None:
+            self.set_classifier(weights)
+        if self.classifier_shape is None:
+            raise ValueError("no classifier on the GPU: pass weights= or call set_classifier first")
+        K, Cw = self.classifier_shape
         B, C, h, w = shape
-        weights = np.asarray(weights, np.float32)
         ids = np.asarray(class_ids, np.int64).reshape(-1)
-        if weights.ndim != 2 or weights.shape[1] != C:
-            raise ValueError(f"weights must be [K, {C}] for features of {C} channels, got {weights.shape}")
+        if Cw != C:
+            raise ValueError(f"the classifier has {Cw} channels, the features {C}")
         if len(ids) != B:
             raise ValueError(f"class_ids must hold one class per image ({B}), got {len(ids)}")
-        K = weights.shape[0]
         if ((ids < 0) | (ids >= K)).any():
             raise ValueError(f"class ids must lie in [0, {K}), got {ids.tolist()}")
-        if C * 4 > 48 * 1024:
-            raise ValueError(f"{C} channels: the classifier row must fit in 48 KiB of shared memory")
         if isinstance(features, int):
             feats = features
         else:
@@ -188,13 +201,12 @@ class BoxKernels:
             if arr.shape != tuple(shape):
                 raise ValueError(f"features have shape {arr.shape}, expected {tuple(shape)}")
             feats = self._upload("cam_features", arr.view(np.uint16) if fp16 else arr, stream)
-        w_ptr = self._upload("cam_weights", weights, stream)
         ids_ptr = self._upload("cam_class_ids", ids, stream)
         dst = out if out is not None else self._buffer("cam_out", B * h * w * 4)
         i32, ptr = ctypes.c_int, ctypes.c_void_p
         self._launch("cam_fused_f16" if fp16 else "cam_fused_f32", ((h * w + BLOCK - 1) // BLOCK, B, 1), BLOCK,
-                     [(feats, ptr), (w_ptr, ptr), (ids_ptr, ptr), (dst, ptr), (C, i32), (h * w, i32), (K, i32)],
-                     shared=C * 4, stream=stream)
+                     [(feats, ptr), (self._buffers["cam_weights"][0], ptr), (ids_ptr, ptr), (dst, ptr), (C, i32),
+                      (h * w, i32), (K, i32)], shared=C * 4, stream=stream)
         if out is not None:
             self._check(self.rt.cudaStreamSynchronize(stream))
             return None

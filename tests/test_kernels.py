@@ -218,11 +218,13 @@ def test_gpu_fused_cam_matches_numpy_fp32_and_fp16(kernels):
         f = feats.astype(np.float16) if fp16 else feats
         want = np.einsum("bc,bchw->bhw", weights[ids].astype(np.float64), f.astype(np.float64))
         scale = np.einsum("bc,bchw->bhw", np.abs(weights[ids]).astype(np.float64), np.abs(f).astype(np.float64))
-        got = kernels.cams(f, weights, ids, f.shape, fp16=fp16)
+        got = kernels.cams(f, ids, f.shape, weights=weights, fp16=fp16)
         # sequential FP32 accumulation of C products: |error| <= C * 2^-24 * sum |terms| (Higham's bound)
         assert np.all(np.abs(got - want) <= C * 2.0 ** -24 * scale), f"fp16={fp16}"
     with pytest.raises(ValueError, match="class ids"):
-        kernels.cams(feats, weights, np.array([0, 1, 2, 3, 4, K]), feats.shape)
+        kernels.cams(feats, np.array([0, 1, 2, 3, 4, K]), feats.shape)  # the classifier stays uploaded
+    with pytest.raises(ValueError, match="channels"):
+        kernels.cams(feats[:, :640], ids, feats[:, :640].shape)
 
 
 @needs_gpu
@@ -234,9 +236,10 @@ def test_gpu_cam_then_boxes_without_host_round_trip(kernels):
     feats = np.maximum(rng.normal(size=(B, C, h, w)), 0).astype(np.float32)
     weights = rng.normal(size=(K, C)).astype(np.float32)
     ids = rng.integers(0, K, B)
-    cams = kernels.cams(feats, weights, ids, feats.shape)          # host copy, for the reference
+    kernels.set_classifier(weights)
+    cams = kernels.cams(feats, ids, feats.shape)                    # host copy, for the reference
     on_gpu = kernels._buffer("test_cams", B * h * w * 4)
-    assert kernels.cams(feats, weights, ids, feats.shape, out=on_gpu) is None
+    assert kernels.cams(feats, ids, feats.shape, out=on_gpu) is None
     taus = np.arange(0, 1, 0.05)
     assert np.array_equal(kernels.boxes(on_gpu, (B, h, w), taus, 224), reference_boxes(cams, taus, 224))
 
@@ -245,3 +248,83 @@ def test_gpu_cam_then_boxes_without_host_round_trip(kernels):
 def test_compiling_leaves_interpreter_constants_intact():
     loader.compile_cubin("90")
     assert b" " * 1 == b"\x20" and bytes(1) == b"\x00"  # NVRTC must not write into shared bytes objects
+
+
+class FakeCuda:
+    """Stands in for cuda-python's runtime and driver modules: records allocations, copies and
+    launches, so the loader's host logic (checks, launch order, buffer reuse) runs without a GPU."""
+
+    class cudaMemcpyKind:  # noqa: N801 - cuda-python's name
+        cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost = 1, 2
+
+    def __init__(self):
+        self.next_ptr, self.allocs, self.frees, self.launches, self.copies = 4096, [], [], [], []
+
+    def cudaMalloc(self, n):  # noqa: N802
+        self.next_ptr += (n + 4095) // 4096 * 4096
+        self.allocs.append(n)
+        return 0, self.next_ptr
+
+    def cudaFree(self, ptr):  # noqa: N802
+        self.frees.append(ptr)
+        return (0,)
+
+    def cudaMemcpyAsync(self, dst, src, n, kind, stream):  # noqa: N802
+        self.copies.append((kind, n))
+        return (0,)
+
+    def cudaStreamSynchronize(self, stream):  # noqa: N802
+        return (0,)
+
+    def cuLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, args, extra):  # noqa: N802
+        self.launches.append((fn, (gx, gy, gz), bx, shared, args[0]))
+        return (0,)
+
+
+def fake_kernels():
+    fake = FakeCuda()
+    k = object.__new__(loader.BoxKernels)
+    k.cu, k.rt, k.fn, k._buffers, k.classifier_shape = fake, fake, {n: n for n in loader.KERNELS}, {}, None
+    return k, fake
+
+
+def test_box_launch_sequence_and_buffer_reuse_without_a_gpu():
+    k, fake = fake_kernels()
+    cams = np.zeros((3, 7, 7), np.float32)
+    out = k.boxes(cams, cams.shape, np.arange(0, 1, 0.1), 64, threshold_chunk=4)  # 10 thresholds: chunks 4, 4, 2
+    names = [launch[0] for launch in fake.launches]
+    per_chunk = ["u8_thresholds", "ccl_init", "ccl_merge", "ccl_compress", "ccl_stats_init", "ccl_stats", "ccl_largest_box"]
+    assert names == ["upsample_bicubic", "minmax_per_image", "normalize_quantize"] + per_chunk * 3
+    assert out.shape == (3, 10, 4) and out.dtype == np.int32
+    grids = [launch[1] for launch in fake.launches if launch[0] == "ccl_init"]
+    assert grids == [((64 * 64 + 255) // 256, 3 * 4, 1)] * 2 + [((64 * 64 + 255) // 256, 3 * 2, 1)]
+    allocated = len(fake.allocs)
+    k.boxes(cams, cams.shape, np.arange(0, 1, 0.1), 64, threshold_chunk=4)
+    assert len(fake.allocs) == allocated  # same sizes: every buffer reused
+    k.boxes(np.zeros((5, 7, 7), np.float32), (5, 7, 7), [0.5], 64)
+    assert len(fake.allocs) > allocated   # a larger batch grows the buffers it needs
+    k.close()
+    assert len(fake.frees) == len(fake.allocs) and k._buffers == {}
+    with pytest.raises(ValueError, match="expected"):
+        k.boxes(cams, (2, 7, 7), [0.5], 64)
+
+
+def test_cam_launch_checks_without_a_gpu():
+    k, fake = fake_kernels()
+    feats = np.zeros((2, 16, 7, 7), np.float32)
+    with pytest.raises(ValueError, match="no classifier"):
+        k.cams(feats, [0, 1], feats.shape)
+    k.set_classifier(np.zeros((5, 16), np.float32))
+    got = k.cams(feats, [0, 4], feats.shape)
+    assert got.shape == (2, 7, 7)
+    fn, grid, block, shared, args = fake.launches[-1]
+    assert fn == "cam_fused_f32" and grid == (1, 2, 1) and shared == 16 * 4 and args[4:] == (16, 49, 5)
+    k.cams(feats.astype(np.float16), [0, 4], feats.shape, fp16=True)
+    assert fake.launches[-1][0] == "cam_fused_f16"
+    for bad_ids, why in (([0, 5], "class ids"), ([0], "one class per image")):
+        with pytest.raises(ValueError, match=why):
+            k.cams(feats, bad_ids, feats.shape)
+    with pytest.raises(ValueError, match="channels"):
+        k.cams(np.zeros((2, 8, 7, 7), np.float32), [0, 1], (2, 8, 7, 7))
+    with pytest.raises(ValueError, match="48 KiB"):
+        k.set_classifier(np.zeros((2, 20000), np.float32))
