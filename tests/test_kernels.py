@@ -254,29 +254,29 @@ class FakeCuda:
     """Stands in for cuda-python's runtime and driver modules: records allocations, copies and
     launches, so the loader's host logic (checks, launch order, buffer reuse) runs without a GPU."""
 
-    class cudaMemcpyKind:  # noqa: N801 - cuda-python's name
+    class cudaMemcpyKind:  # cuda-python's name
         cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost = 1, 2
 
     def __init__(self):
         self.next_ptr, self.allocs, self.frees, self.launches, self.copies = 4096, [], [], [], []
 
-    def cudaMalloc(self, n):  # noqa: N802
+    def cudaMalloc(self, n):
         self.next_ptr += (n + 4095) // 4096 * 4096
         self.allocs.append(n)
         return 0, self.next_ptr
 
-    def cudaFree(self, ptr):  # noqa: N802
+    def cudaFree(self, ptr):
         self.frees.append(ptr)
         return (0,)
 
-    def cudaMemcpyAsync(self, dst, src, n, kind, stream):  # noqa: N802
+    def cudaMemcpyAsync(self, dst, src, n, kind, stream):
         self.copies.append((kind, n))
         return (0,)
 
-    def cudaStreamSynchronize(self, stream):  # noqa: N802
+    def cudaStreamSynchronize(self, stream):
         return (0,)
 
-    def cuLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, args, extra):  # noqa: N802
+    def cuLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, args, extra):
         self.launches.append((fn, (gx, gy, gz), bx, shared, args[0]))
         return (0,)
 
@@ -318,7 +318,7 @@ def test_cam_launch_checks_without_a_gpu():
     got = k.cams(feats, [0, 4], feats.shape)
     assert got.shape == (2, 7, 7)
     fn, grid, block, shared, args = fake.launches[-1]
-    assert fn == "cam_fused_f32" and grid == (1, 2, 1) and shared == 16 * 4 and args[4:] == (16, 49, 5)
+    assert fn == "cam_fused_f32" and grid == (1, 2, 1) and block == 256 and shared == 16 * 4 and args[4:] == (16, 49, 5)
     k.cams(feats.astype(np.float16), [0, 4], feats.shape, fp16=True)
     assert fake.launches[-1][0] == "cam_fused_f16"
     for bad_ids, why in (([0, 5], "class ids"), ([0], "one class per image")):
