@@ -10,8 +10,12 @@
 # Inputs to carry (the device tool's carry: ["runs/gpu_inputs"]), all optional:
 #   runs/gpu_inputs/real_cams.npz   python -m benchmarks.cam_cases --model M.onnx --data-root DATA --output ...
 #   runs/gpu_inputs/model.pt, runs/gpu_inputs/model.onnx   a checkpoint and its export
+# Stages to run (default: all): bash benchmarks/gpu_session.sh [parity] [sanitizer] [kernels] [speed];
+# a device call lasts at most 10 minutes, so run e.g. "parity sanitizer" and "kernels speed" apart.
 # Not yet run anywhere: no GPU has been lent to this project so far.
 set -uo pipefail
+stages=${*:-parity sanitizer kernels speed}
+want() { [[ " $stages " == *" $1 "* ]]; }
 out=${OUT:-runs/gpu_session}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -26,18 +30,23 @@ if ! $py -m pip install -q --no-deps --no-build-isolation -e . >>"$out/machine.t
   export PYTHONPATH=$PWD
 fi
 [ -f $in/real_cams.npz ] && export WSOL_EDGE_REAL_CAMS=$PWD/$in/real_cams.npz
-$py -m pytest -q -rs tests/test_kernels.py >"$out/parity.log" 2>&1
-echo "parity suite exit $?" | tee -a "$out/parity.log"
+if want parity; then
+  $py -m pytest -q -rs tests/test_kernels.py >"$out/parity.log" 2>&1
+  echo "parity suite exit $?" | tee -a "$out/parity.log"
+fi
 small="fused_cam or host_round_trip or (adversarial and 224)"
 for tool in memcheck racecheck synccheck; do
+  want sanitizer || break
   echo "=== compute-sanitizer --tool $tool" >>"$out/sanitizer.log"
   compute-sanitizer --tool "$tool" --error-exitcode 9 $py -m pytest -q -x -p no:cacheprovider tests/test_kernels.py \
     -k "$small" >>"$out/sanitizer.log" 2>&1
   echo "compute-sanitizer $tool exit $?" | tee -a "$out/sanitizer.log"
 done
-$py -m benchmarks.kernels --cpu-reference benchmarks/results/kernels_cpu_reference.json --output "$out/kernels_gpu.json"
-echo "kernel benchmark exit $?"
-if [ -f $in/model.pt ] && [ -f $in/model.onnx ]; then
+if want kernels; then
+  $py -m benchmarks.kernels --cpu-reference benchmarks/results/kernels_cpu_reference.json --output "$out/kernels_gpu.json"
+  echo "kernel benchmark exit $?"
+fi
+if want speed && [ -f $in/model.pt ] && [ -f $in/model.onnx ]; then
   # ONNX Runtime there is the CPU build: its CUDA rows need onnxruntime-gpu carried as a wheel
   $py -m benchmarks speed --models $in/model.pt $in/model.pt@cuda $in/model.pt@cuda-fp16 $in/model.onnx \
     --images wsol_edge/samples/images --batch 1 8 --rounds 3 --repeats 20 --output "$out/gpu_speed.json"
