@@ -1,4 +1,5 @@
 """Equation-level tests for the seed methods (issue 3): the equations, not just the shapes."""
+import json
 import math
 
 import torch
@@ -167,6 +168,13 @@ def test_methods_train_evaluate_and_export_through_the_clis(method, extra, tmp_p
     assert train.main([*syn, "--input-size", "64", "--resize", "72", "--epochs", "1", "--batch-size", "4",
                        "--method", method, *extra, "--out", str(tmp_path)]) == 0
     ckpt = tmp_path / "checkpoint.pt"
+    (epoch,) = json.loads((tmp_path / "train_log.json").read_text())["history"]
+    terms = {"has": set(), "wtl": {"ce_x", "ce_xt"} | ({"fuse"} if "--no-fuse" not in extra else set()),
+             "icl": {"ce", "contrastive", "consistency"}, "twopath": {"ce", "ce_attention"},
+             "sat": {"ce", "area", "norm"}}[method]
+    assert set(epoch.get("loss_terms", {})) == terms
+    if method in ("icl", "twopath", "sat"):  # unit weights: the epoch's loss is the sum of its terms' means
+        assert epoch["loss"] == pytest.approx(sum(epoch["loss_terms"].values()), rel=1e-5)
     assert evaluate.main(["--checkpoint", str(ckpt), *syn, "--output", str(tmp_path / "r.json")]) == 0
     assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(tmp_path / "m.onnx"), "--cam-threshold", "0.3"]) == 0
     onnx_b, torch_b = load_backend(tmp_path / "m.onnx"), load_backend(ckpt)

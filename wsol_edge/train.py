@@ -210,7 +210,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         set_frozen_eval(frozen)
         t0 = time.time()
         seen = correct = 0
-        loss_sum = 0.0
+        loss_sum, term_sums = 0.0, {}
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress, leave=False)
         for batch, skipped in bar:
             skipped_total += skipped
@@ -233,12 +233,16 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             seen += len(labels)
             correct += (logits.argmax(1) == labels).sum().item()
             loss_sum += loss.item() * len(labels)
+            for name, value in (getattr(model, "loss_terms", None) or {}).items():
+                term_sums[name] = term_sums.get(name, 0.0) + float(value) * len(labels)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
             if args.max_steps and step >= args.max_steps:
                 break
         train_seconds += time.time() - t0
         history.append({"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1),
                         "seconds": time.time() - t0, "commit": commit})
+        if term_sums:  # the method's loss terms, unweighted, averaged over the epoch's images
+            history[-1]["loss_terms"] = {k: v / max(seen, 1) for k, v in term_sums.items()}
         print(f"epoch {epoch + 1}/{args.epochs} loss {history[-1]['loss']:.4f} acc {history[-1]['train_acc']:.1f}% "
               f"({history[-1]['seconds']:.0f}s)", file=sys.stderr)
         command = command_line("wsol_edge.train", argv)

@@ -140,14 +140,19 @@ class ICL(nn.Module):
                 last_x = x
                 x = x * self.drop_map(kind, a)
         logits = self.model.classifier(self.model.extra(x).mean((2, 3)))
-        loss = F.cross_entropy(logits, labels)
+        loss = ce = F.cross_entropy(logits, labels)
+        self.loss_terms = {"ce": ce.detach()}
         if self.lambda_ca:
             an = maps[-1].detach()
             fg, disc, bg = (an >= self.tau_fg).float(), (an > self.gamma).float(), (an < self.gamma_bg).float()
-            loss = loss + self.lambda_ca * contrastive_attention_loss(
+            ca = contrastive_attention_loss(
                 masked_mean(last_x, fg * (1 - disc)), masked_mean(last_x, fg), masked_mean(last_x, bg), self.temperature)
+            loss = loss + self.lambda_ca * ca
+            self.loss_terms["contrastive"] = ca.detach()
         if self.lambda_fc and len(maps) > 1:
-            loss = loss + self.lambda_fc * consistency_loss(maps[:-1], maps[-1])
+            fc = consistency_loss(maps[:-1], maps[-1])
+            loss = loss + self.lambda_fc * fc
+            self.loss_terms["consistency"] = fc.detach()
         return loss, logits
 
     def inference_model(self) -> CamModel:

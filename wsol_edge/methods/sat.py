@@ -188,11 +188,16 @@ class SAT(nn.Module):
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
         logits, loc = self(images)
-        loss = F.cross_entropy(logits, labels)
+        loss = ce = F.cross_entropy(logits, labels)
+        self.loss_terms = {"ce": ce.detach()}
         if self.use_area_loss:
-            loss = loss + batch_area_loss(loc, self.area)
+            area = batch_area_loss(loc, self.area)
+            loss = loss + area
+            self.loss_terms["area"] = area.detach()
         if self.use_norm_loss:
-            loss = loss + normalization_loss(loc)
+            norm = normalization_loss(loc)
+            loss = loss + norm
+            self.loss_terms["norm"] = norm.detach()
         return loss, logits
 
     def inference_model(self) -> "SatInference":

@@ -64,7 +64,9 @@ class TwoPath(nn.Module):
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
         logits, logits_att, *_ = self.paths(images)
-        return F.cross_entropy(logits, labels) + F.cross_entropy(logits_att, labels), logits
+        ce, ce_att = F.cross_entropy(logits, labels), F.cross_entropy(logits_att, labels)
+        self.loss_terms = {"ce": ce.detach(), "ce_attention": ce_att.detach()}
+        return ce + ce_att, logits
 
     def inference_model(self) -> "TwoPathInference":
         return TwoPathInference(self)

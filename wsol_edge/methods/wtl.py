@@ -185,9 +185,13 @@ class WhereToLook(nn.Module):
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
         logits_x, logits_xt, cam_x, cam_xt = self.branches(images, labels, generator)
-        loss = F.cross_entropy(logits_x, labels) + F.cross_entropy(logits_xt, labels)
+        ce_x, ce_xt = F.cross_entropy(logits_x, labels), F.cross_entropy(logits_xt, labels)
+        loss = ce_x + ce_xt
+        self.loss_terms = {"ce_x": ce_x.detach(), "ce_xt": ce_xt.detach()}
         if self.use_fuse:
-            loss = loss + self.current_beta() * fusion_loss(cam_x, cam_xt, self.fuse_reduction, self.fuse_map)
+            fuse = fusion_loss(cam_x, cam_xt, self.fuse_reduction, self.fuse_map)
+            loss = loss + self.current_beta() * fuse
+            self.loss_terms["fuse"] = fuse.detach()  # before beta
         return loss, logits_x
 
     def inference_model(self) -> CamModel:
