@@ -8,6 +8,7 @@ import pytest
 
 from wsol_edge.methods.has import HideAndSeek
 from wsol_edge.methods.hiding import patch_grid_mask
+from wsol_edge.methods.icl import ICL
 from wsol_edge.methods.wtl import CAAM, SSAM, WhereToLook, complementary_masks, fusion_loss
 from wsol_edge.models import build_model, create_backbone
 
@@ -175,6 +176,16 @@ def test_methods_train_evaluate_and_export_through_the_clis(method, extra, tmp_p
     assert set(epoch.get("loss_terms", {})) == terms
     if method in ("icl", "twopath", "sat"):  # unit weights: the epoch's loss is the sum of its terms' means
         assert epoch["loss"] == pytest.approx(sum(epoch["loss_terms"].values()), rel=1e-5)
+    if method == "icl":  # the epoch split by the drop kind each step drew adds back up to the epoch
+        groups = epoch["by_step_group"]
+        assert set(groups) <= set(ICL.DROP_KINDS) and sum(g["steps"] for g in groups.values()) == 2
+        assert sum(g["images"] for g in groups.values()) == 8
+        for key in ("loss", "train_acc"):
+            assert epoch[key] == pytest.approx(sum(g[key] * g["images"] for g in groups.values()) / 8, rel=1e-5)
+        assert epoch["loss_terms"]["ce"] == pytest.approx(
+            sum(g["loss_terms"]["ce"] * g["images"] for g in groups.values()) / 8, rel=1e-5)
+    else:
+        assert "by_step_group" not in epoch
     assert evaluate.main(["--checkpoint", str(ckpt), *syn, "--output", str(tmp_path / "r.json")]) == 0
     assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(tmp_path / "m.onnx"), "--cam-threshold", "0.3"]) == 0
     onnx_b, torch_b = load_backend(tmp_path / "m.onnx"), load_backend(ckpt)

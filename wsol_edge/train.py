@@ -125,6 +125,26 @@ def method_kwargs(args: argparse.Namespace) -> dict:
     return {}
 
 
+def add_to_group(group: dict, loss, logits, labels, terms: dict) -> None:
+    """Add one step to the running sums of its group (steps, images, loss, correct, each term)."""
+    n = len(labels)
+    group["steps"] = group.get("steps", 0) + 1
+    group["images"] = group.get("images", 0) + n
+    group["loss"] = group.get("loss", 0.0) + loss.item() * n
+    group["correct"] = group.get("correct", 0) + (logits.argmax(1) == labels).sum().item()
+    for name, value in terms.items():
+        group.setdefault("terms", {})[name] = group.get("terms", {}).get(name, 0.0) + float(value) * n
+
+
+def group_means(group: dict) -> dict:
+    n = max(group["images"], 1)
+    out = {"steps": group["steps"], "images": group["images"], "loss": group["loss"] / n,
+           "train_acc": 100 * group["correct"] / n}
+    if group.get("terms"):
+        out["loss_terms"] = {k: v / n for k, v in group["terms"].items()}
+    return out
+
+
 def lr_factor(step: int, total: int, warmup: int) -> float:
     if warmup and step < warmup:
         return (step + 1) / warmup
@@ -210,7 +230,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         set_frozen_eval(frozen)
         t0 = time.time()
         seen = correct = 0
-        loss_sum, term_sums = 0.0, {}
+        loss_sum, term_sums, groups = 0.0, {}, {}
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress, leave=False)
         for batch, skipped in bar:
             skipped_total += skipped
@@ -235,6 +255,9 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             loss_sum += loss.item() * len(labels)
             for name, value in (getattr(model, "loss_terms", None) or {}).items():
                 term_sums[name] = term_sums.get(name, 0.0) + float(value) * len(labels)
+            if getattr(model, "step_group", None) is not None:
+                add_to_group(groups.setdefault(model.step_group, {}), loss, logits, labels,
+                             getattr(model, "loss_terms", None) or {})
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
             if args.max_steps and step >= args.max_steps:
                 break
@@ -243,6 +266,8 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                         "seconds": time.time() - t0, "commit": commit})
         if term_sums:  # the method's loss terms, unweighted, averaged over the epoch's images
             history[-1]["loss_terms"] = {k: v / max(seen, 1) for k, v in term_sums.items()}
+        if groups:  # e.g. ICL's drop kinds: an epoch's loss depends on how many steps drew each
+            history[-1]["by_step_group"] = {k: group_means(g) for k, g in sorted(groups.items())}
         print(f"epoch {epoch + 1}/{args.epochs} loss {history[-1]['loss']:.4f} acc {history[-1]['train_acc']:.1f}% "
               f"({history[-1]['seconds']:.0f}s)", file=sys.stderr)
         command = command_line("wsol_edge.train", argv)

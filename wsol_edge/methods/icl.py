@@ -142,6 +142,7 @@ class ICL(nn.Module):
         logits = self.model.classifier(self.model.extra(x).mean((2, 3)))
         loss = ce = F.cross_entropy(logits, labels)
         self.loss_terms = {"ce": ce.detach()}
+        self.step_group = kind  # one drop kind per step: the epoch log splits its loss by kind
         if self.lambda_ca:
             an = maps[-1].detach()
             fg, disc, bg = (an >= self.tau_fg).float(), (an > self.gamma).float(), (an < self.gamma_bg).float()
