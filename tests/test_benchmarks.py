@@ -372,3 +372,54 @@ def test_rule_difference_record_on_synthetic_images(tiny_onnx, tmp_path):
         by_tau = list(ipp[rule]["by_threshold"].values())
         assert len(by_tau) == 4 and all(0 <= v <= 100 for v in by_tau)
         assert ipp[rule]["all_thresholds"] == pytest.approx(sum(by_tau) / 4)
+
+
+HEADROOM_IOUS = np.array([
+    [0.6, 0.6, 0.2],   # hit at the global threshold; its own best is the first 0.6
+    [0.2, 0.7, 0.4],   # hit
+    [0.1, 0.3, 0.55],  # missed, a higher threshold would hit: the global box is too large
+    [0.6, 0.3, 0.1],   # missed, a lower threshold would hit: too small
+    [0.1, 0.2, 0.3],   # no threshold reaches IoU 0.5
+    [0.2, 0.9, 0.1],   # hit
+])
+
+
+def test_threshold_headroom_figures_match_a_hand_count():
+    from benchmarks.threshold_headroom import headroom
+
+    r = headroom(HEADROOM_IOUS, np.array([0.1, 0.2, 0.3]))
+    assert r["global_threshold"] == 0.2  # 3 hits at 0.2, 2 at 0.1, 1 at 0.3
+    assert r["gt_known_loc_global_threshold"] == pytest.approx(50.0)
+    assert r["gt_known_loc_own_threshold"] == pytest.approx(500 / 6)
+    assert r["missed_but_reachable"] == pytest.approx({"box_too_large": 100 / 6, "box_too_small": 100 / 6})
+    assert r["unreachable"] == pytest.approx(100 / 6)
+    assert r["mean_iou_global_threshold"] == pytest.approx(3.0 / 6)
+    assert r["mean_iou_own_threshold"] == pytest.approx(3.65 / 6)
+    assert r["own_threshold_quantiles"]["50"] == pytest.approx(0.2)  # own: .1 .2 .3 .1 .3 .2
+    with pytest.raises(ValueError, match="does not match"):
+        headroom(HEADROOM_IOUS, np.array([0.1, 0.2]))
+
+
+def test_threshold_headroom_command_checks_the_evaluation_it_reads(tmp_path):
+    import subprocess
+    import sys
+
+    from benchmarks import threshold_headroom
+    from wsol_edge.evaluation import write_per_image
+
+    tables = {"cam_thresholds": np.array([0.1, 0.2, 0.3]), "ious_box": HEADROOM_IOUS}
+    ids = [str(i) for i in range(len(HEADROOM_IOUS))]
+    good, bad = tmp_path / "cam" / "per_image.npz", tmp_path / "bad.npz"
+    write_per_image(good, tables, ids, {"method": "cam", "metrics": {"gt_known_loc": 50.0}})
+    write_per_image(bad, tables, ids, {"method": "cam", "metrics": {"gt_known_loc": 60.0}})
+    out = tmp_path / "h.json"
+    assert threshold_headroom.main([str(good), "--output", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["kind"] == "threshold_headroom" and rec["models"][0]["name"] == "cam"
+    assert rec["models"][0]["gt_known_loc_own_threshold"] == pytest.approx(500 / 6)
+    assert "| cam | 0.20 | 50.00 | 83.33 |" in rec["table_markdown"]
+    # An evaluation whose reported GT-known Loc its own tables do not give back: one error line, no file.
+    res = subprocess.run([sys.executable, "-m", "benchmarks.threshold_headroom", str(bad), "--output",
+                          str(tmp_path / "never.json")], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 2 and res.stderr.startswith("error:") and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "never.json").exists()
