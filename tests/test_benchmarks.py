@@ -423,3 +423,44 @@ def test_threshold_headroom_command_checks_the_evaluation_it_reads(tmp_path):
                           str(tmp_path / "never.json")], capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 2 and res.stderr.startswith("error:") and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "never.json").exists()
+
+
+def _methods_row(method, seed, v2, epochs=12):
+    schedule = {"config": "configs/cub50_cam_lite0.yaml", "epochs": epochs}
+    if seed is not None:
+        schedule["seed"] = seed
+    return {"kind": "accuracy", "method": method, "variant": method, "dataset": "cub50", "split": "test",
+            "schedule": schedule, "metrics": {"top1_cls": 70.0, "top1_loc": 50.0, "gt_known_loc": v2 + 8, "max_box_acc_v2": v2}}
+
+
+def test_seed_spread_means_sds_and_margins_by_hand(tmp_path):
+    import subprocess
+    import sys
+
+    from benchmarks import seed_spread
+
+    files = []
+    # seed 0 named only by the config (rows from before --seed existed), then seeds 1 and 2
+    for seed, cam, has in ((None, 64.0, 64.5), (1, 65.0, 66.0), (2, 63.0, 63.0)):
+        f = tmp_path / f"s{seed}.json"
+        f.write_text(json.dumps({"records": [_methods_row("cam", seed, cam), _methods_row("has", seed, has)]}))
+        files.append(str(f))
+    out = tmp_path / "spread.json"
+    assert seed_spread.main([*files, "--output", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    has = next(r for r in rec["methods"] if r["name"] == "has")
+    v2 = has["metrics"]["max_box_acc_v2"]
+    assert has["seeds"] == [0, 1, 2]  # the config's seed is 0
+    assert v2["mean"] == pytest.approx(193.5 / 3) and v2["std"] == pytest.approx(np.std([64.5, 66.0, 63.0], ddof=1))
+    assert v2["minus_cam_per_seed"] == pytest.approx({"0": 0.5, "1": 1.0, "2": 0.0})
+    assert v2["minus_cam_mean"] == pytest.approx(0.5)
+    assert "| has | 0, 1, 2 |" in rec["table_markdown"] and "+0.50 / +1.00 / +0.00 | +0.50 |" in rec["table_markdown"]
+    # Rows of another schedule cannot be mixed in: one error line, no file.
+    other = tmp_path / "8ep.json"
+    other.write_text(json.dumps([_methods_row("cam", 3, 64.0, epochs=8)]))
+    res = subprocess.run([sys.executable, "-m", "benchmarks.seed_spread", *files, str(other), "--output",
+                          str(tmp_path / "never.json")], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 2 and res.stderr.startswith("error:") and "schedule" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "never.json").exists()
+    with pytest.raises(ValueError, match="second cam row"):
+        seed_spread.rows_by_seed([files[1], files[1]])

@@ -1,0 +1,123 @@
+"""How much do the methods' rows move between training seeds? From result files of
+``python -m benchmarks.methods`` run with the same schedule and different ``--seed``: each
+method's metrics per seed, their mean and sample standard deviation, and each method's margin
+over the reference (CAM) trained with the same seed.
+``python -m benchmarks.seed_spread benchmarks/results/cub50_methods_12ep.json benchmarks/results/cub50_methods_12ep_seed{1,2}.json --output benchmarks/results/cub50_methods_12ep_seeds.json``"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = {"top1_cls": "Top-1 Cls", "top1_loc": "Top-1 Loc", "gt_known_loc": "GT-known Loc",
+           "max_box_acc_v2": "MaxBoxAccV2"}
+
+
+def seed_of(record: dict) -> int:
+    """The training seed of a row: ``schedule.seed``, or the seed of the config it names (rows run
+    before ``--seed`` existed trained with the config's)."""
+    schedule = record.get("schedule") or {}
+    if "seed" in schedule:
+        return int(schedule["seed"])
+    config = schedule.get("config")
+    # Configs are named relative to the repository root, where the rows were run.
+    for path in ([Path(config), REPO / config] if config else []):
+        if path.is_file():
+            import yaml
+
+            return int((yaml.safe_load(path.read_text()) or {}).get("seed", 0))
+    raise ValueError(f"row {record.get('variant') or record.get('method')} names no seed and no readable config")
+
+
+def rows_by_seed(files: list[str]) -> dict[int, dict[str, dict]]:
+    """{seed: {variant: record}}; every row must share one schedule apart from its seed."""
+    out: dict[int, dict[str, dict]] = {}
+    schedule_seen = None
+    for path in files:
+        data = json.loads(Path(path).read_text())
+        for r in data.get("records", data) if isinstance(data, dict) else data:
+            if r.get("kind") != "accuracy":
+                continue
+            schedule = {k: v for k, v in (r.get("schedule") or {}).items() if k != "seed"}
+            if schedule_seen is None:
+                schedule_seen = schedule
+            elif schedule != schedule_seen:
+                raise ValueError(f"{path}: row {r.get('variant')} has schedule {schedule}, others {schedule_seen}")
+            seed = seed_of(r)
+            name = r.get("variant") or r["method"]
+            if name in out.setdefault(seed, {}):
+                raise ValueError(f"{path}: a second {name} row for seed {seed}")
+            out[seed][name] = r
+    if not out:
+        raise ValueError("no accuracy rows in " + ", ".join(files))
+    return out
+
+
+def spread(by_seed: dict[int, dict[str, dict]], reference: str) -> list[dict]:
+    names = list(dict.fromkeys(n for rows in by_seed.values() for n in rows))
+    result = []
+    for name in names:
+        seeds = sorted(s for s, rows in by_seed.items() if name in rows)
+        entry = {"name": name, "seeds": seeds, "metrics": {}}
+        for key in METRICS:
+            values = np.array([by_seed[s][name]["metrics"][key] for s in seeds], dtype=np.float64)
+            margins = [by_seed[s][name]["metrics"][key] - by_seed[s][reference]["metrics"][key]
+                       for s in seeds if reference in by_seed[s]]
+            entry["metrics"][key] = {
+                "per_seed": dict(zip(map(str, seeds), values.tolist())), "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+                f"minus_{reference}_per_seed": dict(zip([str(s) for s in seeds if reference in by_seed[s]], margins)),
+                f"minus_{reference}_mean": float(np.mean(margins)) if margins else None}
+        result.append(entry)
+    return result
+
+
+def markdown(rows: list[dict], reference: str) -> str:
+    head = ["Method", "seeds", *(f"{label} mean (sd)" for label in METRICS.values()),
+            f"MaxBoxAccV2 minus {reference}, per seed", "mean"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for r in rows:
+        cells = [r["name"], ", ".join(map(str, r["seeds"]))]
+        for key in METRICS:
+            m = r["metrics"][key]
+            cells.append(f"{m['mean']:.2f}" + (f" ({m['std']:.2f})" if m["std"] is not None else ""))
+        v2 = r["metrics"]["max_box_acc_v2"]
+        per = v2[f"minus_{reference}_per_seed"]
+        is_ref = r["name"] == reference
+        cells.append("–" if is_ref else " / ".join(f"{v:+.2f}" for v in per.values()))
+        cells.append("–" if is_ref or v2[f"minus_{reference}_mean"] is None else f"{v2[f'minus_{reference}_mean']:+.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.runinfo import command_line, git_commit, machine_info
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.seed_spread", description=__doc__.split("\n\n")[0])
+    p.add_argument("results", nargs="+", help="result files of benchmarks.methods, one schedule, any seeds")
+    p.add_argument("--reference", default="cam", help="the row each method's margin is taken against")
+    p.add_argument("--output", required=True)
+    args = p.parse_args(argv)
+
+    by_seed = rows_by_seed(args.results)
+    rows = spread(by_seed, args.reference)
+    first = next(iter(next(iter(by_seed.values())).values()))
+    table = markdown(rows, args.reference)
+    atomic_write_json(args.output, {
+        "kind": "seed_spread", "dataset": first.get("dataset"), "split": first.get("split"),
+        "protocol": first.get("protocol"), "schedule": {k: v for k, v in first.get("schedule", {}).items() if k != "seed"},
+        "reference": args.reference, "sources": args.results, "methods": rows, "table_markdown": table,
+        "note": "sd is the sample standard deviation over training seeds; each seed's rows are one run each",
+        "command": command_line("benchmarks.seed_spread", argv), "commit": git_commit(), "machine": machine_info()})
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    from benchmarks.cli import exit_with_one_line_errors
+
+    exit_with_one_line_errors(main)
