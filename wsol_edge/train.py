@@ -125,23 +125,23 @@ def method_kwargs(args: argparse.Namespace) -> dict:
     return {}
 
 
-def add_to_group(group: dict, loss, logits, labels, terms: dict) -> None:
-    """Add one step to the running sums of its group (steps, images, loss, correct, each term)."""
-    n = len(labels)
-    group["steps"] = group.get("steps", 0) + 1
-    group["images"] = group.get("images", 0) + n
-    group["loss"] = group.get("loss", 0.0) + loss.item() * n
-    group["correct"] = group.get("correct", 0) + (logits.argmax(1) == labels).sum().item()
+def add_step(sums: dict, images: int, loss: float, correct: int, terms: dict) -> None:
+    """Add one step to running sums (steps, images, image-weighted loss and terms, correct)."""
+    sums["steps"] = sums.get("steps", 0) + 1
+    sums["images"] = sums.get("images", 0) + images
+    sums["loss"] = sums.get("loss", 0.0) + loss * images
+    sums["correct"] = sums.get("correct", 0) + correct
     for name, value in terms.items():
-        group.setdefault("terms", {})[name] = group.get("terms", {}).get(name, 0.0) + float(value) * n
+        sums.setdefault("terms", {})[name] = sums.get("terms", {}).get(name, 0.0) + float(value) * images
 
 
-def group_means(group: dict) -> dict:
-    n = max(group["images"], 1)
-    out = {"steps": group["steps"], "images": group["images"], "loss": group["loss"] / n,
-           "train_acc": 100 * group["correct"] / n}
-    if group.get("terms"):
-        out["loss_terms"] = {k: v / n for k, v in group["terms"].items()}
+def step_means(sums: dict) -> dict:
+    """Per-image means of ``add_step``'s sums; ``loss_terms`` only where a step reported terms."""
+    n = max(sums.get("images", 0), 1)
+    out = {"steps": sums.get("steps", 0), "images": sums.get("images", 0), "loss": sums.get("loss", 0.0) / n,
+           "train_acc": 100 * sums.get("correct", 0) / n}
+    if sums.get("terms"):
+        out["loss_terms"] = {k: v / n for k, v in sums["terms"].items()}
     return out
 
 
@@ -229,8 +229,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         model.train()
         set_frozen_eval(frozen)
         t0 = time.time()
-        seen = correct = 0
-        loss_sum, term_sums, groups = 0.0, {}, {}
+        totals, groups = {}, {}  # the epoch's sums, and the same per step group where the model draws one
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress, leave=False)
         for batch, skipped in bar:
             skipped_total += skipped
@@ -250,24 +249,23 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             step += 1
-            seen += len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            loss_sum += loss.item() * len(labels)
-            for name, value in (getattr(model, "loss_terms", None) or {}).items():
-                term_sums[name] = term_sums.get(name, 0.0) + float(value) * len(labels)
+            this_step = (len(labels), loss.item(), (logits.argmax(1) == labels).sum().item(),
+                         getattr(model, "loss_terms", None) or {})
+            add_step(totals, *this_step)
             if getattr(model, "step_group", None) is not None:
-                add_to_group(groups.setdefault(model.step_group, {}), loss, logits, labels,
-                             getattr(model, "loss_terms", None) or {})
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
+                add_step(groups.setdefault(model.step_group, {}), *this_step)
+            bar.set_postfix(loss=f"{totals['loss'] / totals['images']:.3f}",
+                            acc=f"{100 * totals['correct'] / totals['images']:.1f}")
             if args.max_steps and step >= args.max_steps:
                 break
         train_seconds += time.time() - t0
-        history.append({"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1),
+        epoch_means = step_means(totals)
+        history.append({"epoch": epoch + 1, "loss": epoch_means["loss"], "train_acc": epoch_means["train_acc"],
                         "seconds": time.time() - t0, "commit": commit})
-        if term_sums:  # the method's loss terms, unweighted, averaged over the epoch's images
-            history[-1]["loss_terms"] = {k: v / max(seen, 1) for k, v in term_sums.items()}
+        if "loss_terms" in epoch_means:  # the method's loss terms, unweighted, averaged over the epoch's images
+            history[-1]["loss_terms"] = epoch_means["loss_terms"]
         if groups:  # e.g. ICL's drop kinds: an epoch's loss depends on how many steps drew each
-            history[-1]["by_step_group"] = {k: group_means(g) for k, g in sorted(groups.items())}
+            history[-1]["by_step_group"] = {k: step_means(g) for k, g in sorted(groups.items())}
         print(f"epoch {epoch + 1}/{args.epochs} loss {history[-1]['loss']:.4f} acc {history[-1]['train_acc']:.1f}% "
               f"({history[-1]['seconds']:.0f}s)", file=sys.stderr)
         command = command_line("wsol_edge.train", argv)
