@@ -11,14 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .summary import records
+
 REPO = Path(__file__).resolve().parents[1]
 METRICS = {"top1_cls": "Top-1 Cls", "top1_loc": "Top-1 Loc", "gt_known_loc": "GT-known Loc",
            "max_box_acc_v2": "MaxBoxAccV2"}
 
 
 def seed_of(record: dict) -> int:
-    """The training seed of a row: ``schedule.seed``, or the seed of the config it names (rows run
-    before ``--seed`` existed trained with the config's)."""
+    """The training seed of a row: ``schedule.seed``, or the seed ``wsol_edge.train`` takes from the
+    config the row names (rows run before ``--seed`` existed trained with the config's)."""
     schedule = record.get("schedule") or {}
     if "seed" in schedule:
         return int(schedule["seed"])
@@ -26,9 +28,9 @@ def seed_of(record: dict) -> int:
     # Configs are named relative to the repository root, where the rows were run.
     for path in ([Path(config), REPO / config] if config else []):
         if path.is_file():
-            import yaml
+            from wsol_edge.train import build_parser, parse_args
 
-            return int((yaml.safe_load(path.read_text()) or {}).get("seed", 0))
+            return int(parse_args(build_parser(), ["--config", str(path)]).seed)
     raise ValueError(f"row {record.get('variant') or record.get('method')} names no seed and no readable config")
 
 
@@ -37,8 +39,7 @@ def rows_by_seed(files: list[str]) -> dict[int, dict[str, dict]]:
     out: dict[int, dict[str, dict]] = {}
     schedule_seen = None
     for path in files:
-        data = json.loads(Path(path).read_text())
-        for r in data.get("records", data) if isinstance(data, dict) else data:
+        for r in records(json.loads(Path(path).read_text())):
             if r.get("kind") != "accuracy":
                 continue
             schedule = {k: v for k, v in (r.get("schedule") or {}).items() if k != "seed"}
@@ -64,13 +65,13 @@ def spread(by_seed: dict[int, dict[str, dict]], reference: str) -> list[dict]:
         entry = {"name": name, "seeds": seeds, "metrics": {}}
         for key in METRICS:
             values = np.array([by_seed[s][name]["metrics"][key] for s in seeds], dtype=np.float64)
-            margins = [by_seed[s][name]["metrics"][key] - by_seed[s][reference]["metrics"][key]
-                       for s in seeds if reference in by_seed[s]]
+            margins = {str(s): by_seed[s][name]["metrics"][key] - by_seed[s][reference]["metrics"][key]
+                       for s in seeds if reference in by_seed[s]}
             entry["metrics"][key] = {
                 "per_seed": dict(zip(map(str, seeds), values.tolist())), "mean": float(values.mean()),
                 "std": float(values.std(ddof=1)) if len(values) > 1 else None,
-                f"minus_{reference}_per_seed": dict(zip([str(s) for s in seeds if reference in by_seed[s]], margins)),
-                f"minus_{reference}_mean": float(np.mean(margins)) if margins else None}
+                f"minus_{reference}_per_seed": margins,
+                f"minus_{reference}_mean": float(np.mean(list(margins.values()))) if margins else None}
         result.append(entry)
     return result
 
