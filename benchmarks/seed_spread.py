@@ -39,7 +39,11 @@ def rows_by_seed(files: list[str]) -> dict[int, dict[str, dict]]:
     out: dict[int, dict[str, dict]] = {}
     schedule_seen = None
     for path in files:
-        for r in records(json.loads(Path(path).read_text())):
+        try:
+            data = json.loads(Path(path).read_text())
+        except ValueError as exc:  # JSON and UTF-8 errors
+            raise ValueError(f"{path}: not a JSON result file ({exc})") from None
+        for r in records(data):
             if r.get("kind") != "accuracy":
                 continue
             schedule = {k: v for k, v in (r.get("schedule") or {}).items() if k != "seed"}

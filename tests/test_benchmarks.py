@@ -464,3 +464,12 @@ def test_seed_spread_means_sds_and_margins_by_hand(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "never.json").exists()
     with pytest.raises(ValueError, match="second cam row"):
         seed_spread.rows_by_seed([files[1], files[1]])
+
+
+def test_seed_spread_names_a_file_that_is_not_json(tmp_path):
+    from benchmarks import seed_spread
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json")
+    with pytest.raises(ValueError, match="bad.json: not a JSON result file"):
+        seed_spread.rows_by_seed([str(bad)])
