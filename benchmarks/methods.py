@@ -3,7 +3,8 @@
 ``python -m benchmarks.methods --table main`` trains every method (``--only has`` for one) from
 ``configs/cub50_cam_lite0.yaml`` with ``--epochs`` overridden, evaluates each on the test split
 (wsoleval protocol, GT-class CAM) and merges its row into ``--output``: rerunning one method
-replaces that row and keeps the others. ``--table wtl_ablation`` runs the Where-to-Look ablation.
+replaces that row and keeps the others. ``--table wtl_ablation`` runs the Where-to-Look ablation,
+``--table twopath_ablation`` the two-path one.
 
 Each run lives in ``<runs>/<table>/<name>/``; a finished checkpoint is reused (``--retrain`` to
 start over), an interrupted one resumes, so the command can be stopped and run again. After
@@ -43,6 +44,15 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # Project variant: L_fuse on the maps' positive parts (see wtl.py).
         "caam+ssam+fuse_relu": ["--method", "wtl", "--wtl-fuse-map", "relu"],
     },
+    # Two-path: which part costs its localisation? The two feature extractors, or the perception
+    # path's re-weighting by the attention (F' = F * (1 + M))? One extractor without re-weighting
+    # is a CAM read through the new extractor head (plus a second classifier on the same features).
+    "twopath_ablation": {
+        "two_extractors+reweight": ["--method", "twopath"],
+        "two_extractors": ["--method", "twopath", "--no-attention-mask"],
+        "one_extractor+reweight": ["--method", "twopath", "--share-extractor"],
+        "one_extractor": ["--method", "twopath", "--share-extractor", "--no-attention-mask"],
+    },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.
 NOTES = {
@@ -51,7 +61,8 @@ NOTES = {
         "were the defaults (its train_command therefore shows no WTL flags); the flags above reproduce it",
 }
 # Rows trained with the same flags as another table's row share its run (and its checkpoint).
-SAME_RUN = {("wtl_ablation", "caam+ssam+fuse"): ("main", "wtl")}
+SAME_RUN = {("wtl_ablation", "caam+ssam+fuse"): ("main", "wtl"),
+            ("twopath_ablation", "two_extractors+reweight"): ("main", "twopath")}
 COLUMNS = (("top1_cls", "Top-1 Cls"), ("top1_loc", "Top-1 Loc"), ("gt_known_loc", "GT-known Loc"),
            ("max_box_acc_v2", "MaxBoxAccV2"))
 
@@ -72,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="ignore finished checkpoints")
     p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--output", help="result JSON (default: benchmarks/results/cub50_methods.json, "
-                                    "or cub50_wtl_ablation.json for --table wtl_ablation)")
+                                    "or cub50_<table>.json for another --table)")
     return p
 
 

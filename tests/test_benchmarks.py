@@ -89,6 +89,23 @@ def test_methods_command_refuses_unknown_rows_and_missing_data(tmp_path, capsys)
     assert "not found" in capsys.readouterr().err
 
 
+def test_methods_tables_build_the_models_their_flags_name():
+    from benchmarks.methods import SAME_RUN, TABLES
+    from wsol_edge.train import build_parser, method_kwargs
+
+    parser = build_parser()
+    for table, rows in TABLES.items():
+        for name, flags in rows.items():
+            parser.parse_args(["--data-root", "x", *flags])  # argparse exits on a flag train lacks
+    for (table, name), (run_table, run_name) in SAME_RUN.items():
+        assert TABLES[table][name] == TABLES[run_table][run_name], (table, name)  # a shared run has one set of flags
+    kw = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
+          for name, flags in TABLES["twopath_ablation"].items()}
+    assert kw["two_extractors+reweight"] == {"channels": 256, "share_extractor": False, "use_mask": True}
+    assert kw["one_extractor"] == {"channels": 256, "share_extractor": True, "use_mask": False}
+    assert (kw["two_extractors"]["use_mask"], kw["one_extractor+reweight"]["share_extractor"]) == (False, True)
+
+
 def test_methods_seed_reaches_training_and_the_record(tmp_path, monkeypatch):
     import benchmarks.methods as methods
 
