@@ -52,6 +52,9 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "two_extractors": ["--method", "twopath", "--no-attention-mask"],
         "one_extractor+reweight": ["--method", "twopath", "--share-extractor"],
         "one_extractor": ["--method", "twopath", "--share-extractor", "--no-attention-mask"],
+        # The full method with lighter extractors: without the 3x3 depthwise conv, or a bare 1x1 conv.
+        "two_extractors+reweight_pointwise": ["--method", "twopath", "--twopath-extractor", "pointwise"],
+        "two_extractors+reweight_linear": ["--method", "twopath", "--twopath-extractor", "linear"],
     },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.

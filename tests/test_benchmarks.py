@@ -101,9 +101,12 @@ def test_methods_tables_build_the_models_their_flags_name():
         assert TABLES[table][name] == TABLES[run_table][run_name], (table, name)  # a shared run has one set of flags
     kw = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
           for name, flags in TABLES["twopath_ablation"].items()}
-    assert kw["two_extractors+reweight"] == {"channels": 256, "share_extractor": False, "use_mask": True}
-    assert kw["one_extractor"] == {"channels": 256, "share_extractor": True, "use_mask": False}
+    assert kw["two_extractors+reweight"] == {"channels": 256, "share_extractor": False, "use_mask": True,
+                                             "extractor_kind": "pointwise_depthwise"}
+    assert kw["one_extractor"] == {"channels": 256, "share_extractor": True, "use_mask": False,
+                                   "extractor_kind": "pointwise_depthwise"}
     assert (kw["two_extractors"]["use_mask"], kw["one_extractor+reweight"]["share_extractor"]) == (False, True)
+    assert [kw[f"two_extractors+reweight_{k}"]["extractor_kind"] for k in ("pointwise", "linear")] == ["pointwise", "linear"]
 
 
 def test_methods_seed_reaches_training_and_the_record(tmp_path, monkeypatch):

@@ -326,6 +326,25 @@ def test_twopath_loss_is_the_sum_of_both_cross_entropies_and_the_shared_ablation
     torch.testing.assert_close(logits, unmasked.classifier(fp.mean((2, 3))))
 
 
+def test_twopath_extractor_kinds():
+    from wsol_edge.methods.twopath import extractor
+
+    default = twopath_model()
+    assert [type(m).__name__ for m in default.extract_perception] == ["Conv2d", "BatchNorm2d", "ReLU"] * 2
+    assert default.extract_perception[3].groups == 16                       # the 3x3 depthwise conv
+    pointwise = twopath_model(extractor_kind="pointwise")
+    assert [type(m).__name__ for m in pointwise.extract_attention] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    linear = twopath_model(extractor_kind="linear").eval()
+    f = torch.randn(2, linear.backbone.out_channels, 4, 4)
+    with torch.no_grad():
+        e = linear.extract_perception(f)
+        torch.testing.assert_close(linear.extract_perception(-2 * f), -2 * e)  # linear: no BN, no ReLU
+        torch.testing.assert_close(e, torch.einsum("oc,bchw->bohw", linear.extract_perception[0].weight[:, :, 0, 0], f))
+    assert e.min() < 0
+    with pytest.raises(ValueError, match="unknown two-path extractor"):
+        extractor(8, 4, "wide")
+
+
 # ---------------------------------------------------------------- SAT
 from wsol_edge.methods.sat import (SAT, Attention, PatchEmbed, batch_area_loss, build_sat,  # noqa: E402
                                    gaussian_smooth, load_deit_weights, normalization_loss)

@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--share-extractor", action="store_true", help="two-path ablation: one extractor for both paths")
     m.add_argument("--no-attention-mask", action="store_true",
                    help="two-path ablation: the perception path ignores the attention map")
+    m.add_argument("--twopath-extractor", choices=("pointwise_depthwise", "pointwise", "linear"),
+                   default="pointwise_depthwise",
+                   help="two-path extractors: 1x1 conv+BN+ReLU then 3x3 depthwise+BN+ReLU (default), the 1x1 part "
+                        "only, or a bare 1x1 conv")
     m.add_argument("--sat-dim", type=positive_int, default=192, help="hybrid SAT token width")
     m.add_argument("--sat-heads", type=positive_int, default=3)
     m.add_argument("--sat-depth", type=positive_int, default=3, help="hybrid SAT: number of blocks (all spatial-aware)")
@@ -116,7 +120,7 @@ def method_kwargs(args: argparse.Namespace) -> dict:
                 "use_contrastive": not args.no_contrastive, "use_consistency": not args.no_consistency}
     if args.method == "twopath":
         return {"channels": args.twopath_channels, "share_extractor": args.share_extractor,
-                "use_mask": not args.no_attention_mask}
+                "use_mask": not args.no_attention_mask, "extractor_kind": args.twopath_extractor}
     if args.method == "sat":
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
         if args.backbone not in DEIT_CONFIGS:

@@ -13,7 +13,10 @@ attention path's CAM of the chosen class, A_c = W_att,c F_att, so ``TwoPathInfer
 the same three calls as a CamModel (forward, cams, all_cams).
 
 Documented choices where the abstract is silent: each extractor is a 1x1 conv (C -> 256) + BN +
-ReLU followed by a 3x3 depthwise conv + BN + ReLU (cheap enough for the edge); ABN's
+ReLU followed by a 3x3 depthwise conv + BN + ReLU (cheap enough for the edge; ``extractor=
+"pointwise"`` drops the depthwise conv, ``"linear"`` keeps only the 1x1 conv, with neither BN nor
+ReLU, so the attention CAM is a low-rank CAM of the backbone features: the variants that ask which
+part of the new head costs the localisation, README "Two-path ablation"); ABN's
 class-agnostic attention (a 1x1 conv over the class maps) so that training and test use the same
 map whatever the label; equal loss weights. ``share_extractor=True`` uses one extractor for both
 paths (the ablation of the two-extractor design); ``use_mask=False`` classifies E_p(F) without
@@ -28,22 +31,31 @@ from torch import nn
 from ..models.cam import all_class_cams, class_cams
 
 
-def extractor(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, groups=cout, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+EXTRACTORS = ("pointwise_depthwise", "pointwise", "linear")
+
+
+def extractor(cin: int, cout: int, kind: str = "pointwise_depthwise") -> nn.Sequential:
+    if kind == "linear":
+        return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False))
+    layers = [nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    if kind == "pointwise_depthwise":
+        layers += [nn.Conv2d(cout, cout, 3, padding=1, groups=cout, bias=False), nn.BatchNorm2d(cout),
+                   nn.ReLU(inplace=True)]
+    elif kind != "pointwise":
+        raise ValueError(f"unknown two-path extractor {kind!r}; choose from {', '.join(EXTRACTORS)}")
+    return nn.Sequential(*layers)
 
 
 class TwoPath(nn.Module):
     method = "twopath"
 
     def __init__(self, backbone: nn.Module, num_classes: int, channels: int = 256, share_extractor: bool = False,
-                 use_mask: bool = True):
+                 use_mask: bool = True, extractor_kind: str = "pointwise_depthwise"):
         super().__init__()
         c = backbone.out_channels
         self.backbone = backbone
-        self.extract_perception = extractor(c, channels)
-        self.extract_attention = None if share_extractor else extractor(c, channels)
+        self.extract_perception = extractor(c, channels, extractor_kind)
+        self.extract_attention = None if share_extractor else extractor(c, channels, extractor_kind)
         att_channels = channels if share_extractor else 2 * channels
         self.att_classifier = nn.Conv2d(att_channels, num_classes, 1)  # the CAM classifier of the attention path
         self.att_to_mask = nn.Sequential(nn.Conv2d(num_classes, 1, 1, bias=False), nn.BatchNorm2d(1))
