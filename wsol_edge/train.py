@@ -17,6 +17,7 @@ from .argtypes import HelpFormatter, non_negative_int, positive_int
 from .config import parse_args
 from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
+from .methods.twopath import EXTRACTORS as TWOPATH_EXTRACTORS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--share-extractor", action="store_true", help="two-path ablation: one extractor for both paths")
     m.add_argument("--no-attention-mask", action="store_true",
                    help="two-path ablation: the perception path ignores the attention map")
-    m.add_argument("--twopath-extractor", choices=("pointwise_depthwise", "pointwise", "linear"),
-                   default="pointwise_depthwise",
+    m.add_argument("--twopath-extractor", choices=TWOPATH_EXTRACTORS, default="pointwise_depthwise",
                    help="two-path extractors: 1x1 conv+BN+ReLU then 3x3 depthwise+BN+ReLU (default), the 1x1 part "
                         "only, or a bare 1x1 conv")
     m.add_argument("--sat-dim", type=positive_int, default=192, help="hybrid SAT token width")
