@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .report import markdown_table
 from .summary import records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,21 +82,19 @@ def spread(by_seed: dict[int, dict[str, dict]], reference: str) -> list[dict]:
 
 
 def markdown(rows: list[dict], reference: str) -> str:
-    head = ["Method", "seeds", *(f"{label} mean (sd)" for label in METRICS.values()),
-            f"MaxBoxAccV2 minus {reference}, per seed", "mean"]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for r in rows:
-        cells = [r["name"], ", ".join(map(str, r["seeds"]))]
-        for key in METRICS:
+    def cells(r: dict) -> dict:
+        out = {"Method": r["name"], "seeds": ", ".join(map(str, r["seeds"]))}
+        for key, label in METRICS.items():
             m = r["metrics"][key]
-            cells.append(f"{m['mean']:.2f}" + (f" ({m['std']:.2f})" if m["std"] is not None else ""))
+            out[f"{label} mean (sd)"] = f"{m['mean']:.2f}" + (f" ({m['std']:.2f})" if m["std"] is not None else "")
         v2 = r["metrics"]["max_box_acc_v2"]
-        per = v2[f"minus_{reference}_per_seed"]
+        per, mean = v2[f"minus_{reference}_per_seed"], v2[f"minus_{reference}_mean"]
         is_ref = r["name"] == reference
-        cells.append("–" if is_ref else " / ".join(f"{v:+.2f}" for v in per.values()))
-        cells.append("–" if is_ref or v2[f"minus_{reference}_mean"] is None else f"{v2[f'minus_{reference}_mean']:+.2f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        out[f"MaxBoxAccV2 minus {reference}, per seed"] = "–" if is_ref else " / ".join(f"{v:+.2f}" for v in per.values())
+        out["mean"] = "–" if is_ref or mean is None else f"{mean:+.2f}"
+        return out
+
+    return markdown_table([cells(r) for r in rows])
 
 
 def main(argv: list[str] | None = None) -> int:

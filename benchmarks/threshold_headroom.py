@@ -12,6 +12,8 @@ import argparse
 
 import numpy as np
 
+from .report import markdown_table
+
 IOU = 0.5
 
 
@@ -45,16 +47,17 @@ def headroom(ious_box: np.ndarray, cam_thresholds: np.ndarray) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ["Model", "global tau", "GT-known Loc", "at each image's own tau", "missed: box too large",
-            "missed: box too small", "no tau reaches IoU 0.5", "own tau p10 / p50 / p90"]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for r in rows:
-        q = r["own_threshold_quantiles"]
-        lines.append(f"| {r['name']} | {r['global_threshold']:.2f} | {r['gt_known_loc_global_threshold']:.2f} | "
-                     f"{r['gt_known_loc_own_threshold']:.2f} | {r['missed_but_reachable']['box_too_large']:.2f} | "
-                     f"{r['missed_but_reachable']['box_too_small']:.2f} | {r['unreachable']:.2f} | "
-                     f"{q['10']:.2f} / {q['50']:.2f} / {q['90']:.2f} |")
-    return "\n".join(lines)
+    def cells(r: dict) -> dict:
+        q, missed = r["own_threshold_quantiles"], r["missed_but_reachable"]
+        return {"Model": r["name"], "global tau": f"{r['global_threshold']:.2f}",
+                "GT-known Loc": f"{r['gt_known_loc_global_threshold']:.2f}",
+                "at each image's own tau": f"{r['gt_known_loc_own_threshold']:.2f}",
+                "missed: box too large": f"{missed['box_too_large']:.2f}",
+                "missed: box too small": f"{missed['box_too_small']:.2f}",
+                "no tau reaches IoU 0.5": f"{r['unreachable']:.2f}",
+                "own tau p10 / p50 / p90": f"{q['10']:.2f} / {q['50']:.2f} / {q['90']:.2f}"}
+
+    return markdown_table([cells(r) for r in rows])
 
 
 def main(argv: list[str] | None = None) -> int:
