@@ -22,6 +22,8 @@ from pathlib import Path
 
 from wsol_edge.argtypes import non_negative_int, positive_int
 
+from .report import markdown_table
+
 # name -> extra flags for python -m wsol_edge.train (on top of the shared config)
 TABLES: dict[str, dict[str, list[str]]] = {
     "main": {
@@ -43,6 +45,8 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "caam+ssam+fuse_sum_warmup1": ["--method", "wtl", "--wtl-fuse-reduction", "sum", "--wtl-beta-warmup", "1"],
         # Project variant: L_fuse on the maps' positive parts (see wtl.py).
         "caam+ssam+fuse_relu": ["--method", "wtl", "--wtl-fuse-map", "relu"],
+        # The same with a bare 1x1 aggregation conv instead of the 3x3 conv + ReLU (see wtl.py).
+        "caam+ssam+fuse_relu_linear": ["--method", "wtl", "--wtl-fuse-map", "relu", "--wtl-aggregation", "linear"],
     },
     # Two-path: which part costs its localisation? The two feature extractors, or the perception
     # path's re-weighting by the attention (F' = F * (1 + M))? One extractor without re-weighting
@@ -122,13 +126,8 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
 
 
 def markdown(records: list[dict]) -> str:
-    lines = ["| Method | " + " | ".join(h for _, h in COLUMNS) + " | Train time (min) |",
-             "|---" * (len(COLUMNS) + 2) + "|"]
-    for r in records:
-        m = r["metrics"]
-        lines.append(f"| {r['variant']} | " + " | ".join(f"{m[k]:.2f}" for k, _ in COLUMNS) +
-                     f" | {r['train_seconds'] / 60:.1f} |")
-    return "\n".join(lines)
+    return markdown_table([{"Method": r["variant"], **{h: f"{r['metrics'][k]:.2f}" for k, h in COLUMNS},
+                            "Train time (min)": f"{r['train_seconds'] / 60:.1f}"} for r in records])
 
 
 def merge(path: Path, new: list[dict], order: list[str]) -> list[dict]:

@@ -13,6 +13,8 @@ import numpy as np
 
 from wsol_edge.argtypes import non_negative_int, positive_int
 
+from .report import markdown_grid
+
 LABELS = {"max_box_acc_v2": "MaxBoxAccV2", "gt_known_loc": "GT-known Loc", "top1_loc": "Top-1 Loc",
           "top1_cls": "Top-1 Cls"}
 
@@ -56,15 +58,15 @@ def markdown(reference: str, rows: list[dict], differences: list[dict], ci_key: 
     head = ["Method"]
     for key in ("max_box_acc_v2", "gt_known_loc"):
         head += [f"{LABELS[key]} [{ci_key}]", f"minus {reference} [{ci_key}]", "resamples above 0 (%)"]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    table = []
     for row in rows:
         cells = [row["name"]]
         for key in ("max_box_acc_v2", "gt_known_loc"):
             d = by_name.get(row["name"], {}).get(key)
             cells += [cell(row["metrics"].get(key), False), cell(d, True),
                       f"{d['share_of_resamples_above_zero']:.1f}" if d else "–"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        table.append(cells)
+    return markdown_grid(head, table)
 
 
 def main(argv: list[str] | None = None) -> int:

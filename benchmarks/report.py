@@ -31,13 +31,18 @@ def write_csv(path: str | Path, rows: list[dict]) -> None:
     atomic_write(path, lambda f: f.write(buf.getvalue()), binary=False)
 
 
+def markdown_grid(header: list[str], rows: list[list]) -> str:
+    """A markdown table from a header and rows of cells (for headers that repeat a name)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return ""
     keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_grid(keys, [[r[k] for k in keys] for r in rows])
 
 
 def _pyplot():

@@ -134,8 +134,9 @@ def test_wtl_ablation_flags_switch_parts_off():
     assert torch.isfinite(loss)
 
 
-def test_wtl_inference_graph_equals_its_training_path_without_hiding():
-    m = wtl_model().eval()
+@pytest.mark.parametrize("aggregation", ["conv3x3", "conv1x1", "linear"])
+def test_wtl_inference_graph_equals_its_training_path_without_hiding(aggregation):
+    m = wtl_model(aggregation=aggregation).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         f = m.backbone(x)
@@ -145,6 +146,32 @@ def test_wtl_inference_graph_equals_its_training_path_without_hiding():
         logits, feats = cam_model(x)
     torch.testing.assert_close(logits, expected_logits)
     torch.testing.assert_close(feats, tx)
+
+
+def test_wtl_aggregation_kinds():
+    from wsol_edge.methods.wtl import aggregation_conv
+
+    default = wtl_model()
+    assert [type(l).__name__ for l in default.agg] == ["Conv2d", "ReLU"] and default.agg[0].kernel_size == (3, 3)
+    pointwise = wtl_model(aggregation="conv1x1")
+    assert [type(l).__name__ for l in pointwise.agg] == ["Conv2d", "ReLU"] and pointwise.agg[0].kernel_size == (1, 1)
+    linear = wtl_model(aggregation="linear").eval()
+    conv = linear.agg[0]
+    f = torch.randn(2, linear.backbone.out_channels, 4, 4)
+    with torch.no_grad():
+        t = linear.agg(f)
+        expected = torch.einsum("oc,bchw->bohw", conv.weight[:, :, 0, 0], f) + conv.bias[None, :, None, None]
+        torch.testing.assert_close(t, expected)  # a bare 1x1 conv: no ReLU
+        # the served map is a CAM of the backbone's features through one matrix: W_cls (2 A) F + W_cls b
+        served = linear.inference_model().eval()
+        x = torch.randn(1, 3, 64, 64)
+        _, feats = served(x)
+        fb = linear.backbone(x)
+        torch.testing.assert_close(feats, torch.einsum("oc,bchw->bohw", 2 * conv.weight[:, :, 0, 0], fb)
+                                   + conv.bias[None, :, None, None])
+    assert t.min() < 0
+    with pytest.raises(ValueError, match="unknown Where-to-Look aggregation"):
+        aggregation_conv(8, 4, "conv5x5")
 
 
 def test_has_hides_only_in_training_and_reduces_to_cam():

@@ -9,17 +9,35 @@ import sys
 from pathlib import Path
 
 
+# Changes here cannot change how a result is made. A multi-row command (benchmarks.methods) writes
+# its result file into the repo after its first row, which would otherwise mark every later row's
+# commit "-dirty" although the code it ran is the commit's.
+RESULTS_DIR = "benchmarks/results/"
+
+
+def has_code_changes(porcelain: str) -> bool:
+    """Whether ``git status --porcelain`` output lists a change outside benchmarks/results/."""
+    for line in porcelain.splitlines():
+        if not line.strip():
+            continue
+        paths = [p.strip('"') for p in line[3:].split(" -> ")]  # a rename names both sides
+        if not all(path.startswith(RESULTS_DIR) for path in paths):
+            return True
+    return False
+
+
 def git_commit() -> str | None:
+    """HEAD, with "-dirty" when tracked files other than result files have uncommitted changes."""
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if sha.returncode != 0:
         return None
-    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return sha.stdout.strip() + ("-dirty" if has_code_changes(status.stdout) else "")
 
 
 def cpu_name() -> str:

@@ -18,6 +18,7 @@ from .config import parse_args
 from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
 from .methods.twopath import EXTRACTORS as TWOPATH_EXTRACTORS
+from .methods.wtl import AGGREGATIONS as WTL_AGGREGATIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--wtl-patch", default="mixed", help="WTL patch size: 16, 32, 44, 56 or mixed")
     m.add_argument("--wtl-beta", type=float, default=50.0)
     m.add_argument("--wtl-agg-channels", type=positive_int, default=512)
+    m.add_argument("--wtl-aggregation", choices=WTL_AGGREGATIONS, default="conv3x3",
+                   help="WTL aggregation conv: 3x3 conv+ReLU (default), 1x1 conv+ReLU, or a bare 1x1 conv")
     m.add_argument("--wtl-fuse-reduction", choices=("mean", "sum"), default="mean",
                    help="L_fuse averaged (attention-transfer convention, default) or summed over map positions")
     m.add_argument("--wtl-fuse-map", choices=("raw", "relu"), default="raw",
@@ -113,7 +116,7 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         patch = args.wtl_patch if args.wtl_patch == "mixed" else int(args.wtl_patch)
         return {"patch": patch, "beta": args.wtl_beta, "agg_channels": args.wtl_agg_channels,
                 "beta_warmup_epochs": args.wtl_beta_warmup, "fuse_reduction": args.wtl_fuse_reduction,
-                "fuse_map": args.wtl_fuse_map,
+                "fuse_map": args.wtl_fuse_map, "aggregation": args.wtl_aggregation,
                 "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse}
     if args.method == "icl":
         return {"attention": args.icl_attention, "drop_probs": list(args.icl_drop_probs), "use_bg_drop": not args.no_bg_drop,

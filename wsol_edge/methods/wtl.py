@@ -15,6 +15,11 @@ Documented choices where the paper is silent: one aggregation conv shared by bot
 inference has one conv); 3x3 conv + ReLU as in VGG-CAM's conv6; SSAM's softmax over the key axis
 (SAGAN); ``patch="mixed"`` draws S uniformly from {16, 32, 44, 56} per image.
 
+``aggregation`` (the paper names a conv without its size): ``"conv3x3"`` (default, the choice
+above), ``"conv1x1"`` (1x1 conv + ReLU) or ``"linear"`` (a bare 1x1 conv: the served map is then
+a low-rank CAM of the backbone's features). Why offer them: on two-path, the project's 3x3 head
+between backbone and map cost most of the localisation (README, "Two-path ablation").
+
 L_fuse's reduction (the paper's eq. 14 writes the squared difference of the two unit vectors
 without saying how it is reduced to a scalar): ``fuse_reduction="mean"`` (default) averages
 over the N map positions, as the attention-transfer loss the paper cites as its inspiration
@@ -105,6 +110,20 @@ class SSAM(nn.Module):
         return f + self.alpha * r.reshape(b, c, h, w)
 
 
+AGGREGATIONS = ("conv3x3", "conv1x1", "linear")
+
+
+def aggregation_conv(cin: int, cout: int, kind: str = "conv3x3") -> nn.Sequential:
+    """F^t = conv(F^c + F^s); its first layer is the conv (inference doubles its weight)."""
+    if kind == "conv3x3":
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
+    if kind == "conv1x1":
+        return nn.Sequential(nn.Conv2d(cin, cout, 1), nn.ReLU(inplace=True))
+    if kind == "linear":
+        return nn.Sequential(nn.Conv2d(cin, cout, 1))
+    raise ValueError(f"unknown Where-to-Look aggregation {kind!r}; choose from {', '.join(AGGREGATIONS)}")
+
+
 FUSE_REDUCTIONS = ("mean", "sum")
 FUSE_MAPS = ("raw", "relu")
 
@@ -136,14 +155,14 @@ class WhereToLook(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, agg_channels: int = 512, patch: int | str = "mixed",
                  p: float = 0.5, beta: float = 50.0, use_caam: bool = True, use_ssam: bool = True,
                  use_fuse: bool = True, beta_warmup_epochs: float = 0.0, fuse_reduction: str = "mean",
-                 fuse_map: str = "raw"):
+                 fuse_map: str = "raw", aggregation: str = "conv3x3"):
         super().__init__()
         c = backbone.out_channels
         self.backbone = backbone
         self.caam = CAAM() if use_caam else None
         self.ssam_x = SSAM(c) if use_ssam else None
         self.ssam_xt = SSAM(c) if use_ssam else None
-        self.agg = nn.Sequential(nn.Conv2d(c, agg_channels, 3, padding=1), nn.ReLU(inplace=True))
+        self.agg = aggregation_conv(c, agg_channels, aggregation)
         self.cls_x = nn.Linear(agg_channels, num_classes)
         self.cls_xt = nn.Linear(agg_channels, num_classes)
         check_fuse_options(fuse_reduction, fuse_map)  # at construction, not at the first training step

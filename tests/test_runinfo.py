@@ -1,0 +1,12 @@
+from wsol_edge.runinfo import has_code_changes
+
+
+def test_only_result_file_changes_do_not_mark_the_commit_dirty():
+    # `git status --porcelain` lines: "XY path", renames "XY old -> new"; paths from the repo root.
+    assert not has_code_changes("")
+    assert not has_code_changes(" M benchmarks/results/cub50_methods.json\n M benchmarks/results/cub50_methods.md\n")
+    assert has_code_changes(" M benchmarks/results/cub50_methods.json\n M wsol_edge/train.py\n")
+    assert has_code_changes("M  README.md\n")
+    assert has_code_changes("R  wsol_edge/old.py -> benchmarks/results/x.json\n")  # the code file is gone
+    assert not has_code_changes('R  benchmarks/results/a.json -> "benchmarks/results/b c.json"\n')
+    assert has_code_changes(" M benchmarks/results.py\n")  # the folder, not a prefix of a file name
