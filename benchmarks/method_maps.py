@@ -17,11 +17,15 @@ SAT:
 - ``class_map``: the classifier conv's map of the class (TS-CAM's semantic map; logits are its GAP);
 - ``mask_times_class_map``: M times the class map's positive part (TS-CAM's coupling).
 
-``python -m benchmarks.method_maps --checkpoints runs/methods_8ep/main/twopath/checkpoint.pt runs/methods_8ep/main/sat_hybrid/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_method_maps.json``"""
+``python -m benchmarks.method_maps --checkpoints runs/methods_8ep/main/twopath/checkpoint.pt runs/methods_8ep/main/sat_hybrid/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_method_maps.json``
+
+``--per-image`` also writes each map's per-image table (``wsol_edge.evaluate --per-image``'s format)
+to ``<checkpoint folder>/maps/<map name>.npz``, for ``benchmarks.paired_bootstrap``."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def twopath_maps(net, images, labels) -> tuple:
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.checkpoint import checkpoint_provenance
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
-    from wsol_edge.evaluation import LocalizationScorer
+    from wsol_edge.evaluation import LocalizationScorer, write_per_image
     from wsol_edge.modelio import load_wrapper
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--output", required=True)
+    p.add_argument("--per-image", action="store_true",
+                   help="also write each map's per-image table to <checkpoint folder>/maps/<map>.npz")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         size = cfg["input_size"]
         provenance = checkpoint_provenance(path, state)  # one hash per checkpoint, not per map
         scorers: dict = {}
+        indices: list[int] = []
         loader = DataLoader(EvalDataset(samples, net.mean, net.std, size, False), batch_size=32,
                             collate_fn=collate_skip_bad)
         with torch.inference_mode():
             for batch, _ in loader:
                 logits, maps = CANDIDATES[method](net, batch["image"], batch["label"])
+                indices += batch["index"].tolist()
                 for name, m in maps.items():
                     if name not in scorers:  # not setdefault: that would build a scorer per batch and map
                         scorers[name] = LocalizationScorer("wsoleval", size)  # wsolevaluation's thresholds
@@ -113,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
                             "protocol": "wsoleval", "input_size": size, "cam_class": "ground-truth class",
                             "metrics": metrics, "train_seconds": float(state.get("train_seconds", 0.0)),
                             **provenance, **run})
+            if args.per_image:
+                info = {"dataset": samples.name, "split": args.split, "method": method, "backbone": cfg.get("backbone"),
+                        "protocol": "wsoleval", "input_size": size, "variant": f"map={name}", "commit": run["commit"],
+                        "checkpoint": provenance.get("checkpoint"), "checkpoint_sha256": provenance.get("checkpoint_sha256"),
+                        "metrics": metrics}
+                out = Path(path).parent / "maps" / f"{name}.npz"
+                write_per_image(out, scorer.per_image(), [samples[i].image_id for i in indices], info)
+                records[-1]["per_image_file"] = str(out)
     atomic_write_json(args.output, {"records": records})
     return 0
 

@@ -497,3 +497,36 @@ def test_seed_spread_names_a_file_that_is_not_json(tmp_path):
     bad.write_text("not json")
     with pytest.raises(ValueError, match="bad.json: not a JSON result file"):
         seed_spread.rows_by_seed([str(bad)])
+
+
+def test_method_maps_per_image_tables_match_evaluate_for_the_deployed_map(tmp_path):
+    """--per-image writes one table per candidate map; the deployed map's equals wsol_edge.evaluate's,
+    so the bootstrap pairs a candidate map with any evaluated model."""
+    from test_data import make_cub
+
+    from benchmarks import method_maps
+    from wsol_edge import evaluate, train
+    from wsol_edge.evaluation import read_per_image
+
+    data, run = tmp_path / "cub", tmp_path / "run"
+    make_cub(data, n=8)
+    assert train.main(["--dataset", "cub", "--data-root", str(data), "--method", "twopath", "--twopath-channels", "8",
+                       "--epochs", "1", "--batch-size", "4", "--input-size", "64", "--backbone", "efficientnet_lite0",
+                       "--no-pretrained", "--threshold-images", "0", "--out", str(run), "--no-progress"]) == 0
+    ckpt = run / "checkpoint.pt"
+    assert method_maps.main(["--checkpoints", str(ckpt), "--data-root", str(data), "--per-image",
+                             "--output", str(tmp_path / "maps.json")]) == 0
+    records = json.loads((tmp_path / "maps.json").read_text())["records"]
+    assert [r["variant"] for r in records] == [f"map={n}" for n in ("attention_cam", "attention_mask",
+                                                                     "attention_mask_sigmoid", "perception_cam",
+                                                                     "perception_cam_unweighted")]
+    for r in records:
+        tables, ids, info = read_per_image(r["per_image_file"])
+        assert len(ids) == 4 and info["metrics"] == r["metrics"] and info["variant"] == r["variant"]
+    assert evaluate.main(["--checkpoint", str(ckpt), "--dataset", "cub", "--data-root", str(data), "--split", "test",
+                          "--no-progress", "--per-image", str(tmp_path / "eval.npz")]) == 0
+    deployed, deployed_ids, _ = read_per_image(run / "maps" / "attention_cam.npz")
+    evaluated, evaluated_ids, _ = read_per_image(tmp_path / "eval.npz")
+    assert deployed_ids == evaluated_ids and deployed.keys() == evaluated.keys()
+    for key in deployed:
+        np.testing.assert_array_equal(deployed[key], evaluated[key])
