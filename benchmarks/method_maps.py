@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-image", action="store_true",
                    help="also write each map's per-image table to <checkpoint folder>/maps/<map>.npz")
     args = p.parse_args(argv)
+    folders = [Path(c).resolve().parent for c in args.checkpoints]
+    if args.per_image and len(set(folders)) < len(folders):
+        raise ValueError("--per-image writes <checkpoint folder>/maps/: give checkpoints from different folders")
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -525,6 +525,10 @@ def test_method_maps_per_image_tables_match_evaluate_for_the_deployed_map(tmp_pa
         assert len(ids) == 4 and info["metrics"] == r["metrics"] and info["variant"] == r["variant"]
     assert evaluate.main(["--checkpoint", str(ckpt), "--dataset", "cub", "--data-root", str(data), "--split", "test",
                           "--no-progress", "--per-image", str(tmp_path / "eval.npz")]) == 0
+    with pytest.raises(ValueError, match="different folders"):  # their tables would overwrite each other
+        method_maps.main(["--checkpoints", str(ckpt), str(ckpt), "--data-root", str(data), "--per-image",
+                          "--output", str(tmp_path / "never.json")])
+    assert not (tmp_path / "never.json").exists()
     deployed, deployed_ids, _ = read_per_image(run / "maps" / "attention_cam.npz")
     evaluated, evaluated_ids, _ = read_per_image(tmp_path / "eval.npz")
     assert deployed_ids == evaluated_ids and deployed.keys() == evaluated.keys()
