@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.checkpoint import checkpoint_provenance
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
-    from wsol_edge.evaluation import LocalizationScorer, write_per_image
+    from wsol_edge.evaluation import LocalizationScorer, per_image_info, write_per_image
     from wsol_edge.modelio import load_wrapper
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
@@ -125,12 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                             "metrics": metrics, "train_seconds": float(state.get("train_seconds", 0.0)),
                             **provenance, **run})
             if args.per_image:
-                info = {"dataset": samples.name, "split": args.split, "method": method, "backbone": cfg.get("backbone"),
-                        "protocol": "wsoleval", "input_size": size, "variant": f"map={name}", "commit": run["commit"],
-                        "checkpoint": provenance.get("checkpoint"), "checkpoint_sha256": provenance.get("checkpoint_sha256"),
-                        "metrics": metrics}
                 out = Path(path).parent / "maps" / f"{name}.npz"
-                write_per_image(out, scorer.per_image(), [samples[i].image_id for i in indices], info)
+                write_per_image(out, scorer.per_image(), [samples[i].image_id for i in indices],
+                                per_image_info(records[-1]))
                 records[-1]["per_image_file"] = str(out)
     atomic_write_json(args.output, {"records": records})
     return 0

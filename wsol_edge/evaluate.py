@@ -62,7 +62,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .checkpoint import checkpoint_provenance
     from .data import open_dataset
     from .data.torch_dataset import EvalDataset, collate_skip_bad
-    from .evaluation import LocalizationScorer, write_per_image
+    from .evaluation import LocalizationScorer, per_image_info, write_per_image
     from .modelio import load_model
     from .models import imagenet_cam_model
     from .overlays import cam_overlay, write_png
@@ -147,10 +147,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     if args.output:
         atomic_write_json(args.output, record)
     if args.per_image:
-        info = {k: record.get(k) for k in ("dataset", "split", "method", "backbone", "protocol", "input_size",
-                                           "checkpoint", "checkpoint_sha256", "variant", "commit")}
-        info["metrics"] = metrics
-        write_per_image(args.per_image, scorer.per_image(), [samples[i].image_id for i in indices], info)
+        write_per_image(args.per_image, scorer.per_image(), [samples[i].image_id for i in indices],
+                        per_image_info(record))
     return record
 
 

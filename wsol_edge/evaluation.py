@@ -112,6 +112,13 @@ class LocalizationScorer:
         return out
 
 
+def per_image_info(record: dict) -> dict:
+    """What a per-image file says about the model it scored: taken from that model's result record."""
+    keys = ("dataset", "split", "method", "backbone", "protocol", "input_size", "checkpoint", "checkpoint_sha256",
+            "variant", "commit", "metrics")
+    return {k: record.get(k) for k in keys}
+
+
 def write_per_image(path, tables: dict[str, np.ndarray], image_ids: list[str], info: dict) -> None:
     """One .npz (written atomically): the tables, the image ids in row order, and ``info`` (JSON)."""
     import io
