@@ -25,10 +25,39 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, wrong format, or an object weights_only refuses
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise ValueError(f"{path}: not a readable checkpoint ({load_failure_reason(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path}: not a wsol_edge checkpoint (no '{FORMAT}' marker)")
     return state
+
+
+def load_weights_file(path: str | Path) -> dict:
+    """A state dict from someone else's weights file (ImageNet backbones), read like our checkpoints."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable weights file ({load_failure_reason(exc)})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a weights file (holds a {type(state).__name__}, not a state dict)")
+    return state
+
+
+def load_failure_reason(exc: Exception) -> str:
+    """One line on why ``torch.load(weights_only=True)`` failed.
+
+    torch's own message for a weights-only refusal opens with advice to retry
+    with ``weights_only=False``; that would run pickled code from the file, which
+    this package never does, so only the unpickler's reason is kept.
+    """
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip()
+        detail = detail.splitlines()[0].split(" was not an allowed global")[0] if detail else "unknown"
+        return f"the weights-only loader refused it: {detail[:160]}"
+    if not text.strip():
+        return f"{type(exc).__name__}: empty or truncated file"
+    first = text.strip().splitlines()[0].split(". ")[0]  # torch appends paragraphs of advice
+    return f"{type(exc).__name__}: {first[:200]}"
 
 
 def file_sha256(path: str | Path) -> str:

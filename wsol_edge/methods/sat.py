@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import load_weights_file
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 DEIT_CONFIGS = {"deit_tiny": (192, 3), "deit_small": (384, 6), "deit_base": (768, 12)}  # (dim, heads), 12 blocks
@@ -246,7 +247,7 @@ def load_deit_weights(model: SAT, path: str) -> None:
     name; the ImageNet head is dropped and the positional embedding resized to this grid."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"--weights {path}: no such file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights_file(path)
     state = state.get("model", state)
     out = {}
     for k, v in state.items():

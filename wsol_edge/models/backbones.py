@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoint import load_weights_file
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
 from .efficientnet_lite import LITE_MEAN, LITE_STD, EfficientNetLite, load_lite_weights, offline_lite0_weights_path
 from .registry import register_backbone
@@ -38,7 +39,7 @@ def _find_torchvision_weights(name: str, weights: str | None) -> str:
 
 
 def _load(module: nn.Module, path: str, drop_prefixes: tuple[str, ...] = ()) -> None:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights_file(path)
     state = {k: v for k, v in state.items() if not k.startswith(drop_prefixes)}
     missing, unexpected = module.load_state_dict(state, strict=False)
     if missing:

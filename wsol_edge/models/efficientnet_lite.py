@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import load_weights_file
+
 # (repeats, kernel, stride, expand, in, out) -- efficientnet_lite_builder.py, lite0 (no scaling).
 LITE0_STAGES = (
     (1, 3, 1, 1, 32, 16),
@@ -131,7 +133,7 @@ def offline_lite0_weights_path() -> str:
 
 
 def load_lite_weights(model: EfficientNetLite, path: str, load_classifier: bool = True) -> None:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights_file(path)
     if any(k.startswith("_") for k in state):
         state = map_lukemelas_keys(state)
     if not load_classifier:
