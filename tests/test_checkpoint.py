@@ -67,3 +67,5 @@ def test_weights_file_must_hold_a_state_dict(tmp_path):
     torch.save(torch.zeros(3), tmp_path / "t.pth")
     with pytest.raises(ValueError, match="holds a Tensor, not a state dict"):
         load_weights_file(tmp_path / "t.pth")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_weights_file(tmp_path / "none.pth")

@@ -22,10 +22,7 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, wrong format, or an object weights_only refuses
-        raise ValueError(f"{path}: not a readable checkpoint ({load_failure_reason(exc)})") from None
+    state = _load_weights_only(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path}: not a wsol_edge checkpoint (no '{FORMAT}' marker)")
     return state
@@ -33,13 +30,19 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def load_weights_file(path: str | Path) -> dict:
     """A state dict from someone else's weights file (ImageNet backbones), read like our checkpoints."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable weights file ({load_failure_reason(exc)})") from None
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"weights file {path} not found")
+    state = _load_weights_only(path, "weights file")
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not a weights file (holds a {type(state).__name__}, not a state dict)")
     return state
+
+
+def _load_weights_only(path: str | Path, what: str):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, wrong format, or an object weights_only refuses
+        raise ValueError(f"{path}: not a readable {what} ({load_failure_reason(exc)})") from None
 
 
 def load_failure_reason(exc: Exception) -> str:
