@@ -465,6 +465,8 @@ def test_sat_deit_loads_timm_style_weights_and_refuses_others(tmp_path):
     torch.testing.assert_close(dst.backbone.proj.weight, src.backbone.proj.weight)
     with pytest.raises(FileNotFoundError, match="--weights"):
         build_sat("deit_small", 5, pretrained=True, weights=None, backbone_kwargs={})
+    with pytest.raises(FileNotFoundError, match="weights file .*none.pth not found"):
+        build_sat("deit_tiny", 5, pretrained=True, weights=str(tmp_path / "none.pth"), backbone_kwargs={})
     with pytest.raises(ValueError, match="not a DeiT checkpoint"):
         load_deit_weights(build_sat("deit_small", 5, pretrained=False, weights=None, backbone_kwargs={}),
                           str(tmp_path / "deit.pth"))

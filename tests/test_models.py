@@ -37,7 +37,7 @@ def test_missing_weights_fail_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="--weights PATH"):
         create_backbone("resnet50", pretrained=True)
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(FileNotFoundError, match="weights file .*nope.pth not found"):
         create_backbone("vgg16", pretrained=True, weights=str(tmp_path / "nope.pth"))
 
 

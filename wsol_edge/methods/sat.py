@@ -26,7 +26,6 @@ Inference is the same forward without the losses (``SatInference``: the map repl
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -245,8 +244,6 @@ def build_sat(backbone_name: str, num_classes: int, *, pretrained: bool, weights
 def load_deit_weights(model: SAT, path: str) -> None:
     """A timm or facebookresearch/deit checkpoint: ``patch_embed.*`` -> the backbone, the rest by
     name; the ImageNet head is dropped and the positional embedding resized to this grid."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--weights {path}: no such file")
     state = load_weights_file(path)
     state = state.get("model", state)
     out = {}

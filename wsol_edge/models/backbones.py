@@ -27,9 +27,7 @@ TORCHVISION_FILES = {
 
 def _find_torchvision_weights(name: str, weights: str | None) -> str:
     if weights:
-        if not Path(weights).is_file():
-            raise FileNotFoundError(f"--weights {weights}: no such file")
-        return weights
+        return weights  # load_weights_file says if it is missing
     cached = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILES[name]
     if cached.is_file():
         return str(cached)
