@@ -44,6 +44,35 @@ def test_resume_continues_and_matches_uninterrupted_run(tmp_path):
         torch.testing.assert_close(sa["model"][k], sb["model"][k], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["has", "icl"])
+def test_interrupted_random_method_resumes_to_the_same_weights(tmp_path, monkeypatch, method):
+    """Hiding draws from torch's global generator: a resumed run must continue its stream, not
+    restart it, to end where an uninterrupted run ends (rows of benchmarks.methods may resume)."""
+    from wsol_edge.methods import ICL, HideAndSeek
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = [*SYN, "--method", method, "--batch-size", "8", "--seed", "3", "--epochs", "3", "--precise-bn", "0",
+              "--threshold-images", "0"]
+    assert train.main([*common, "--out", str(a)]) == 0
+    cls = {"has": HideAndSeek, "icl": ICL}[method]
+    real, calls = cls.training_loss, []
+
+    def stop_in_the_third_epoch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # 2 steps per epoch: the first step of epoch 3
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "training_loss", stop_in_the_third_epoch)
+    assert train.main([*common, "--out", str(b)]) == 130
+    assert load_checkpoint(b / "checkpoint.pt")["epoch"] == 2
+    monkeypatch.setattr(cls, "training_loss", real)
+    assert train.main([*common, "--out", str(b), "--resume"]) == 0
+    sa, sb = load_checkpoint(a / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
+    assert [h["loss"] for h in sa["history"]] == [h["loss"] for h in sb["history"]]
+    assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"])
+
+
 def test_config_file_and_flag_override(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: synthetic\nsynthetic_images: 8\nsynthetic_size: 64\nepochs: 5\nbatch_size: 4\n"

@@ -212,7 +212,9 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         return {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": len(history),
                 "model_config": cfg, "train_args": train_args, "history": history, "train_seconds": train_seconds,
                 "skipped_images": skipped_total, "command": command, "dataset": samples.name,
-                "precise_bn": precise_bn, **threshold}
+                "precise_bn": precise_bn, **threshold,
+                # where the model's random draws (hiding, drops) stand, so --resume continues the stream
+                "torch_rng_state": torch.get_rng_state()}
 
     if args.resume:
         state = load_checkpoint(ckpt_path)
@@ -224,6 +226,11 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         train_seconds, skipped_total = state["train_seconds"], state.get("skipped_images", 0)
         command, train_args, precise_bn = state.get("command"), state.get("train_args"), state.get("precise_bn")
         threshold = {k: state.get(k) for k in threshold}
+        if state.get("torch_rng_state") is not None:
+            torch.set_rng_state(state["torch_rng_state"])
+        elif start_epoch < args.epochs:
+            print(f"note: {ckpt_path} predates saved random state: the resumed epochs draw their hiding/drops "
+                  "afresh, so they will not match an uninterrupted run", file=sys.stderr)
         print(f"resumed from {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
 
     clip = args.clip_grad_norm if args.clip_grad_norm is not None else (5.0 if args.method in ("wtl", "sat") else None)
