@@ -1,4 +1,4 @@
-"""Checkpoint loading: unreadable files give one line that never advises weights_only=False."""
+"""Checkpoints: unreadable files give one line that never advises weights_only=False; provenance hashes."""
 import fractions
 
 import pytest
@@ -69,3 +69,21 @@ def test_weights_file_must_hold_a_state_dict(tmp_path):
         load_weights_file(tmp_path / "t.pth")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_weights_file(tmp_path / "none.pth")
+
+
+def test_weights_hash_ignores_what_else_the_checkpoint_holds(tmp_path):
+    from wsol_edge.checkpoint import checkpoint_provenance
+    torch.manual_seed(0)
+    weights = {"conv.weight": torch.randn(4, 3, 3, 3), "bn.num_batches_tracked": torch.tensor(7),
+               "head.weight": torch.randn(5, 4).half()}
+    save_checkpoint(tmp_path / "a.pt", {"model": weights, "train_seconds": 10.0})
+    save_checkpoint(tmp_path / "b.pt", {"model": dict(reversed(weights.items())), "train_seconds": 11.0})
+    a, b = (checkpoint_provenance(tmp_path / n, load_checkpoint(tmp_path / n)) for n in ("a.pt", "b.pt"))
+    assert a["checkpoint_sha256"] != b["checkpoint_sha256"]  # the files differ (the training time)...
+    assert a["weights_sha256"] == b["weights_sha256"]  # ...the weights do not
+    for changed in ({**weights, "conv.weight": weights["conv.weight"].clone().index_fill_(0, torch.tensor([2]), 0.5)},
+                    {**weights, "head.weight": weights["head.weight"].float()},  # same values, another dtype
+                    {**weights, "conv.weight": weights["conv.weight"].reshape(4, 27)}):  # same bytes, another shape
+        save_checkpoint(tmp_path / "c.pt", {"model": changed})
+        c = checkpoint_provenance(tmp_path / "c.pt", load_checkpoint(tmp_path / "c.pt"))
+        assert c["weights_sha256"] != a["weights_sha256"]

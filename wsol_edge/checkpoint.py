@@ -71,9 +71,24 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def weights_sha256(model_state: dict) -> str:
+    """A hash of the weights alone: names, dtypes, shapes and bytes, in name order.
+
+    The checkpoint file's own hash changes with every save (it holds training times and
+    commits), so two trainings with the same weights are told apart only by this one.
+    """
+    h = hashlib.sha256()
+    for name in sorted(model_state):
+        t = model_state[name].detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(model_state[name].shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def checkpoint_provenance(path: str | Path, state: dict) -> dict:
-    """What a result record says about the checkpoint it scored: file, hash and how it was trained."""
+    """What a result record says about the checkpoint it scored: file, hashes and how it was trained."""
     return {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
+            "weights_sha256": weights_sha256(state["model"]) if "model" in state else None,
             "train_command": state.get("command"), "epochs": state.get("epoch"),
             "precise_bn": state.get("precise_bn"),
             "train_commits": sorted({h["commit"] for h in state.get("history", []) if h.get("commit")})}
