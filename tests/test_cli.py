@@ -46,7 +46,7 @@ def test_resume_continues_and_matches_uninterrupted_run(tmp_path):
 
 @pytest.mark.parametrize("method", ["has", "icl"])
 def test_interrupted_random_method_resumes_to_the_same_weights(tmp_path, monkeypatch, method):
-    """Hiding draws from torch's global generator: a resumed run must continue its stream, not
+    """HaS's hiding and ICL's drop kind draw from torch's global generator: a resumed run must continue its stream, not
     restart it, to end where an uninterrupted run ends (rows of benchmarks.methods may resume)."""
     from wsol_edge.methods import ICL, HideAndSeek
 

@@ -75,7 +75,7 @@ def weights_sha256(model_state: dict) -> str:
     """A hash of the weights alone: names, dtypes, shapes and bytes, in name order.
 
     The checkpoint file's own hash changes with every save (it holds training times and
-    commits), so two trainings with the same weights are told apart only by this one.
+    commits), so only this one says whether two trainings ended with the same weights.
     """
     h = hashlib.sha256()
     for name in sorted(model_state):
