@@ -46,9 +46,11 @@ def test_resume_continues_and_matches_uninterrupted_run(tmp_path):
 
 @pytest.mark.parametrize("method", ["has", "icl"])
 def test_interrupted_random_method_resumes_to_the_same_weights(tmp_path, monkeypatch, method):
-    """HaS's hiding and ICL's drop kind draw from torch's global generator: a resumed run must continue its stream, not
-    restart it, to end where an uninterrupted run ends (rows of benchmarks.methods may resume)."""
-    from wsol_edge.methods import ICL, HideAndSeek
+    """HaS's hiding and ICL's drop kind draw from torch's global generator: a resumed run must
+    continue its stream, not restart it, to end where an uninterrupted run ends (rows of
+    benchmarks.methods may resume)."""
+    from wsol_edge.methods.has import HideAndSeek
+    from wsol_edge.methods.icl import ICL
 
     a, b = tmp_path / "a", tmp_path / "b"
     common = [*SYN, "--method", method, "--batch-size", "8", "--seed", "3", "--epochs", "3", "--precise-bn", "0",

@@ -19,9 +19,6 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
     state = _load_weights_only(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path}: not a wsol_edge checkpoint (no '{FORMAT}' marker)")
@@ -30,8 +27,6 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def load_weights_file(path: str | Path) -> dict:
     """A state dict from someone else's weights file (ImageNet backbones), read like our checkpoints."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"weights file {path} not found")
     state = _load_weights_only(path, "weights file")
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not a weights file (holds a {type(state).__name__}, not a state dict)")
@@ -39,6 +34,9 @@ def load_weights_file(path: str | Path) -> dict:
 
 
 def _load_weights_only(path: str | Path, what: str):
+    """``torch.load(weights_only=True)`` with one-line errors naming ``what`` the file should be."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{what} {path} not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, wrong format, or an object weights_only refuses

@@ -18,8 +18,7 @@ from .sat import DEIT_CONFIGS, SAT, build_sat
 from .twopath import TwoPath
 from .wtl import WhereToLook
 
-__all__ = ["DEIT_CONFIGS", "ICL", "METHODS", "SAT", "HideAndSeek", "build_method", "backbone_of",
-           "pretrained_parameter_ids"]
+__all__ = ["DEIT_CONFIGS", "METHODS", "SAT", "build_method", "backbone_of", "pretrained_parameter_ids"]
 
 METHODS = ("cam", "has", "wtl", "icl", "twopath", "sat")
 
