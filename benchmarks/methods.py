@@ -4,7 +4,7 @@
 ``configs/cub50_cam_lite0.yaml`` with ``--epochs`` overridden, evaluates each on the test split
 (wsoleval protocol, GT-class CAM) and merges its row into ``--output``: rerunning one method
 replaces that row and keeps the others. ``--table wtl_ablation`` runs the Where-to-Look ablation,
-``--table twopath_ablation`` the two-path one.
+``--table twopath_ablation`` the two-path one, ``--table icl_ablation`` ICL's.
 
 Each run lives in ``<runs>/<table>/<name>/``; a finished checkpoint is reused (``--retrain`` to
 start over), an interrupted one resumes, so the command can be stopped and run again. After
@@ -60,6 +60,16 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "two_extractors+reweight_pointwise": ["--method", "twopath", "--twopath-extractor", "pointwise"],
         "two_extractors+reweight_linear": ["--method", "twopath", "--twopath-extractor", "linear"],
     },
+    # ICL: which component costs its localisation at 12 epochs (ahead of CAM at 3 and 8)? Each row
+    # takes one away: background drop (bg_drop), the contrastive attention loss (ca), the foreground
+    # consistency loss (fc), or the non-local attention (ADL's channel mean instead).
+    "icl_ablation": {
+        "nonlocal+bg_drop+ca+fc": ["--method", "icl"],
+        "nonlocal+ca+fc": ["--method", "icl", "--no-bg-drop"],
+        "nonlocal+bg_drop+fc": ["--method", "icl", "--no-contrastive"],
+        "nonlocal+bg_drop+ca": ["--method", "icl", "--no-consistency"],
+        "channel_mean+bg_drop+ca+fc": ["--method", "icl", "--icl-attention", "channel_mean"],
+    },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.
 NOTES = {
@@ -69,7 +79,8 @@ NOTES = {
 }
 # Rows trained with the same flags as another table's row share its run (and its checkpoint).
 SAME_RUN = {("wtl_ablation", "caam+ssam+fuse"): ("main", "wtl"),
-            ("twopath_ablation", "two_extractors+reweight"): ("main", "twopath")}
+            ("twopath_ablation", "two_extractors+reweight"): ("main", "twopath"),
+            ("icl_ablation", "nonlocal+bg_drop+ca+fc"): ("main", "icl")}
 COLUMNS = (("top1_cls", "Top-1 Cls"), ("top1_loc", "Top-1 Loc"), ("gt_known_loc", "GT-known Loc"),
            ("max_box_acc_v2", "MaxBoxAccV2"))
 

@@ -111,6 +111,16 @@ def test_methods_tables_build_the_models_their_flags_name():
            for name, flags in TABLES["wtl_ablation"].items()}
     assert wtl["caam+ssam+fuse_relu"]["aggregation"] == "conv3x3" and wtl["caam+ssam+fuse_relu"]["fuse_map"] == "relu"
     assert wtl["caam+ssam+fuse_relu_linear"] == {**wtl["caam+ssam+fuse_relu"], "aggregation": "linear"}  # only the head differs
+    icl = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
+           for name, flags in TABLES["icl_ablation"].items()}
+    full = icl["nonlocal+bg_drop+ca+fc"]
+    assert full == {"attention": "nonlocal", "drop_probs": [0.5, 0.25, 0.25], "use_bg_drop": True,
+                    "use_contrastive": True, "use_consistency": True}
+    # each ablation row takes away exactly one component of the full method
+    assert icl["nonlocal+ca+fc"] == {**full, "use_bg_drop": False}
+    assert icl["nonlocal+bg_drop+fc"] == {**full, "use_contrastive": False}
+    assert icl["nonlocal+bg_drop+ca"] == {**full, "use_consistency": False}
+    assert icl["channel_mean+bg_drop+ca+fc"] == {**full, "attention": "channel_mean"}
 
 
 def test_methods_seed_reaches_training_and_the_record(tmp_path, monkeypatch):
