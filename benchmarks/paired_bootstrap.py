@@ -25,6 +25,11 @@ def named_path(text: str) -> tuple[str, str]:
     return (name, path) if sep else (Path(text).parent.name or text, text)
 
 
+# Copied from the per-image file into every model row: which weights, from which code. A file
+# written before weights_sha256 existed gives null there.
+PROVENANCE_KEYS = ("method", "checkpoint", "checkpoint_sha256", "weights_sha256", "commit")
+
+
 def load(name: str, path: str) -> dict:
     from wsol_edge.evaluation import read_per_image
     from wsol_edge.metrics.bootstrap import metric_samples
@@ -36,7 +41,8 @@ def load(name: str, path: str) -> dict:
         reported = (info.get("metrics") or {}).get(key)
         if reported is not None and abs(reported - value) > 1e-9:
             raise ValueError(f"{path}: {key} recomputed from the tables is {value}, the evaluation reported {reported}")
-    return {"name": name, "path": path, "tables": tables, "image_ids": image_ids, "info": info, "observed": observed}
+    return {"name": name, "path": path, "tables": tables, "image_ids": image_ids, "info": info, "observed": observed,
+            "provenance": {k: info.get(k) for k in PROVENANCE_KEYS}}
 
 
 def summary(samples: np.ndarray, observed: float, confidence: float) -> dict:
@@ -96,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = {m["name"]: metric_samples(m["tables"], counts) for m in models}
     ci_key = f"ci{round(args.confidence * 100)}"
     rows = [{"name": m["name"], "per_image_file": m["path"],
-             **{k: m["info"].get(k) for k in ("method", "checkpoint", "checkpoint_sha256", "commit")},
+             **m["provenance"],
              "metrics": {k: summary(v, m["observed"][k], args.confidence) for k, v in samples[m["name"]].items()}}
             for m in models]
     differences = []

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         m = load(*named_path(text))  # checks the tables give back the metrics the evaluation reported
         info = info or m["info"]
         r = {"name": m["name"], "per_image_file": m["path"],
-             **{k: m["info"].get(k) for k in ("method", "checkpoint", "checkpoint_sha256", "commit")},
+             **m["provenance"],
              **headroom(m["tables"]["ious_box"], m["tables"]["cam_thresholds"])}
         if abs(r["gt_known_loc_global_threshold"] - m["observed"]["gt_known_loc"]) > 1e-9:
             raise ValueError(f"{m['path']}: GT-known Loc {r['gt_known_loc_global_threshold']} here, "

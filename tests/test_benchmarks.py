@@ -450,6 +450,8 @@ def test_threshold_headroom_command_checks_the_evaluation_it_reads(tmp_path):
     assert threshold_headroom.main([str(good), "--output", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["kind"] == "threshold_headroom" and rec["models"][0]["name"] == "cam"
+    # provenance the per-image file does not hold is null, not invented
+    assert rec["models"][0]["method"] == "cam" and rec["models"][0]["weights_sha256"] is None
     assert rec["models"][0]["gt_known_loc_own_threshold"] == pytest.approx(500 / 6)
     assert "| cam | 0.20 | 50.00 | 83.33 |" in rec["table_markdown"]
     # An evaluation whose reported GT-known Loc its own tables do not give back: one error line, no file.

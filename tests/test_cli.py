@@ -220,6 +220,12 @@ def test_evaluate_per_image_tables_feed_the_paired_bootstrap(trained, tmp_path):
                                   "--output", str(result)]) == 0
     rec = json.loads(result.read_text())
     assert rec["kind"] == "bootstrap" and rec["num_images"] == 16 and rec["reference"] == "cam"
+    # each row names the weights it scored, the weights-only hash included
+    evaluated = json.loads(out.read_text())
+    for row in rec["models"]:
+        assert {k: row[k] for k in ("checkpoint", "checkpoint_sha256", "weights_sha256")} == \
+            {k: evaluated[k] for k in ("checkpoint", "checkpoint_sha256", "weights_sha256")}
+    assert len(evaluated["weights_sha256"]) == 64
     for key, value in rec["models"][0]["metrics"].items():
         assert value["observed"] == info["metrics"][key] and value["ci95"][0] <= value["observed"] <= value["ci95"][1]
     diffs = rec["differences"][0]["metrics"]
