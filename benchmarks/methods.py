@@ -62,13 +62,15 @@ TABLES: dict[str, dict[str, list[str]]] = {
     },
     # ICL: which component costs its localisation at 12 epochs (ahead of CAM at 3 and 8)? Each row
     # takes one away: background drop (bg_drop), the contrastive attention loss (ca), the foreground
-    # consistency loss (fc), or the non-local attention (ADL's channel mean instead).
+    # consistency loss (fc), the non-local attention (ADL's channel mean instead), or the
+    # discriminative drop (a dropped kind's share goes to the others, see icl.py).
     "icl_ablation": {
         "nonlocal+bg_drop+ca+fc": ["--method", "icl"],
         "nonlocal+ca+fc": ["--method", "icl", "--no-bg-drop"],
         "nonlocal+bg_drop+fc": ["--method", "icl", "--no-contrastive"],
         "nonlocal+bg_drop+ca": ["--method", "icl", "--no-consistency"],
         "channel_mean+bg_drop+ca+fc": ["--method", "icl", "--icl-attention", "channel_mean"],
+        "nonlocal+bg_drop+ca+fc_no_disc_drop": ["--method", "icl", "--icl-drop-probs", "0", "0.25", "0.25"],
     },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.

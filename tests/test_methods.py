@@ -290,6 +290,11 @@ def test_icl_total_loss_and_ablation_flags():
     assert icl_model(attention="channel_mean").attention_map(17, torch.ones(1, 4, 2, 2)).shape == (1, 1, 2, 2)
     no_bg = icl_model(use_bg_drop=False)
     assert no_bg.drop_probs[1] == 0 and no_bg.drop_probs.sum().item() == pytest.approx(1.0)
+    no_disc = icl_model(drop_probs=(0, 0.25, 0.25))  # weights, normalised: the others' shares double
+    assert no_disc.drop_probs.tolist() == [0.0, 0.5, 0.5]
+    for bad in [(0, 0, 0), (0.5, -0.25, 0.75), (float("nan"), 0.5, 0.5)]:
+        with pytest.raises(ValueError, match="ICL drop probabilities must be 3 non-negative numbers"):
+            icl_model(drop_probs=bad)
     full = icl_model()
     assert full.insert_after == [11, 15, 17] and torch.isfinite(full.training_loss(x, y)[0])
 

@@ -26,6 +26,8 @@ other backbones after the last three layers.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -110,7 +112,9 @@ class ICL(nn.Module):
         channels = _layer_channels(self.backbone, layers)
         self.attention = nn.ModuleDict({str(i): NonLocalAttention(channels[i]) for i in self.insert_after}
                                        if attention == "nonlocal" else {})
-        probs = list(drop_probs)
+        probs = [float(v) for v in drop_probs]
+        if len(probs) != 3 or not all(math.isfinite(v) and v >= 0 for v in probs) or sum(probs) <= 0:
+            raise ValueError(f"ICL drop probabilities must be 3 non-negative numbers, not all 0; got {list(drop_probs)}")
         if not use_bg_drop:  # its share goes to the discriminative drop
             probs = [probs[0] + probs[1], 0.0, probs[2]]
         self.drop_probs = torch.tensor(probs, dtype=torch.float) / sum(probs)
