@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--icl-attention", choices=("nonlocal", "channel_mean"), default="nonlocal",
                    help="ICL attention map (channel_mean = ADL's)")
     m.add_argument("--icl-drop-probs", type=float, nargs=3, default=[0.5, 0.25, 0.25],
-                   metavar=("DISCRIMINATIVE", "BACKGROUND", "IMPORTANCE"), help="ICL: how often each map is applied")
+                   metavar=("DISCRIMINATIVE", "BACKGROUND", "IMPORTANCE"),
+                   help="ICL: how often each map is applied (weights, normalised to sum to 1; 0 turns a kind off)")
     m.add_argument("--no-bg-drop", action="store_true", help="ICL ablation: no background drop")
     m.add_argument("--no-contrastive", action="store_true", help="ICL ablation: no contrastive attention loss")
     m.add_argument("--no-consistency", action="store_true", help="ICL ablation: no foreground consistency loss")
