@@ -16,7 +16,7 @@ Documented choices where the abstract is silent: each extractor is a 1x1 conv (C
 ReLU followed by a 3x3 depthwise conv + BN + ReLU (cheap enough for the edge; ``extractor=
 "pointwise"`` drops the depthwise conv, ``"linear"`` keeps only the 1x1 conv, with neither BN nor
 ReLU, so the attention CAM is a low-rank CAM of the backbone features: the variants that ask which
-part of the new head costs the localisation, README "Two-path ablation"); ABN's
+part of the new head costs the localisation, benchmarks/METHODS.md "Two-path ablation"); ABN's
 class-agnostic attention (a 1x1 conv over the class maps) so that training and test use the same
 map whatever the label; equal loss weights. ``share_extractor=True`` uses one extractor for both
 paths (the ablation of the two-extractor design); ``use_mask=False`` classifies E_p(F) without

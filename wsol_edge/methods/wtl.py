@@ -18,7 +18,7 @@ inference has one conv); 3x3 conv + ReLU as in VGG-CAM's conv6; SSAM's softmax o
 ``aggregation`` (the paper names a conv without its size): ``"conv3x3"`` (default, the choice
 above), ``"conv1x1"`` (1x1 conv + ReLU) or ``"linear"`` (a bare 1x1 conv: the served map is then
 a low-rank CAM of the backbone's features). Why offer them: on two-path, the project's 3x3 head
-between backbone and map cost most of the localisation (README, "Two-path ablation"); here, on
+between backbone and map cost most of the localisation (benchmarks/METHODS.md, "Two-path ablation"); here, on
 cub50 at 8 epochs, the bare 1x1 conv scores 2.86 MaxBoxAccV2 above the 3x3 conv (one seed) and
 still trails CAM, so the default stays.
 
