@@ -122,6 +122,9 @@ def test_methods_tables_build_the_models_their_flags_name():
     assert icl["nonlocal+bg_drop+ca"] == {**full, "use_consistency": False}
     assert icl["channel_mean+bg_drop+ca+fc"] == {**full, "attention": "channel_mean"}
     assert icl["nonlocal+bg_drop+ca+fc_no_disc_drop"] == {**full, "drop_probs": [0.0, 0.25, 0.25]}
+    # the one row that changes two components: exactly the two single-change rows above, together
+    assert icl["channel_mean+bg_drop+ca+fc_no_disc_drop"] == {**full, "attention": "channel_mean",
+                                                               "drop_probs": [0.0, 0.25, 0.25]}
 
 
 def test_methods_seed_reaches_training_and_the_record(tmp_path, monkeypatch):
