@@ -35,8 +35,9 @@ def seed_of(record: dict) -> int:
     raise ValueError(f"row {record.get('variant') or record.get('method')} names no seed and no readable config")
 
 
-def rows_by_seed(files: list[str]) -> dict[int, dict[str, dict]]:
-    """{seed: {variant: record}}; every row must share one schedule apart from its seed."""
+def rows_by_seed(files: list[str], keep: set[str] | None = None) -> dict[int, dict[str, dict]]:
+    """{seed: {variant: record}}; every row must share one schedule apart from its seed. With ``keep``,
+    only the rows of those names are read (so files that share other rows can be combined)."""
     out: dict[int, dict[str, dict]] = {}
     schedule_seen = None
     for path in files:
@@ -52,13 +53,18 @@ def rows_by_seed(files: list[str]) -> dict[int, dict[str, dict]]:
                 schedule_seen = schedule
             elif schedule != schedule_seen:
                 raise ValueError(f"{path}: row {r.get('variant')} has schedule {schedule}, others {schedule_seen}")
-            seed = seed_of(r)
             name = r.get("variant") or r["method"]
+            if keep is not None and name not in keep:
+                continue
+            seed = seed_of(r)
             if name in out.setdefault(seed, {}):
                 raise ValueError(f"{path}: a second {name} row for seed {seed}")
             out[seed][name] = r
     if not out:
         raise ValueError("no accuracy rows in " + ", ".join(files))
+    missing = sorted((keep or set()) - {n for rows in out.values() for n in rows})
+    if missing:
+        raise ValueError(f"no row named {', '.join(missing)} in " + ", ".join(files))
     return out
 
 
@@ -104,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.seed_spread", description=__doc__.split("\n\n")[0])
     p.add_argument("results", nargs="+", help="result files of benchmarks.methods, one schedule, any seeds")
     p.add_argument("--reference", default="cam", help="the row each method's margin is taken against")
+    p.add_argument("--only", nargs="+", metavar="NAME",
+                   help="these rows only (and the reference): files that repeat other rows can then be combined")
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
 
-    by_seed = rows_by_seed(args.results)
+    by_seed = rows_by_seed(args.results, {*args.only, args.reference} if args.only else None)
     rows = spread(by_seed, args.reference)
     first = next(iter(next(iter(by_seed.values())).values()))
     table = markdown(rows, args.reference)

@@ -504,6 +504,16 @@ def test_seed_spread_means_sds_and_margins_by_hand(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "never.json").exists()
     with pytest.raises(ValueError, match="second cam row"):
         seed_spread.rows_by_seed([files[1], files[1]])
+    # --only reads the named rows and the reference: a file that repeats other rows can join
+    extra = tmp_path / "s1_more.json"
+    extra.write_text(json.dumps([_methods_row("has", 1, 66.0), _methods_row("icl", 1, 67.0)]))
+    out2 = tmp_path / "spread_icl.json"
+    assert seed_spread.main([*files, str(extra), "--only", "icl", "--output", str(out2)]) == 0
+    rec2 = json.loads(out2.read_text())
+    assert [r["name"] for r in rec2["methods"]] == ["cam", "icl"]
+    assert rec2["methods"][1]["metrics"]["max_box_acc_v2"]["minus_cam_per_seed"] == pytest.approx({"1": 2.0})
+    with pytest.raises(ValueError, match="no row named nope"):
+        seed_spread.rows_by_seed(files, {"cam", "nope"})
 
 
 def test_seed_spread_names_a_file_that_is_not_json(tmp_path):
