@@ -26,8 +26,9 @@ other backbones after the last three layers.
 
 On cub50 with EfficientNet-Lite0 at 12 epochs the discriminative drop read from the non-local map
 is what costs ICL its localisation: ``drop_probs=(0, 0.25, 0.25)`` (``--icl-drop-probs 0 0.25 0.25``)
-beats CAM with two seeds, and so does ``attention="channel_mean"``, where the full method trails
-it (benchmarks/METHODS.md, "ICL ablation"). The defaults stay the paper's.
+beats CAM with three seeds, and so does ``attention="channel_mean"``, where the full method trails
+it; both changes together localise best of every run there (configs/cub50_icl_lite0.yaml;
+benchmarks/METHODS.md, "ICL ablation"). The defaults stay the paper's.
 """
 from __future__ import annotations
 
