@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precise-bn", type=non_negative_int, default=30, metavar="BATCHES",
                    help="re-estimate BatchNorm statistics on this many batches of un-hidden training images after "
                         "training, for every row (wsol_edge/precise_bn.py); 0: off")
+    p.add_argument("--backbone", default=None,
+                   help="backbone for every row (default: the config's); use a --runs and --output of its own")
     p.add_argument("--seed", type=int, default=None,
                    help="training seed for every row (default: the config's); use a --runs and --output of its own")
     p.add_argument("--runs", default="runs/methods", help="folder for checkpoints and per-run results")
@@ -121,8 +123,9 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
         ckpt.unlink()
     threads = ["--threads", str(args.threads)] if args.threads else []
     seed = ["--seed", str(args.seed)] if args.seed is not None else []
+    backbone = ["--backbone", args.backbone] if args.backbone else []
     run([sys.executable, "-m", "wsol_edge.train", "--config", args.config, "--data-root", args.data_root,
-         *flags, "--epochs", str(args.epochs), *seed, "--out", str(run_dir), "--no-progress", *threads,
+         *flags, "--epochs", str(args.epochs), *seed, *backbone, "--out", str(run_dir), "--no-progress", *threads,
          "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
     result = run_dir / "eval.json"
     run([sys.executable, "-m", "wsol_edge.evaluate", "--checkpoint", str(ckpt), "--dataset", "cub",
@@ -134,6 +137,8 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     record["schedule"] = {"config": args.config, "epochs": args.epochs}
     if args.seed is not None:
         record["schedule"]["seed"] = args.seed
+    if args.backbone:
+        record["schedule"]["backbone"] = args.backbone
     done = (record.get("precise_bn") or {}).get("batches_requested", 0)
     if done != args.precise_bn:  # statistics re-estimated in place cannot be undone by a resume
         raise RuntimeError(f"{ckpt} has BatchNorm statistics re-estimated on {done} batches, not {args.precise_bn}; "

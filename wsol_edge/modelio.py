@@ -8,7 +8,9 @@ from .checkpoint import load_checkpoint
 
 def model_config(backbone: str, num_classes: int, output_stride: int | None, input_size: int,
                  class_names: list[str], method: str = "cam", method_kwargs: dict | None = None) -> dict:
-    kwargs = {"output_stride": output_stride} if output_stride and backbone in ("efficientnet_lite0", "mobilenet_v2") else {}
+    # Only these backbones take an output stride; resnet50 and vgg16 have theirs built in.
+    takes_stride = backbone.startswith("efficientnet_lite") or backbone == "mobilenet_v2"
+    kwargs = {"output_stride": output_stride} if output_stride and takes_stride else {}
     return {"method": method, "backbone": backbone, "num_classes": num_classes, "backbone_kwargs": kwargs,
             "method_kwargs": dict(method_kwargs or {}), "input_size": input_size, "class_names": list(class_names)}
 

@@ -9,16 +9,17 @@ def build_model(backbone: str, num_classes: int, *, pretrained: bool = True, wei
     return CamModel(create_backbone(backbone, pretrained=pretrained, weights=weights, **backbone_kwargs), num_classes)
 
 
+LITE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 __all__ = ["CamModel", "build_model", "create_backbone", "list_backbones", "register_backbone"]
 
 
 def imagenet_cam_model(backbone: str = "efficientnet_lite0", weights: str | None = None, **backbone_kwargs) -> CamModel:
     """The untrained reference: ImageNet backbone + its own 1000-class classifier as the CAM head.
 
-    Only EfficientNet-Lite0 has offline ImageNet classifier weights on these machines.
+    Only EfficientNet-Lite0/1/2 have offline ImageNet classifier weights on these machines.
     """
-    if backbone != "efficientnet_lite0":
-        raise ValueError("the ImageNet CAM baseline is available for efficientnet_lite0 only (offline weights)")
+    if backbone not in LITE_BACKBONES:
+        raise ValueError(f"the ImageNet CAM baseline is available for {', '.join(LITE_BACKBONES)} only (offline weights)")
     feats = create_backbone(backbone, pretrained=True, weights=weights, **backbone_kwargs)
     model = CamModel(feats, 1000)
     model.classifier = feats.net.classifier

