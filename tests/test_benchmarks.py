@@ -142,7 +142,7 @@ def test_best_icl_config_trains_the_benchmarked_row():
     assert differ == {"config", "out"}, differ
 
 
-def test_methods_seed_reaches_training_and_the_record(tmp_path, monkeypatch):
+def test_methods_seed_and_backbone_reach_training_and_the_record(tmp_path, monkeypatch):
     import benchmarks.methods as methods
 
     calls = []
@@ -165,6 +165,12 @@ def test_methods_seed_reaches_training_and_the_record(tmp_path, monkeypatch):
     calls.clear()
     record = methods.train_and_evaluate("cam", ["--method", "cam"], methods.build_parser().parse_args([]), run_dir)
     assert "--seed" not in calls[0] and "seed" not in record["schedule"]  # the config's seed, as before
+    assert "--backbone" not in calls[0] and "backbone" not in record["schedule"]  # the config's backbone
+    calls.clear()
+    args = methods.build_parser().parse_args(["--backbone", "efficientnet_lite2"])
+    record = methods.train_and_evaluate("cam", ["--method", "cam"], args, run_dir)
+    assert calls[0][calls[0].index("--backbone") + 1] == "efficientnet_lite2"
+    assert record["schedule"]["backbone"] == "efficientnet_lite2"
 
 
 def test_accuracy_plot_draws_one_bar_per_record_and_metric(tmp_path):

