@@ -91,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.confidence < 1:
         p.error(f"argument --confidence: must be between 0 and 1, got {args.confidence}")
 
-    models = [load(*named_path(t)) for t in [args.reference, *args.compare]]
+    named = [named_path(t) for t in [args.reference, *args.compare]]
+    names = [n for n, _ in named]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # rows and differences are keyed by name: two models of one name would overwrite each other
+        p.error(f"two models named {', '.join(twice)}; name them with NAME=NPZ")
+    models = [load(*nt) for nt in named]
     ref = models[0]
     for m in models[1:]:
         if m["image_ids"] != ref["image_ids"]:

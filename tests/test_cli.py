@@ -208,7 +208,7 @@ def test_corrupt_image_skipped_and_counted_in_training(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "checkpoint.pt")["skipped_images"] == 1
 
 
-def test_evaluate_per_image_tables_feed_the_paired_bootstrap(trained, tmp_path):
+def test_evaluate_per_image_tables_feed_the_paired_bootstrap(trained, tmp_path, capsys):
     from benchmarks import paired_bootstrap
     from wsol_edge.evaluation import read_per_image
 
@@ -244,3 +244,11 @@ def test_evaluate_per_image_tables_feed_the_paired_bootstrap(trained, tmp_path):
                           str(other), "--output", str(tmp_path / "never.json")], capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.startswith("error:") and "same images" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "never.json").exists()
+    # Two files named alike (both from a folder "cam") would overwrite each other's rows: refused.
+    other_cam = tmp_path / "lite2" / "cam" / "per_image.npz"
+    other_cam.parent.mkdir(parents=True)
+    other_cam.write_bytes(npz.read_bytes())
+    with pytest.raises(SystemExit) as exc:
+        paired_bootstrap.main(["--reference", str(npz), "--compare", str(other_cam), "--output", str(tmp_path / "n.json")])
+    assert exc.value.code == 2 and "two models named cam; name them with NAME=NPZ" in capsys.readouterr().err
+    assert not (tmp_path / "n.json").exists()
