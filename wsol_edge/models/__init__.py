@@ -1,6 +1,7 @@
 """Backbones (registry by name) and the CAM model."""
 from . import backbones as _backbones  # noqa: F401  (registers the backbones)
 from .cam import CamModel
+from .efficientnet_lite import LITE_SCALING
 from .registry import create_backbone, list_backbones, register_backbone
 
 
@@ -9,7 +10,7 @@ def build_model(backbone: str, num_classes: int, *, pretrained: bool = True, wei
     return CamModel(create_backbone(backbone, pretrained=pretrained, weights=weights, **backbone_kwargs), num_classes)
 
 
-LITE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+LITE_BACKBONES = tuple(f"efficientnet_{v}" for v in LITE_SCALING)
 __all__ = ["CamModel", "build_model", "create_backbone", "list_backbones", "register_backbone"]
 
 

