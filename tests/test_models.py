@@ -30,10 +30,26 @@ def test_feature_shapes(name, shape):
     assert logits.shape == (1, 5) and feats.shape == shape
 
 
-def test_output_stride_16_gives_14x14():
-    model = build_model("efficientnet_lite0", 3, pretrained=False, output_stride=16).eval()
+@pytest.mark.parametrize("stride,size", [(32, 7), (16, 14), (8, 28)])
+def test_lite_output_stride_sets_the_cam_size(stride, size):
+    model = build_model("efficientnet_lite0", 3, pretrained=False, output_stride=stride).eval()
     with torch.no_grad():
-        assert model(torch.zeros(1, 3, 224, 224))[1].shape[-2:] == (14, 14)
+        assert model(torch.zeros(1, 3, 224, 224))[1].shape[-2:] == (size, size)
+    # the stages kept at stride 1 are the last stride-2 ones, so each halving removes exactly one of them
+    strided = sum(m.dw[0].stride[0] == 2 for m in model.backbone.net.blocks)
+    assert strided == {32: 4, 16: 3, 8: 2}[stride]
+
+
+def test_lite_output_stride_8_keeps_the_imagenet_weights():
+    # no layer changes shape, so the ImageNet checkpoint loads whole (pretrained=True loads strictly)
+    net = create_backbone("efficientnet_lite0", pretrained=True, output_stride=8)
+    assert net(torch.zeros(1, 3, 224, 224)).shape[-2:] == (28, 28)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilenet_v2"])
+def test_unsupported_output_stride_fails_clearly(name):
+    with pytest.raises(ValueError, match="output_stride .*not 4"):
+        create_backbone(name, pretrained=False, output_stride=4)
 
 
 def test_missing_weights_fail_clearly(tmp_path, monkeypatch):

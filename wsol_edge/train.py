@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-norm-loss", action="store_true", help="SAT ablation")
     m.add_argument("--backbone", default="efficientnet_lite0",
                    help="CNN backbone, or deit_tiny|deit_small|deit_base for the faithful SAT")
-    m.add_argument("--output-stride", type=int, default=None, help="16 for finer CAMs (lite0, mobilenet_v2)")
+    m.add_argument("--output-stride", type=int, default=None,
+                   help="16 for finer CAMs (14x14 at 224: Lites, mobilenet_v2); 8 for 28x28 (Lites)")
     m.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True, help="start from ImageNet weights")
     m.add_argument("--weights", help="ImageNet weights file for the backbone")
     m.add_argument("--freeze-layers", type=non_negative_int, default=0, help="freeze this many leading backbone layers")

@@ -96,6 +96,8 @@ def mobilenet_v2(pretrained: bool = True, weights: str | None = None, output_str
     net = tv_mobilenet_v2(weights=None)
     if pretrained:
         _load(net, _find_torchvision_weights("mobilenet_v2", weights), drop_prefixes=("classifier.",))
+    if output_stride not in (16, 32):
+        raise ValueError(f"mobilenet_v2 takes output_stride 16 or 32, not {output_stride}")
     if output_stride == 16:
         net.features[14].conv[1][0].stride = (1, 1)  # the last stride-2 depthwise conv
     return _Features(net.features, 1280, IMAGENET_MEAN, IMAGENET_STD)

@@ -95,18 +95,23 @@ class EfficientNetLite(nn.Module):
     """Feature extractor (stem, MBConv blocks, 1x1 head to 1280 channels) and the ImageNet fc.
 
     ``output_stride=16`` turns the last stride-2 stage to stride 1 (14x14 features at 224^2),
-    the usual WSOL trick for finer CAMs; pretrained weights still load (shapes are unchanged).
+    the usual WSOL trick for finer CAMs; ``output_stride=8`` the last two (28x28, the size of
+    wsoleval's ResNet50 CAMs). No dilation is added, as in wsoleval's ResNet50 (layer3 and layer4
+    at stride 1): the later blocks see a smaller receptive field. Pretrained weights still load
+    (shapes are unchanged).
     """
 
     def __init__(self, num_classes: int = 1000, output_stride: int = 32, stages=LITE0_STAGES):
         super().__init__()
-        if output_stride not in (16, 32):
-            raise ValueError("output_stride must be 16 or 32")
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, not {output_stride}")
         self.stem = conv_bn_act(3, 32, 3, 2)
         blocks = []
-        last_s2 = max(i for i, s in enumerate(stages) if s[2] == 2)
+        # each halving of the output stride keeps one more of the last stride-2 stages at stride 1
+        stride2 = [i for i, s in enumerate(stages) if s[2] == 2]
+        unstrided = set(stride2[len(stride2) - {32: 0, 16: 1, 8: 2}[output_stride]:])
         for si, (repeats, k, stride, expand, cin, cout) in enumerate(stages):
-            if output_stride == 16 and si == last_s2:
+            if si in unstrided:
                 stride = 1
             for r in range(repeats):
                 blocks.append(MBConv(cin if r == 0 else cout, cout, k, stride if r == 0 else 1, expand))
