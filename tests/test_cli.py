@@ -176,6 +176,16 @@ def test_deployed_threshold_is_the_best_one_on_the_images_it_was_chosen_on(train
     assert "16 images of synthetic:train" in rec["deployed_threshold"]["source"]
 
 
+def test_evaluate_with_flip_records_it_and_leaves_out_the_threshold_chosen_without_it(trained, tmp_path):
+    out = tmp_path / "r.json"
+    assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--tta", "flip", "--output", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["tta"] == "flip" and "deployed_threshold" not in rec and rec["num_images"] == 16
+    plain = tmp_path / "p.json"
+    assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--output", str(plain)]) == 0
+    assert json.loads(plain.read_text())["tta"] == "none"
+
+
 def test_evaluate_sat_protocol(trained):
     assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--protocol", "sat"]) == 0
 

@@ -1,0 +1,53 @@
+"""Test-time augmentation behind the inference contract (``forward``, ``cams``, ``all_cams``).
+
+``flip``: the image and its horizontal mirror go through the model as one batch of 2B; logits are
+averaged and each map of the mirror is mirrored back before averaging. Why: the models here are not
+mirror-symmetric even when trained with random flips (TF "SAME" padding, for one, pads one side
+more), and on cub50 their boxes sit a few pixels to one side; the mirrored pass has the opposite
+offset, so the average cancels it (benchmarks/METHODS.md, "Flip test-time augmentation"). It costs a second
+forward pass. Vertical flips are not offered: the models never saw upside-down images.
+
+Any method's inference model can be wrapped, since only its own ``cams``/``all_cams`` are called; the
+wrapper stays traceable to ONNX (the mirror is a Slice with step -1, the halves a Reshape).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+TTA_MODES = ("none", "flip")
+
+
+def _mean_with_mirror(maps: torch.Tensor) -> torch.Tensor:
+    """[2B, ..., w] (image maps first, mirror's second) -> [B, ..., w]: the mirror's maps are mirrored back."""
+    pair = maps.reshape(2, -1, *maps.shape[1:])
+    return (pair[0] + pair[1].flip(-1)) / 2
+
+
+class FlipAveraged(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.mean, self.std = model.mean, model.std
+        self.num_classes = getattr(model, "num_classes", None)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (logits [B, K] averaged over the pair, the inner model's maps input for all 2B images)."""
+        logits, maps_input = self.model(torch.cat([images, images.flip(-1)]))
+        pair = logits.reshape(2, -1, logits.shape[-1])
+        return (pair[0] + pair[1]) / 2, maps_input
+
+    def cams(self, maps_input: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+        return _mean_with_mirror(self.model.cams(maps_input, torch.cat([class_ids, class_ids])))
+
+    def all_cams(self, maps_input: torch.Tensor) -> torch.Tensor:
+        return _mean_with_mirror(self.model.all_cams(maps_input))
+
+
+def with_tta(model: nn.Module, mode: str | None) -> nn.Module:
+    """``model`` wrapped for ``mode`` ("none"/None: unchanged)."""
+    if mode in (None, "none"):
+        return model
+    if mode == "flip":
+        return FlipAveraged(model).train(model.training)
+    raise ValueError(f"unknown test-time augmentation {mode!r} (have {', '.join(TTA_MODES)})")
