@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--threshold-images", type=positive_int, default=200)
     o.add_argument("--with-all-cams", action="store_true", help="add cams_all[B,K,h,w] (for evaluation)")
     o.add_argument("--input-size", type=positive_int)
+    o.add_argument("--tta", choices=("none", "flip"), default="none",
+                   help="flip: test-time augmentation in the graph (the mirror is a second pass, averaged; "
+                        "twice the compute)")
 
     f = sub.add_parser("fp16", help=FORMATS["fp16"])
     f.add_argument("--onnx", required=True)
@@ -133,7 +136,7 @@ def run(args, argv) -> int:
         samples = open_split(args, "threshold_") if args.threshold_data_root and args.cam_threshold is None else None
         export_checkpoint(args.checkpoint, args.output, threshold=args.cam_threshold, threshold_samples=samples,
                           threshold_images=args.threshold_images, with_all_cams=args.with_all_cams,
-                          input_size=args.input_size)
+                          input_size=args.input_size, tta=args.tta)
     elif args.format == "fp16":
         from .quantize import to_fp16
 

@@ -581,3 +581,21 @@ def test_method_maps_per_image_tables_match_evaluate_for_the_deployed_map(tmp_pa
     assert deployed_ids == evaluated_ids and deployed.keys() == evaluated.keys()
     for key in deployed:
         np.testing.assert_array_equal(deployed[key], evaluated[key])
+
+
+def test_box_offsets_edges_and_centre():
+    from benchmarks.box_offsets import edge_offsets
+
+    boxes = np.array([[12, 20, 110, 90], [0, 0, 50, 50]])
+    gt = np.array([[10, 25, 100, 100], [2, 0, 50, 40]])
+    # differences (2, -5, 10, -10) and (-2, 0, 0, 10); centres x (6, -1), y (-7.5, 5)
+    assert edge_offsets(boxes, gt) == {"x0": 0.0, "y0": -2.5, "x1": 5.0, "y1": 0.0, "centre_x": 2.5, "centre_y": -1.25}
+
+
+def test_box_offsets_bad_input_is_one_line(tmp_path, capsys):
+    from benchmarks.box_offsets import main
+
+    assert main(["--checkpoints", str(tmp_path / "none.pt"), "--data-root", str(tmp_path / "nowhere"),
+                 "--output", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and not (tmp_path / "o.json").exists()

@@ -204,3 +204,29 @@ def test_engine_compatibility_rules():
         check_compatible(meta, "10.3.0", "NVIDIA H100", "90", "m.engine")
     meta["tensorrt"].update(version_compatible=True, hardware_compat="ampere_plus")
     check_compatible(meta, "10.8.0", "NVIDIA H100", "90", "m.engine")
+
+
+def test_flip_tta_export_matches_the_pytorch_wrapper(ckpt, tmp_path, capsys):
+    from wsol_edge.backends.pytorch_backend import PyTorchBackend
+    from wsol_edge.export.regression import parity
+
+    path = tmp_path / "flip.onnx"
+    # the checkpoint's threshold was chosen without the mirror pass: refused unless given or chosen with it
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(path), "--tta", "flip"]) == 2
+    assert "chosen without --tta flip" in capsys.readouterr().err and not path.exists()
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(path), "--tta", "flip",
+                        "--threshold-dataset", "synthetic", "--threshold-data-root", "unused", "--threshold-images", "8",
+                        "--with-all-cams"]) == 0
+    meta = read_onnx_metadata(path)
+    assert meta["tta"] == "flip" and "synthetic" in meta["cam_threshold_source"]
+    torch_b, ort_b = PyTorchBackend(ckpt, all_cams=True, tta="flip"), load_backend(path)
+    res = parity(torch_b, ort_b, synthetic_dataset(10, 4, 64, seed=4, split="test"))
+    assert res["max_abs_logit_diff"] < 1e-3 and res["max_cam_diff_relative_to_range"] < 1e-3
+    assert res["identical_boxes"] == 100.0 and res["top1_agreement"] == 100.0
+    # the graph really averages with the mirror: it differs from the plain model on an asymmetric image
+    x = np.random.default_rng(0).normal(size=(3, 3, 96, 96)).astype(np.float32)
+    plain = load_backend(ckpt).infer(x)
+    out = ort_b.infer(x)
+    assert out["cams"].shape == plain["cams"].shape == (3, 6, 6)
+    assert np.abs(out["logits"] - plain["logits"]).max() > 1e-4
+    np.testing.assert_allclose(out["cams_all"][np.arange(3), out["class_ids"]], out["cams"], rtol=1e-5, atol=1e-5)

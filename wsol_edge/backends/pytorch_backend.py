@@ -12,17 +12,21 @@ class PyTorchBackend(Backend):
     name = "pytorch"
 
     def __init__(self, path: str | Path, device: str = "cpu", half: bool = False, threshold: float | None = None,
-                 all_cams: bool = False):
+                 all_cams: bool = False, tta: str | None = None):
         """``all_cams``: also return ``cams_all`` [B, K, h, w] (what an ONNX model exported with
-        ``--with-all-cams`` returns), for GT-known evaluation."""
+        ``--with-all-cams`` returns), for GT-known evaluation. ``tta``: "flip" serves the model with
+        flip test-time augmentation (models/tta.py); the checkpoint's threshold was chosen without it,
+        so it is then not carried over."""
         super().__init__()
         import torch
 
         from ..checkpoint import file_sha256
         from ..modelio import load_model
+        from ..models.tta import with_tta
 
         try:
             model, cfg, state = load_model(path)
+            model = with_tta(model, tta)
         except (FileNotFoundError, ValueError) as exc:
             raise BackendError(str(exc)) from None
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -35,9 +39,12 @@ class PyTorchBackend(Backend):
         self.precision = "fp16" if half else "fp32"
         self.meta = {"class_names": cfg["class_names"], "mean": list(model.mean), "std": list(model.std),
                      "input_size": cfg["input_size"], "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
-                     "protocol": "wsoleval", "source_checkpoint_sha256": file_sha256(path), "precision": self.precision}
+                     "protocol": "wsoleval", "source_checkpoint_sha256": file_sha256(path), "precision": self.precision,
+                     "tta": tta or "none"}
         if threshold is not None:
             self.meta.update(cam_threshold=threshold, cam_threshold_source="given by the caller")
+        elif tta not in (None, "none"):
+            self.meta.update(cam_threshold=None, cam_threshold_source=None)
         else:  # chosen at the end of training (wsol_edge/threshold.py); None for older checkpoints
             self.meta.update(cam_threshold=state.get("cam_threshold"), cam_threshold_source=state.get("cam_threshold_source"))
 
