@@ -2,9 +2,9 @@
 
 ``flip``: the image and its horizontal mirror go through the model as one batch of 2B; logits are
 averaged and each map of the mirror is mirrored back before averaging. Why: the models here are not
-mirror-symmetric even when trained with random flips (TF "SAME" padding, for one, pads one side
-more), and on cub50 their boxes sit a few pixels to one side; the mirrored pass has the opposite
-offset, so the average cancels it (benchmarks/METHODS.md, "Flip test-time augmentation"). It costs a second
+mirror-symmetric even when trained with random flips (on cub50 they move their boxes about 5 px to
+the right, and so the mirror's pass about 5 px to the left: benchmarks/box_offsets.py; the cause was
+not traced), and the average cancels that (benchmarks/METHODS.md, "Flip test-time augmentation"). It costs a second
 forward pass. Vertical flips are not offered: the models never saw upside-down images.
 
 Any method's inference model can be wrapped, since only its own ``cams``/``all_cams`` are called; the
