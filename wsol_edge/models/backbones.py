@@ -93,11 +93,11 @@ def resnet50(pretrained: bool = True, weights: str | None = None, large_feature_
 def mobilenet_v2(pretrained: bool = True, weights: str | None = None, output_stride: int = 32) -> nn.Module:
     from torchvision.models import mobilenet_v2 as tv_mobilenet_v2
 
+    if output_stride not in (16, 32):
+        raise ValueError(f"mobilenet_v2 takes output_stride 16 or 32, not {output_stride}")
     net = tv_mobilenet_v2(weights=None)
     if pretrained:
         _load(net, _find_torchvision_weights("mobilenet_v2", weights), drop_prefixes=("classifier.",))
-    if output_stride not in (16, 32):
-        raise ValueError(f"mobilenet_v2 takes output_stride 16 or 32, not {output_stride}")
     if output_stride == 16:
         net.features[14].conv[1][0].stride = (1, 1)  # the last stride-2 depthwise conv
     return _Features(net.features, 1280, IMAGENET_MEAN, IMAGENET_STD)

@@ -4,8 +4,9 @@
 averaged and each map of the mirror is mirrored back before averaging. Why: the models here are not
 mirror-symmetric even when trained with random flips (on cub50 they move their boxes about 5 px to
 the right, and so the mirror's pass about 5 px to the left: benchmarks/box_offsets.py; the cause was
-not traced), and the average cancels that (benchmarks/METHODS.md, "Flip test-time augmentation"). It costs a second
-forward pass. Vertical flips are not offered: the models never saw upside-down images.
+not traced), and the average cancels that (benchmarks/METHODS.md, "Flip test-time augmentation").
+It costs a second forward pass. Vertical flips are not offered: the models never saw upside-down
+images.
 
 Any method's inference model can be wrapped, since only its own ``cams``/``all_cams`` are called; the
 wrapper stays traceable to ONNX (the mirror is a Slice with step -1, the halves a Reshape).
