@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(mirror {cx_mirror:+.2f}): model {row['model_x_bias_px']:+.2f}, data {row['data_x_bias_px']:+.2f}; "
               f"y offset {row['image']['edge_offset_px']['centre_y']:+.2f}", file=sys.stderr)
     atomic_write_json(args.output, {
-        "kind": "box_offsets", "dataset": "cub50" if "cub50" in args.data_root else args.data_root,
+        "kind": "box_offsets", "dataset": Path(args.data_root).name,  # as evaluate names it
         "split": args.split, "protocol": "wsoleval (largest contour, GT-known best threshold of each map)",
         "records": rows, "command": command_line("benchmarks.box_offsets", argv), "commit": git_commit(),
         "machine": machine_info()})

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from wsol_edge.argtypes import non_negative_int, positive_int
+from wsol_edge.argtypes import TTA_MODES, non_negative_int, positive_int
 
 FORMATS = {
     "onnx": "checkpoint -> ONNX FP32",
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--threshold-images", type=positive_int, default=200)
     o.add_argument("--with-all-cams", action="store_true", help="add cams_all[B,K,h,w] (for evaluation)")
     o.add_argument("--input-size", type=positive_int)
-    o.add_argument("--tta", choices=("none", "flip"), default="none",
+    o.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="flip: test-time augmentation in the graph (the mirror is a second pass, averaged; "
                         "twice the compute)")
 

@@ -1,8 +1,11 @@
 """argparse types for counts, so that ``--batch 0`` or ``--epochs -1`` is refused in one line at parse
-time instead of failing (or silently doing nothing) deep inside a run."""
+time instead of failing (or silently doing nothing) deep inside a run; and choices several CLIs share."""
 from __future__ import annotations
 
 import argparse
+
+# wsol_edge/models/tta.py's modes, kept here so that CLIs can offer them without importing torch
+TTA_MODES = ("none", "flip")
 
 
 def _whole_number(text: str) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .argtypes import HelpFormatter, non_negative_int, positive_int
+from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_int
 from .config import parse_args
 from .data import DATASET_KINDS
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="untrained ImageNet CAM: the CAM of the model's own top-1 ImageNet class")
     p.add_argument("--backbone", default="efficientnet_lite0", help="backbone of --imagenet-baseline")
     p.add_argument("--output-stride", type=int, default=None, help="with --imagenet-baseline")
-    p.add_argument("--tta", choices=("none", "flip"), default="none",  # models.tta.TTA_MODES (imports torch)
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="test-time augmentation: flip averages the image's and its mirror's logits and maps "
                         "(two forward passes; the checkpoint's own threshold, chosen without it, is not reported)")
     p.add_argument("--dataset", choices=DATASET_KINDS, default="cub")

@@ -24,6 +24,7 @@ class PyTorchBackend(Backend):
         from ..modelio import load_model
         from ..models.tta import with_tta
 
+        tta = tta or "none"
         try:
             model, cfg, state = load_model(path)
             model = with_tta(model, tta)
@@ -40,10 +41,10 @@ class PyTorchBackend(Backend):
         self.meta = {"class_names": cfg["class_names"], "mean": list(model.mean), "std": list(model.std),
                      "input_size": cfg["input_size"], "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
                      "protocol": "wsoleval", "source_checkpoint_sha256": file_sha256(path), "precision": self.precision,
-                     "tta": tta or "none"}
+                     "tta": tta}
         if threshold is not None:
             self.meta.update(cam_threshold=threshold, cam_threshold_source="given by the caller")
-        elif tta not in (None, "none"):
+        elif tta != "none":
             self.meta.update(cam_threshold=None, cam_threshold_source=None)
         else:  # chosen at the end of training (wsol_edge/threshold.py); None for older checkpoints
             self.meta.update(cam_threshold=state.get("cam_threshold"), cam_threshold_source=state.get("cam_threshold_source"))

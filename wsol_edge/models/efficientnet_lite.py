@@ -31,6 +31,8 @@ LITE_SCALING = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2)}
 LITE_MEAN = (0.498, 0.498, 0.498)  # TF-style preprocessing of the lite checkpoints: (x - 127) / 128
 LITE_STD = (0.502, 0.502, 0.502)
 BN_EPS = 1e-3
+# output stride -> how many of the last stride-2 stages run at stride 1 (each halves the stride)
+UNSTRIDED_STAGES = {32: 0, 16: 1, 8: 2}
 
 
 def round_filters(filters: int, width: float, divisor: int = 8) -> int:
@@ -103,13 +105,12 @@ class EfficientNetLite(nn.Module):
 
     def __init__(self, num_classes: int = 1000, output_stride: int = 32, stages=LITE0_STAGES):
         super().__init__()
-        if output_stride not in (8, 16, 32):
+        if output_stride not in UNSTRIDED_STAGES:
             raise ValueError(f"output_stride must be 8, 16 or 32, not {output_stride}")
         self.stem = conv_bn_act(3, 32, 3, 2)
         blocks = []
-        # each halving of the output stride keeps one more of the last stride-2 stages at stride 1
         stride2 = [i for i, s in enumerate(stages) if s[2] == 2]
-        unstrided = set(stride2[len(stride2) - {32: 0, 16: 1, 8: 2}[output_stride]:])
+        unstrided = set(stride2[len(stride2) - UNSTRIDED_STAGES[output_stride]:])
         for si, (repeats, k, stride, expand, cin, cout) in enumerate(stages):
             if si in unstrided:
                 stride = 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-TTA_MODES = ("none", "flip")
+from ..argtypes import TTA_MODES
 
 
 def _mean_with_mirror(maps: torch.Tensor) -> torch.Tensor:
