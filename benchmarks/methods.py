@@ -4,7 +4,8 @@
 ``configs/cub50_cam_lite0.yaml`` with ``--epochs`` overridden, evaluates each on the test split
 (wsoleval protocol, GT-class CAM) and merges its row into ``--output``: rerunning one method
 replaces that row and keeps the others. ``--table wtl_ablation`` runs the Where-to-Look ablation,
-``--table twopath_ablation`` the two-path one, ``--table icl_ablation`` ICL's.
+``--table twopath_ablation`` the two-path one, ``--table icl_ablation`` ICL's, ``--table sat_ablation``
+SAT-hybrid's.
 
 Each run lives in ``<runs>/<table>/<name>/``; a finished checkpoint is reused (``--retrain`` to
 start over), an interrupted one resumes, so the command can be stopped and run again. After
@@ -75,6 +76,15 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "channel_mean+bg_drop+ca+fc_no_disc_drop": ["--method", "icl", "--icl-attention", "channel_mean",
                                                     "--icl-drop-probs", "0", "0.25", "0.25"],
     },
+    # SAT-hybrid: which part costs its localisation (7.4-7.9 MaxBoxAccV2 behind CAM at 12 epochs)?
+    # Each row takes one loss away, or keeps one spatial-aware block of the three: the new layers on
+    # top of the backbone are what cost two-path and Where-to-Look their maps.
+    "sat_ablation": {
+        "spatial_token+area+norm": ["--method", "sat"],
+        "spatial_token+norm": ["--method", "sat", "--no-area-loss"],
+        "spatial_token+area": ["--method", "sat", "--no-norm-loss"],
+        "spatial_token+area+norm_1block": ["--method", "sat", "--sat-depth", "1"],
+    },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.
 NOTES = {
@@ -85,7 +95,8 @@ NOTES = {
 # Rows trained with the same flags as another table's row share its run (and its checkpoint).
 SAME_RUN = {("wtl_ablation", "caam+ssam+fuse"): ("main", "wtl"),
             ("twopath_ablation", "two_extractors+reweight"): ("main", "twopath"),
-            ("icl_ablation", "nonlocal+bg_drop+ca+fc"): ("main", "icl")}
+            ("icl_ablation", "nonlocal+bg_drop+ca+fc"): ("main", "icl"),
+            ("sat_ablation", "spatial_token+area+norm"): ("main", "sat_hybrid")}
 COLUMNS = (("top1_cls", "Top-1 Cls"), ("top1_loc", "Top-1 Loc"), ("gt_known_loc", "GT-known Loc"),
            ("max_box_acc_v2", "MaxBoxAccV2"))
 

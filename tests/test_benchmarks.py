@@ -125,6 +125,13 @@ def test_methods_tables_build_the_models_their_flags_name():
     # the one row that changes two components: exactly the two single-change rows above, together
     assert icl["channel_mean+bg_drop+ca+fc_no_disc_drop"] == {**full, "attention": "channel_mean",
                                                                "drop_probs": [0.0, 0.25, 0.25]}
+    sat = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
+           for name, flags in TABLES["sat_ablation"].items()}
+    full = sat["spatial_token+area+norm"]
+    assert full == {"area": 0.25, "use_area_loss": True, "use_norm_loss": True, "dim": 192, "heads": 3, "depth": 3}
+    assert sat["spatial_token+norm"] == {**full, "use_area_loss": False}
+    assert sat["spatial_token+area"] == {**full, "use_norm_loss": False}
+    assert sat["spatial_token+area+norm_1block"] == {**full, "depth": 1}
 
 
 def test_best_icl_config_trains_the_benchmarked_row():
