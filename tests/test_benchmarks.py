@@ -128,10 +128,14 @@ def test_methods_tables_build_the_models_their_flags_name():
     sat = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
            for name, flags in TABLES["sat_ablation"].items()}
     full = sat["spatial_token+area+norm"]
-    assert full == {"area": 0.25, "use_area_loss": True, "use_norm_loss": True, "dim": 192, "heads": 3, "depth": 3}
+    assert full == {"area": 0.25, "use_area_loss": True, "use_norm_loss": True, "dim": 192, "heads": 3, "depth": 3,
+                    "sat_depth": 3}
     assert sat["spatial_token+norm"] == {**full, "use_area_loss": False}
     assert sat["spatial_token+area"] == {**full, "use_norm_loss": False}
-    assert sat["spatial_token+area+norm_1block"] == {**full, "depth": 1}
+    assert sat["spatial_token+area+norm_1block"] == {**full, "depth": 1, "sat_depth": 1}
+    from wsol_edge.methods import build_method
+    one = build_method("sat", "efficientnet_lite0", 3, method_kwargs=sat["spatial_token+area+norm_1block"])
+    assert (len(one.blocks), one.sat_depth) == (1, 1)  # the row builds (it once failed: depth 1 < sat_depth 3)
 
 
 def test_best_icl_config_trains_the_benchmarked_row():

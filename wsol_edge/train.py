@@ -129,7 +129,8 @@ def method_kwargs(args: argparse.Namespace) -> dict:
     if args.method == "sat":
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
         if args.backbone not in DEIT_CONFIGS:
-            kw.update(dim=args.sat_dim, heads=args.sat_heads, depth=args.sat_depth)
+            # every hybrid block is spatial-aware (--sat-depth's help), however many there are
+            kw.update(dim=args.sat_dim, heads=args.sat_heads, depth=args.sat_depth, sat_depth=args.sat_depth)
         return kw
     return {}
 
