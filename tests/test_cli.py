@@ -262,3 +262,38 @@ def test_evaluate_per_image_tables_feed_the_paired_bootstrap(trained, tmp_path, 
         paired_bootstrap.main(["--reference", str(npz), "--compare", str(other_cam), "--output", str(tmp_path / "n.json")])
     assert exc.value.code == 2 and "two models named cam; name them with NAME=NPZ" in capsys.readouterr().err
     assert not (tmp_path / "n.json").exists()
+
+
+def test_run_serves_a_checkpoint_with_flip_tta(trained, tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    from wsol_edge.modelio import load_model
+    from wsol_edge.run import main as run_main
+    from wsol_edge.runtime.localizer import Localizer
+
+    rng = np.random.default_rng(3)
+    frame = cv2.resize(rng.integers(0, 255, (6, 9, 3), dtype=np.uint8), (90, 60), interpolation=cv2.INTER_CUBIC)
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), frame)
+    ckpt = str(trained / "checkpoint.pt")
+    # the checkpoint's threshold was chosen without flip: refused without --threshold, nothing written
+    jl = tmp_path / "out.jsonl"
+    assert run_main(["--engine", ckpt, "--source", str(img), "--tta", "flip", "--jsonl", str(jl), "--no-progress"]) == 2
+    assert "chosen without it; give --threshold" in capsys.readouterr().err and not jl.exists()
+    # an ONNX model carries its TTA in the graph (export onnx --tta), so the flag is refused there
+    assert run_main(["--engine", str(tmp_path / "m.onnx"), "--source", str(img), "--tta", "flip", "--threshold", "0.3"]) == 2
+    assert "applies to PyTorch checkpoints only" in capsys.readouterr().err
+    assert run_main(["--engine", ckpt, "--source", str(img), "--tta", "flip", "--threshold", "0.3",
+                     "--jsonl", str(jl), "--no-progress"]) == 0
+    served = json.loads(jl.read_text().splitlines()[0])
+    # by hand: the plain model on the frame and on its mirror, logits averaged
+    model, _, _ = load_model(ckpt)
+    x = torch.from_numpy(Localizer(ckpt).preprocess(frame))[None]
+    with torch.no_grad():
+        logits = (model(x)[0] + model(x.flip(-1))[0]) / 2
+    probs = logits.softmax(1)[0]
+    assert served["class_id"] == int(probs.argmax())
+    assert served["score"] == pytest.approx(float(probs.max()), abs=1e-5)
+    plain = torch.softmax(model(x)[0], 1)[0].max().item()
+    assert abs(plain - float(probs.max())) > 1e-4  # the flip pass changed what was served

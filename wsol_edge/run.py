@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .argtypes import HelpFormatter, non_negative_int, positive_int
+from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="image, folder, glob, video, camera:N, rtsp/http URL, or GStreamer pipeline")
     p.add_argument("--batch", type=positive_int, default=1, help="frames per inference call")
     p.add_argument("--threshold", type=float, help="CAM threshold (default: the model's metadata)")
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
+                   help="test-time augmentation for a .pt checkpoint (flip: image and mirror, one batch, maps "
+                        "averaged; needs --threshold); an ONNX model or engine has it only if exported with --tta")
     p.add_argument("--topk", type=positive_int, default=1, help="classes listed per frame in the JSONL")
     p.add_argument("--output", help="folder for annotated images / videos")
     p.add_argument("--cam-overlay", action="store_true", help="draw the CAM heat map in annotated output")
@@ -46,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     sinks = []
     try:
         # providers/threads reach ONNX Runtime only; load_backend ignores them for other model types
+        if args.tta != "none" and args.threshold is None:
+            # the checkpoint's threshold was chosen on maps without it (as export onnx --tta refuses)
+            raise ValueError(f"--tta {args.tta}: the checkpoint's CAM threshold was chosen without it; give --threshold, "
+                             f"or serve an ONNX model exported with --tta {args.tta} --threshold-data-root DATA")
         loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, providers=args.providers,
-                        threads=args.threads)
+                        threads=args.threads, tta=args.tta)
         annotated = AnnotatedSink(args.output, args.cam_overlay) if args.output else None
         jsonl = JsonlSink(args.jsonl) if args.jsonl else None
         window = WindowSink(args.cam_overlay) if args.show else None

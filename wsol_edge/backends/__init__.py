@@ -13,12 +13,16 @@ TORCH_SUFFIXES = (".pt", ".pth")
 
 def load_backend(path: str | Path, *, providers: list[str] | None = None, threads: int | None = None,
                  device: str = "cpu", half: bool = False, threshold: float | None = None,
-                 all_cams: bool = False) -> Backend:
+                 all_cams: bool = False, tta: str | None = None) -> Backend:
     """The backend for a model file. ``all_cams`` asks a PyTorch checkpoint for every class's map
     (``cams_all``); ONNX models and engines have that output only when exported with it.
-    ``device`` and ``half`` (FP16) apply to PyTorch checkpoints."""
+    ``device``, ``half`` (FP16) and ``tta`` apply to PyTorch checkpoints; an ONNX model or engine
+    carries its test-time augmentation in the graph (``export onnx --tta``)."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if tta not in (None, "none") and suffix not in TORCH_SUFFIXES:
+        raise BackendError(f"{path}: tta={tta!r} applies to PyTorch checkpoints only; an ONNX model or engine "
+                           "serves it when exported with --tta")
     if suffix in ONNX_SUFFIXES:
         from .onnxruntime_backend import OnnxRuntimeBackend
 
@@ -30,7 +34,7 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
     if suffix in TORCH_SUFFIXES:
         from .pytorch_backend import PyTorchBackend
 
-        return PyTorchBackend(path, device=device, half=half, threshold=threshold, all_cams=all_cams)
+        return PyTorchBackend(path, device=device, half=half, threshold=threshold, all_cams=all_cams, tta=tta)
     raise BackendError(f"{path}: unknown model type {suffix!r}; use .onnx, .engine/.trt/.plan or .pt")
 
 
