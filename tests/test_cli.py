@@ -186,6 +186,27 @@ def test_evaluate_with_flip_records_it_and_leaves_out_the_threshold_chosen_witho
     assert json.loads(plain.read_text())["tta"] == "none"
 
 
+def test_evaluate_with_a_map_shift_scores_the_shifted_maps(trained, tmp_path, capsys):
+    import numpy as np
+
+    from wsol_edge.evaluation import read_per_image
+
+    ckpt = str(trained / "checkpoint.pt")
+    runs = {}
+    for name, extra in (("plain", []), ("shifted", ["--map-shift-px", "24"])):
+        out, npz = tmp_path / f"{name}.json", tmp_path / f"{name}.npz"
+        assert evaluate.main(["--checkpoint", ckpt, *SYN, *extra, "--output", str(out), "--per-image", str(npz)]) == 0
+        runs[name] = (json.loads(out.read_text()), read_per_image(npz)[0])
+    (plain, plain_iou), (shifted, shifted_iou) = runs["plain"], runs["shifted"]
+    assert (plain["map_shift_px"], shifted["map_shift_px"]) == (0.0, 24.0)
+    assert "deployed_threshold" not in shifted  # the checkpoint's threshold was chosen on unshifted maps
+    assert shifted["metrics"]["top1_cls"] == plain["metrics"]["top1_cls"]  # logits untouched
+    ious = [k for k in plain_iou if "iou" in k]
+    assert ious and any(not np.array_equal(plain_iou[k], shifted_iou[k]) for k in ious)  # the boxes moved
+    assert evaluate.main(["--checkpoint", ckpt, *SYN, "--map-shift-px", "5", "--tta", "flip"]) == 2
+    assert "already cancels" in capsys.readouterr().err
+
+
 def test_evaluate_sat_protocol(trained):
     assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--protocol", "sat"]) == 0
 

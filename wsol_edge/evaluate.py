@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="test-time augmentation: flip averages the image's and its mirror's logits and maps "
                         "(two forward passes; the checkpoint's own threshold, chosen without it, is not reported)")
+    p.add_argument("--map-shift-px", type=float, default=0.0, metavar="PX",
+                   help="move every map left by PX pixels of the input frame (one pass; the displacement "
+                        "python -m benchmarks.map_shift measures on training images); not with --tta flip, "
+                        "which cancels it; the checkpoint's own threshold, chosen without it, is not reported")
     p.add_argument("--dataset", choices=DATASET_KINDS, default="cub")
     p.add_argument("--data-root")
     p.add_argument("--metadata-root")
@@ -68,6 +72,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .evaluation import LocalizationScorer, per_image_info, write_per_image
     from .modelio import load_model
     from .models import imagenet_cam_model
+    from .models.map_shift import ShiftedMaps
     from .models.tta import with_tta
     from .overlays import cam_overlay, write_png
     from .postprocess import box_from_scoremap
@@ -87,6 +92,11 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     else:
         raise ValueError("give --checkpoint or --imagenet-baseline")
     model = with_tta(model, args.tta)
+    if args.map_shift_px:
+        if args.tta != "none":
+            raise ValueError(f"--map-shift-px with --tta {args.tta}: the flip average already cancels the horizontal "
+                             "displacement; use one of them")
+        model = ShiftedMaps(model, args.map_shift_px, args.input_size or cfg["input_size"])
     train_seconds = float(state.get("train_seconds", 0.0))
     size = args.input_size or cfg["input_size"]
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
@@ -134,7 +144,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "kind": "accuracy", "dataset": dataset_name, "split": args.split, "num_images": evaluated,
         "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
         "variant": "imagenet_untrained" if args.imagenet_baseline else None,
-        "backend": "pytorch", "precision": "fp32", "tta": args.tta, "protocol": args.protocol, "input_size": size,
+        "backend": "pytorch", "precision": "fp32", "tta": args.tta, "map_shift_px": args.map_shift_px,
+        "protocol": args.protocol, "input_size": size,
         "resize": f"{size}x{size} (no crop)",
         "cam_thresholds": {"start": 0.0, "stop": 1.0, "step": args.cam_threshold_step, "count": len(thresholds)},
         "iou_thresholds": list(args.iou_thresholds),
@@ -147,7 +158,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "command": command_line("wsol_edge.evaluate", argv), "commit": git_commit(), "machine": machine_info(),
     }
     own_tau = state.get("cam_threshold")
-    if own_tau is not None and args.protocol == "wsoleval" and args.tta == "none":  # chosen on these maps
+    if own_tau is not None and args.protocol == "wsoleval" and args.tta == "none" and not args.map_shift_px:
+        # chosen on these maps
         record["deployed_threshold"] = {**scorer.at_threshold(own_tau), "source": state["cam_threshold_source"]}
     if args.output:
         atomic_write_json(args.output, record)

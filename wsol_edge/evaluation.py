@@ -115,7 +115,7 @@ class LocalizationScorer:
 def per_image_info(record: dict) -> dict:
     """What a per-image file says about the model it scored: taken from that model's result record."""
     keys = ("dataset", "split", "method", "backbone", "protocol", "input_size", "checkpoint", "checkpoint_sha256",
-            "weights_sha256", "variant", "commit", "metrics")
+            "weights_sha256", "variant", "tta", "map_shift_px", "commit", "metrics")
     return {k: record.get(k) for k in keys}
 
 

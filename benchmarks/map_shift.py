@@ -1,0 +1,126 @@
+"""How far right does a model put its maps? Measured on training images, without boxes.
+
+For each image, the GT-class score map of the image and of its mirror (mirrored back), as the
+protocol makes them (min-max, bicubic to the input frame). A model whose maps sit b px right of
+the evidence puts the image's map at +b and the mirror's, mirrored back, at -b, whatever the
+object, so the column profiles of the two maps (each summed over rows) correlate best at a lag of
+2b; the lag is taken from the per-image correlations summed over all images (parabolic peak,
+sub-pixel). Nothing in this uses a box, so it can run on the training split and its figure be
+given to ``evaluate --map-shift-px`` without looking at the test images
+(wsol_edge/models/map_shift.py). The vertical displacement cannot be split from the data this way
+(no vertical flips are trained) and is not measured.
+``python -m benchmarks.map_shift --checkpoints runs/methods_12ep/main/cam/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_map_shift.json``"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+MAX_LAG_PX = 40
+
+
+def profile_correlation(own: np.ndarray, mirrored: np.ndarray, max_lag: int = MAX_LAG_PX) -> np.ndarray:
+    """Pearson correlation over the overlapping columns of p_own(x) and p_mirror(x + lag), lag =
+    -max_lag..max_lag, where p is a map's column sum; ``own``/``mirrored`` (H, W) score maps. Pearson
+    over the overlap, not a raw sum: a sum shrinks with the overlap and pulls the peak towards lag 0
+    (and a mean over the overlap can move a map's peak with itself away from 0)."""
+    p, q = own.sum(0), mirrored.sum(0)
+    w = len(p)
+    out = np.zeros(2 * max_lag + 1)
+    for i, lag in enumerate(range(-max_lag, max_lag + 1)):
+        a, b = (p[:w - lag], q[lag:]) if lag >= 0 else (p[-lag:], q[:w + lag])
+        a, b = a - a.mean(), b - b.mean()
+        norm = np.sqrt(np.dot(a, a) * np.dot(b, b))
+        out[i] = float(np.dot(a, b)) / norm if norm > 0 else 0.0  # a flat map says nothing about a shift
+    return out
+
+
+def displacement_px(correlation: np.ndarray, max_lag: int = MAX_LAG_PX) -> float:
+    """The model's rightward displacement b from the summed correlation: its peak lies at lag -2b
+    (the image's map at +b, the mirror's at -b); a parabola through the peak and its neighbours
+    gives the sub-pixel lag. A peak on the edge of the lag range is a ValueError."""
+    i = int(np.argmax(correlation))
+    if i in (0, len(correlation) - 1):
+        raise ValueError(f"the maps' correlation peaks at the edge of +-{max_lag} px: no displacement to measure")
+    y0, y1, y2 = correlation[i - 1: i + 2]
+    denom = y0 - 2 * y1 + y2
+    lag = i - max_lag + (0.5 * (y0 - y2) / denom if denom != 0 else 0.0)
+    return -lag / 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.checkpoint import checkpoint_provenance
+    from wsol_edge.data import open_dataset
+    from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
+    from wsol_edge.modelio import load_model
+    from wsol_edge.postprocess import cam_to_scoremap
+    from wsol_edge.runinfo import command_line, git_commit, machine_info
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.map_shift", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--data-root", required=True, help="CUB-layout folder")
+    p.add_argument("--split", default="train", help="where to measure (no boxes are used)")
+    p.add_argument("--max-images", type=int, default=None, help="evenly spaced over the split (default: every image)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--output", required=True)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        samples = open_dataset("cub", args.data_root, args.split)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.max_images and args.max_images < len(samples):  # evenly spaced: the split is ordered by class
+        samples = samples.subset(np.linspace(0, len(samples) - 1, args.max_images).round().astype(int).tolist())
+    rows = []
+    for path in args.checkpoints:
+        try:
+            model, cfg, state = load_model(path)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if cfg["num_classes"] != samples.num_classes:
+            print(f"error: {path} has {cfg['num_classes']} classes, {samples.name} {samples.num_classes}", file=sys.stderr)
+            return 2
+        size = cfg["input_size"]
+        corr, count = np.zeros(2 * MAX_LAG_PX + 1), 0
+        loader = DataLoader(EvalDataset(samples, model.mean, model.std, size), batch_size=32, collate_fn=collate_skip_bad)
+        with torch.inference_mode():
+            for batch, _ in loader:
+                if batch is None:
+                    continue
+                x, y = batch["image"], batch["label"]
+                _, feats = model(x)
+                _, feats_m = model(x.flip(-1))
+                own, mirrored = model.cams(feats, y).numpy(), model.cams(feats_m, y).flip(-1).numpy()
+                for a, b in zip(own, mirrored):
+                    corr += profile_correlation(cam_to_scoremap(a, size), cam_to_scoremap(b, size))
+                    count += 1
+        try:
+            shift = displacement_px(corr)
+        except ValueError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return 1
+        rows.append({"checkpoint": str(path), **checkpoint_provenance(path, state), "method": cfg.get("method", "cam"),
+                     "backbone": cfg["backbone"], "input_size": size, "num_images": count,
+                     "map_x_displacement_px": shift})
+        print(f"{path}: maps {shift:+.2f} px right of the mirror-consistent position ({count} images of "
+              f"{args.split}); evaluate with --map-shift-px {shift:.2f}", file=sys.stderr)
+    atomic_write_json(args.output, {
+        "kind": "map_shift", "dataset": Path(args.data_root).name, "split": args.split,
+        "estimator": "Pearson correlation of the column profiles of each image's GT-class score map and its "
+                     "mirror's (mirrored back) at lags -40..40 px, summed over images; displacement = -peak lag/2",
+        "records": rows, "command": command_line("benchmarks.map_shift", argv), "commit": git_commit(),
+        "machine": machine_info()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
