@@ -5,7 +5,11 @@ put their maps about 5 px (of the 224 frame) right of the object and their mirro
 left (benchmarks/box_offsets.py). Flip TTA cancels that at the cost of a second forward pass;
 this shifts the map back in one pass, by the displacement ``benchmarks.map_shift`` measures on
 training images (no boxes: the image's map against the mirror's map mirrored back). Only the
-horizontal part can be measured that way, so only it is corrected.
+horizontal part can be measured that way, so only it is corrected. Measured on cub50 (12-epoch CAM
+and ICL-variant checkpoints, three seeds), it does not replace flip: MaxBoxAccV2 drops a little and
+flip beats it everywhere, since the asymmetry is mostly a map spreading further right rather than one
+displaced as a whole (benchmarks/METHODS.md, "One pass instead of two?"). It stays for those
+experiments (``evaluate --map-shift-px``) and is not offered for export or the runtime.
 
 The shift is linear interpolation between neighbouring columns of the low-resolution map, with
 the edge columns repeated, so the map keeps its size and the graph stays plain slices (ONNX-able).
