@@ -303,8 +303,9 @@ def test_run_serves_a_checkpoint_with_flip_tta(trained, tmp_path, capsys):
     assert run_main(["--engine", ckpt, "--source", str(img), "--tta", "flip", "--jsonl", str(jl), "--no-progress"]) == 2
     assert "chosen without it; give --threshold" in capsys.readouterr().err and not jl.exists()
     # an ONNX model carries its TTA in the graph (export onnx --tta), so the flag is refused there
-    assert run_main(["--engine", str(tmp_path / "m.onnx"), "--source", str(img), "--tta", "flip", "--threshold", "0.3"]) == 2
-    assert "applies to PyTorch checkpoints only" in capsys.readouterr().err
+    for threshold in (["--threshold", "0.3"], []):
+        assert run_main(["--engine", str(tmp_path / "m.onnx"), "--source", str(img), "--tta", "flip", *threshold]) == 2
+        assert "applies to PyTorch checkpoints only" in capsys.readouterr().err
     assert run_main(["--engine", ckpt, "--source", str(img), "--tta", "flip", "--threshold", "0.3",
                      "--jsonl", str(jl), "--no-progress"]) == 0
     served = json.loads(jl.read_text().splitlines()[0])
