@@ -30,16 +30,15 @@ def edge_offsets(boxes: np.ndarray, gt: np.ndarray) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     import torch
-    from torch.utils.data import DataLoader
 
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.checkpoint import checkpoint_provenance
     from wsol_edge.data import open_dataset
-    from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
     from wsol_edge.evaluation import LocalizationScorer
-    from wsol_edge.modelio import load_model
     from wsol_edge.postprocess import box_from_scoremap
     from wsol_edge.runinfo import command_line, git_commit, machine_info
+
+    from .mirror_pass import image_and_mirror_maps, load_checked
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.box_offsets", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoints", nargs="+", required=True)
@@ -62,33 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for path in args.checkpoints:
         try:
-            model, cfg, state = load_model(path)
+            model, cfg, state = load_checked(path, samples)
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if cfg["num_classes"] != samples.num_classes:
-            print(f"error: {path} has {cfg['num_classes']} classes, {samples.name} {samples.num_classes}", file=sys.stderr)
             return 2
         size = cfg["input_size"]
         scorers = {k: LocalizationScorer("wsoleval", size, np.arange(0, 1, 0.01), (50,), with_classification=False)
                    for k in PASSES}
         maps = {k: [] for k in PASSES}
         gt = []
-        loader = DataLoader(EvalDataset(samples, model.mean, model.std, size), batch_size=32,
-                            collate_fn=collate_skip_bad)
-        with torch.inference_mode():
-            for batch, _ in loader:
-                if batch is None:
-                    continue
-                x, y = batch["image"], batch["label"]
-                logits, feats = model(x)
-                _, feats_m = model(x.flip(-1))
-                own, mirrored = model.cams(feats, y), model.cams(feats_m, y).flip(-1)
-                for k, cams in zip(PASSES, (own, mirrored, (own + mirrored) / 2)):
-                    got = scorers[k].add(logits.numpy(), cams.numpy(), y.numpy(), batch["boxes"])
-                    maps[k] += [m.astype(np.float16) for m in got]  # 1,389 maps x 3 in float32 would be 0.8 GB
-                # the first box: CUB has one per image
-                gt += [np.asarray(b, float).reshape(-1, 4)[0] for b in batch["boxes"]]
+        for batch, logits, own, mirrored in image_and_mirror_maps(model, samples, size):
+            y = batch["label"]
+            for k, cams in zip(PASSES, (own, mirrored, (own + mirrored) / 2)):
+                got = scorers[k].add(logits.numpy(), cams.numpy(), y.numpy(), batch["boxes"])
+                maps[k] += [m.astype(np.float16) for m in got]  # 1,389 maps x 3 in float32 would be 0.8 GB
+            # the first box: CUB has one per image
+            gt += [np.asarray(b, float).reshape(-1, 4)[0] for b in batch["boxes"]]
         row = {"checkpoint": str(path), **checkpoint_provenance(path, state), "method": cfg.get("method", "cam"),
                "backbone": cfg["backbone"], "num_images": len(gt)}
         for k in PASSES:

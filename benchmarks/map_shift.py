@@ -52,15 +52,14 @@ def displacement_px(correlation: np.ndarray, max_lag: int = MAX_LAG_PX) -> float
 
 def main(argv: list[str] | None = None) -> int:
     import torch
-    from torch.utils.data import DataLoader
 
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.checkpoint import checkpoint_provenance
     from wsol_edge.data import open_dataset
-    from wsol_edge.data.torch_dataset import EvalDataset, collate_skip_bad
-    from wsol_edge.modelio import load_model
     from wsol_edge.postprocess import cam_to_scoremap
     from wsol_edge.runinfo import command_line, git_commit, machine_info
+
+    from .mirror_pass import image_and_mirror_maps, load_checked
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.map_shift", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoints", nargs="+", required=True)
@@ -82,27 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for path in args.checkpoints:
         try:
-            model, cfg, state = load_model(path)
+            model, cfg, state = load_checked(path, samples)
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        if cfg["num_classes"] != samples.num_classes:
-            print(f"error: {path} has {cfg['num_classes']} classes, {samples.name} {samples.num_classes}", file=sys.stderr)
-            return 2
         size = cfg["input_size"]
         corr, count = np.zeros(2 * MAX_LAG_PX + 1), 0
-        loader = DataLoader(EvalDataset(samples, model.mean, model.std, size), batch_size=32, collate_fn=collate_skip_bad)
-        with torch.inference_mode():
-            for batch, _ in loader:
-                if batch is None:
-                    continue
-                x, y = batch["image"], batch["label"]
-                _, feats = model(x)
-                _, feats_m = model(x.flip(-1))
-                own, mirrored = model.cams(feats, y).numpy(), model.cams(feats_m, y).flip(-1).numpy()
-                for a, b in zip(own, mirrored):
-                    corr += profile_correlation(cam_to_scoremap(a, size), cam_to_scoremap(b, size))
-                    count += 1
+        for _, _, own, mirrored in image_and_mirror_maps(model, samples, size):
+            for a, b in zip(own.numpy(), mirrored.numpy()):
+                corr += profile_correlation(cam_to_scoremap(a, size), cam_to_scoremap(b, size))
+                count += 1
         try:
             shift = displacement_px(corr)
         except ValueError as exc:
