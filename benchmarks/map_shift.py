@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(args.output, {
         "kind": "map_shift", "dataset": Path(args.data_root).name, "split": args.split,
         "estimator": "Pearson correlation of the column profiles of each image's GT-class score map and its "
-                     "mirror's (mirrored back) at lags -40..40 px, summed over images; displacement = -peak lag/2",
+                     f"mirror's (mirrored back) at lags -{MAX_LAG_PX}..{MAX_LAG_PX} px, summed over images; "
+                     "displacement = -peak lag/2",
         "records": rows, "command": command_line("benchmarks.map_shift", argv), "commit": git_commit(),
         "machine": machine_info()})
     return 0

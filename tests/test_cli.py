@@ -302,6 +302,8 @@ def test_run_serves_a_checkpoint_with_flip_tta(trained, tmp_path, capsys):
     jl = tmp_path / "out.jsonl"
     assert run_main(["--engine", ckpt, "--source", str(img), "--tta", "flip", "--jsonl", str(jl), "--no-progress"]) == 2
     assert "chosen without it; give --threshold" in capsys.readouterr().err and not jl.exists()
+    with pytest.raises(ValueError, match="chosen without it"):  # the Python API refuses it too, not 0.5 silently
+        Localizer(ckpt, tta="flip")
     # an ONNX model carries its TTA in the graph (export onnx --tta), so the flag is refused there
     for threshold in (["--threshold", "0.3"], []):
         assert run_main(["--engine", str(tmp_path / "m.onnx"), "--source", str(img), "--tta", "flip", *threshold]) == 2

@@ -92,13 +92,13 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     else:
         raise ValueError("give --checkpoint or --imagenet-baseline")
     model = with_tta(model, args.tta)
+    size = args.input_size or cfg["input_size"]
     if args.map_shift_px:
         if args.tta != "none":
             raise ValueError(f"--map-shift-px with --tta {args.tta}: the flip average already cancels the horizontal "
                              "displacement; use one of them")
-        model = ShiftedMaps(model, args.map_shift_px, args.input_size or cfg["input_size"])
+        model = ShiftedMaps(model, args.map_shift_px, size)
     train_seconds = float(state.get("train_seconds", 0.0))
-    size = args.input_size or cfg["input_size"]
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
                            synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
                            synthetic_size=args.synthetic_size)

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .backends import TORCH_SUFFIXES, BackendError
+    from .backends import BackendError
     from .runtime.localizer import Localizer
     from .runtime.pipeline import Pipeline
     from .runtime.sinks import AnnotatedSink, JsonlSink, OutputError, WindowSink
@@ -49,10 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     sinks = []
     try:
         # providers/threads reach ONNX Runtime only; load_backend ignores them for other model types
-        if args.tta != "none" and args.threshold is None and args.engine.lower().endswith(TORCH_SUFFIXES):
-            # the checkpoint's threshold was chosen on maps without it (as export onnx --tta refuses)
-            raise ValueError(f"--tta {args.tta}: the checkpoint's CAM threshold was chosen without it; give --threshold, "
-                             f"or serve an ONNX model exported with --tta {args.tta} --threshold-data-root DATA")
         loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, providers=args.providers,
                         threads=args.threads, tta=args.tta)
         annotated = AnnotatedSink(args.output, args.cam_overlay) if args.output else None

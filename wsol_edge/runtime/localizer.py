@@ -56,6 +56,12 @@ class Localizer:
         meta = self.backend.meta
         if threshold is None:
             threshold = meta.get("cam_threshold")
+        tta = meta.get("tta", "none")
+        if threshold is None and tta != "none":
+            # a checkpoint served with TTA: its own threshold was chosen on maps without it (as export
+            # onnx --tta refuses); an ONNX model exported with --tta carries one chosen with it
+            raise ValueError(f"--tta {tta}: the checkpoint's CAM threshold was chosen without it; give --threshold "
+                             f"(threshold=...), or serve an ONNX model exported with --tta {tta} --threshold-data-root DATA")
         if threshold is None:
             import sys
 
