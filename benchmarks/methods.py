@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "training, for every row (wsol_edge/precise_bn.py); 0: off")
     p.add_argument("--backbone", default=None,
                    help="backbone for every row (default: the config's); use a --runs and --output of its own")
+    p.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None,
+                   help="backbone output stride for every row (default: the config's, 16: 14x14 CAMs at 224; "
+                        "8: 28x28); use a --runs and --output of its own")
     p.add_argument("--seed", type=int, default=None,
                    help="training seed for every row (default: the config's); use a --runs and --output of its own")
     p.add_argument("--runs", default="runs/methods", help="folder for checkpoints and per-run results")
@@ -135,6 +138,8 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     threads = ["--threads", str(args.threads)] if args.threads else []
     seed = ["--seed", str(args.seed)] if args.seed is not None else []
     backbone = ["--backbone", args.backbone] if args.backbone else []
+    if args.output_stride:
+        backbone += ["--output-stride", str(args.output_stride)]
     run([sys.executable, "-m", "wsol_edge.train", "--config", args.config, "--data-root", args.data_root,
          *flags, "--epochs", str(args.epochs), *seed, *backbone, "--out", str(run_dir), "--no-progress", *threads,
          "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
@@ -150,6 +155,8 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
         record["schedule"]["seed"] = args.seed
     if args.backbone:
         record["schedule"]["backbone"] = args.backbone
+    if args.output_stride:
+        record["schedule"]["output_stride"] = args.output_stride
     done = (record.get("precise_bn") or {}).get("batches_requested", 0)
     if done != args.precise_bn:  # statistics re-estimated in place cannot be undone by a resume
         raise RuntimeError(f"{ckpt} has BatchNorm statistics re-estimated on {done} batches, not {args.precise_bn}; "

@@ -153,7 +153,7 @@ def test_best_icl_config_trains_the_benchmarked_row():
     assert differ == {"config", "out"}, differ
 
 
-def test_methods_seed_and_backbone_reach_training_and_the_record(tmp_path, monkeypatch):
+def test_methods_seed_backbone_and_stride_reach_training_and_the_record(tmp_path, monkeypatch):
     import benchmarks.methods as methods
 
     calls = []
@@ -182,6 +182,12 @@ def test_methods_seed_and_backbone_reach_training_and_the_record(tmp_path, monke
     record = methods.train_and_evaluate("cam", ["--method", "cam"], args, run_dir)
     assert calls[0][calls[0].index("--backbone") + 1] == "efficientnet_lite2"
     assert record["schedule"]["backbone"] == "efficientnet_lite2"
+    assert "--output-stride" not in calls[0] and "output_stride" not in record["schedule"]  # the config's
+    calls.clear()
+    args = methods.build_parser().parse_args(["--output-stride", "8"])
+    record = methods.train_and_evaluate("cam", ["--method", "cam"], args, run_dir)
+    assert calls[0][calls[0].index("--output-stride") + 1] == "8"
+    assert record["schedule"]["output_stride"] == 8
 
 
 def test_accuracy_plot_draws_one_bar_per_record_and_metric(tmp_path):
