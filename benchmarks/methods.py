@@ -138,10 +138,9 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     threads = ["--threads", str(args.threads)] if args.threads else []
     seed = ["--seed", str(args.seed)] if args.seed is not None else []
     backbone = ["--backbone", args.backbone] if args.backbone else []
-    if args.output_stride:
-        backbone += ["--output-stride", str(args.output_stride)]
+    stride = ["--output-stride", str(args.output_stride)] if args.output_stride else []
     run([sys.executable, "-m", "wsol_edge.train", "--config", args.config, "--data-root", args.data_root,
-         *flags, "--epochs", str(args.epochs), *seed, *backbone, "--out", str(run_dir), "--no-progress", *threads,
+         *flags, "--epochs", str(args.epochs), *seed, *backbone, *stride, "--out", str(run_dir), "--no-progress", *threads,
          "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
     result = run_dir / "eval.json"
     run([sys.executable, "-m", "wsol_edge.evaluate", "--checkpoint", str(ckpt), "--dataset", "cub",
