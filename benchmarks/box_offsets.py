@@ -11,7 +11,6 @@ of the two passes' horizontal centre offsets (``model_x_bias_px``). The mean of 
 ``python -m benchmarks.box_offsets --checkpoints runs/methods_12ep/main/cam/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_box_offsets.json``"""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -29,30 +28,17 @@ def edge_offsets(boxes: np.ndarray, gt: np.ndarray) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.checkpoint import checkpoint_provenance
-    from wsol_edge.data import open_dataset
     from wsol_edge.evaluation import LocalizationScorer
     from wsol_edge.postprocess import box_from_scoremap
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
-    from .mirror_pass import image_and_mirror_maps, load_checked
+    from .mirror_pass import build_parser, image_and_mirror_maps, load_checked, open_split
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.box_offsets", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoints", nargs="+", required=True)
-    p.add_argument("--data-root", required=True, help="CUB-layout folder")
-    p.add_argument("--split", default="test")
-    p.add_argument("--max-images", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--output", required=True)
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
+    args = build_parser("python -m benchmarks.box_offsets", __doc__.split("\n\n")[0], split="test").parse_args(argv)
     try:
-        samples = open_dataset("cub", args.data_root, args.split)
+        samples = open_split(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

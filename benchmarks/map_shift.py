@@ -12,7 +12,6 @@ given to ``evaluate --map-shift-px`` without looking at the test images
 ``python -m benchmarks.map_shift --checkpoints runs/methods_12ep/main/cam/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_map_shift.json``"""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -51,28 +50,18 @@ def displacement_px(correlation: np.ndarray, max_lag: int = MAX_LAG_PX) -> float
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.checkpoint import checkpoint_provenance
-    from wsol_edge.data import open_dataset
     from wsol_edge.postprocess import cam_to_scoremap
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
-    from .mirror_pass import image_and_mirror_maps, load_checked
+    from .mirror_pass import build_parser, image_and_mirror_maps, load_checked, open_split
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.map_shift", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoints", nargs="+", required=True)
-    p.add_argument("--data-root", required=True, help="CUB-layout folder")
-    p.add_argument("--split", default="train", help="where to measure (no boxes are used)")
-    p.add_argument("--max-images", type=int, default=None, help="evenly spaced over the split (default: every image)")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--output", required=True)
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = build_parser("python -m benchmarks.map_shift", __doc__.split("\n\n")[0], split="train",
+                        split_help="where to measure (no boxes are used)",
+                        max_images_help="evenly spaced over the split (default: every image)").parse_args(argv)
     try:
-        samples = open_dataset("cub", args.data_root, args.split)
+        samples = open_split(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

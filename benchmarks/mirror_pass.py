@@ -1,6 +1,33 @@
 """The image's and its mirror's GT-class maps, for the studies of the models' left-right asymmetry
-(benchmarks/box_offsets.py, benchmarks/map_shift.py)."""
+(benchmarks/box_offsets.py, benchmarks/map_shift.py), and the command line both take."""
 from __future__ import annotations
+
+import argparse
+
+
+def build_parser(prog: str, description: str, split: str, split_help: str | None = None,
+                 max_images_help: str | None = None) -> argparse.ArgumentParser:
+    """The options both studies take; each picks its ``--max-images`` subset itself."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--data-root", required=True, help="CUB-layout folder")
+    p.add_argument("--split", default=split, help=split_help)
+    p.add_argument("--max-images", type=int, default=None, help=max_images_help)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--output", required=True)
+    return p
+
+
+def open_split(args):
+    """Sets torch's threads and opens ``--data-root``'s ``--split``; FileNotFoundError/ValueError
+    with a one-line message when it cannot."""
+    import torch
+
+    from wsol_edge.data import open_dataset
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return open_dataset("cub", args.data_root, args.split)
 
 
 def load_checked(path, samples):
