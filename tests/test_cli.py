@@ -207,6 +207,30 @@ def test_evaluate_with_a_map_shift_scores_the_shifted_maps(trained, tmp_path, ca
     assert "already cancels" in capsys.readouterr().err
 
 
+def test_evaluate_with_aligned_maps_records_the_offset_and_moves_the_boxes(trained, tmp_path, capsys):
+    import numpy as np
+
+    from wsol_edge.evaluation import read_per_image
+
+    ckpt = str(trained / "checkpoint.pt")
+    runs = {}
+    for name, extra in (("plain", []), ("aligned", ["--align-maps"]), ("flip", ["--tta", "flip", "--align-maps"])):
+        out, npz = tmp_path / f"{name}.json", tmp_path / f"{name}.npz"
+        assert evaluate.main(["--checkpoint", ckpt, *SYN, *extra, "--output", str(out), "--per-image", str(npz)]) == 0
+        runs[name] = (json.loads(out.read_text()), read_per_image(npz)[0])
+    (plain, plain_iou), (aligned, aligned_iou), (flip, _) = runs["plain"], runs["aligned"], runs["flip"]
+    # the fixture's EfficientNet-Lite0 at the train CLI's default stride, 32: five SAME stride-2 layers put
+    # cell j's field at 32j + 31, drawn at 32j + 15.5 (grid_offset.py); flip's average is centred across
+    assert (plain["map_offset_px"], aligned["map_offset_px"], flip["map_offset_px"]) == ([0.0, 0.0], [15.5, 15.5],
+                                                                                         [0.0, 15.5])
+    assert "deployed_threshold" in plain and "deployed_threshold" not in aligned
+    assert aligned["metrics"]["top1_cls"] == plain["metrics"]["top1_cls"]
+    ious = [k for k in plain_iou if "iou" in k]
+    assert ious and any(not np.array_equal(plain_iou[k], aligned_iou[k]) for k in ious)
+    assert evaluate.main(["--checkpoint", ckpt, *SYN, "--align-maps", "--map-shift-px", "5"]) == 2
+    assert "use one of them" in capsys.readouterr().err
+
+
 def test_evaluate_sat_protocol(trained):
     assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--protocol", "sat"]) == 0
 

@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="move every map left by PX pixels of the input frame (one pass; the displacement "
                         "python -m benchmarks.map_shift measures on training images); not with --tta flip, "
                         "which cancels it; the checkpoint's own threshold, chosen without it, is not reported")
+    p.add_argument("--align-maps", action="store_true",
+                   help="move every upsampled map by the model's receptive-field offset, measured on a "
+                        "linearised copy (wsol_edge/models/grid_offset.py: +7.5 px right and down for "
+                        "EfficientNet-Lite at stride 16; with --tta flip only the vertical part remains); "
+                        "the checkpoint's own threshold, chosen without it, is not reported")
     p.add_argument("--dataset", choices=DATASET_KINDS, default="cub")
     p.add_argument("--data-root")
     p.add_argument("--metadata-root")
@@ -72,6 +77,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .evaluation import LocalizationScorer, per_image_info, write_per_image
     from .modelio import load_model
     from .models import imagenet_cam_model
+    from .models.grid_offset import receptive_field_offset
     from .models.map_shift import ShiftedMaps
     from .models.tta import with_tta
     from .overlays import cam_overlay, write_png
@@ -98,6 +104,9 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             raise ValueError(f"--map-shift-px with --tta {args.tta}: the flip average already cancels the horizontal "
                              "displacement; use one of them")
         model = ShiftedMaps(model, args.map_shift_px, size)
+    if args.align_maps and args.map_shift_px:
+        raise ValueError("--align-maps with --map-shift-px: use one of them")
+    map_offset = receptive_field_offset(model, size) if args.align_maps else (0.0, 0.0)
     train_seconds = float(state.get("train_seconds", 0.0))
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
                            synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
@@ -108,7 +117,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         samples = samples.subset(range(min(args.max_images, len(samples))))
     thresholds = np.arange(0, 1, args.cam_threshold_step)
     scorer = LocalizationScorer(args.protocol, size, thresholds, tuple(args.iou_thresholds),
-                                with_classification=not args.imagenet_baseline)
+                                with_classification=not args.imagenet_baseline, map_offset_px=map_offset)
     data = EvalDataset(samples, model.mean, model.std, size, args.skip_bad_images)
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=False, collate_fn=collate_skip_bad)
     overlay_items, indices, skipped = [], [], 0
@@ -145,6 +154,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
         "variant": "imagenet_untrained" if args.imagenet_baseline else None,
         "backend": "pytorch", "precision": "fp32", "tta": args.tta, "map_shift_px": args.map_shift_px,
+        "map_offset_px": list(map_offset),
         "protocol": args.protocol, "input_size": size,
         "resize": f"{size}x{size} (no crop)",
         "cam_thresholds": {"start": 0.0, "stop": 1.0, "step": args.cam_threshold_step, "count": len(thresholds)},
@@ -158,7 +168,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "command": command_line("wsol_edge.evaluate", argv), "commit": git_commit(), "machine": machine_info(),
     }
     own_tau = state.get("cam_threshold")
-    if own_tau is not None and args.protocol == "wsoleval" and args.tta == "none" and not args.map_shift_px:
+    if own_tau is not None and args.protocol == "wsoleval" and args.tta == "none" and not args.map_shift_px \
+            and not args.align_maps:
         # chosen on these maps
         record["deployed_threshold"] = {**scorer.at_threshold(own_tau), "source": state["cam_threshold_source"]}
     if args.output:

@@ -29,6 +29,7 @@ class LocalizationScorer:
     cam_thresholds: np.ndarray = field(default_factory=lambda: DEFAULT_CAM_THRESHOLDS)
     iou_thresholds: tuple = (30, 50, 70)
     with_classification: bool = True
+    map_offset_px: tuple = (0.0, 0.0)  # (dx, dy) applied to every upsampled map: postprocess.translate_map
 
     def __post_init__(self):
         if self.protocol not in ("wsoleval", "sat"):
@@ -45,7 +46,9 @@ class LocalizationScorer:
         self.top5: list[np.ndarray] = []
 
     def scoremap(self, cam: np.ndarray) -> np.ndarray:
-        return cam_to_scoremap(cam, self.size) if self.protocol == "wsoleval" else sat_scoremap(cam, self.size)
+        if self.protocol == "wsoleval":
+            return cam_to_scoremap(cam, self.size, self.map_offset_px)
+        return sat_scoremap(cam, self.size, offset_px=self.map_offset_px)
 
     def add(self, logits, cams, labels, gt_boxes, masks=None) -> list[np.ndarray]:
         """Returns the score maps (for overlays)."""

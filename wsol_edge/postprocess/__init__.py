@@ -13,10 +13,11 @@ from .boxes import (
     quantize_scoremap,
     sat_box,
     sat_scoremap,
+    translate_map,
     upsample_cam,
 )
 
 __all__ = [
     "DEFAULT_CAM_THRESHOLDS", "boxes_at_thresholds", "box_from_scoremap", "cam_to_scoremap",
-    "cams_to_boxes", "largest_component_box", "normalize_scoremap", "quantize_scoremap", "sat_box", "sat_scoremap", "upsample_cam",
+    "cams_to_boxes", "largest_component_box", "normalize_scoremap", "quantize_scoremap", "sat_box", "sat_scoremap", "translate_map", "upsample_cam",
 ]

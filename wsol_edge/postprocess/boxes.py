@@ -45,9 +45,22 @@ def normalize_scoremap(cam: np.ndarray) -> np.ndarray:
     return cam
 
 
-def cam_to_scoremap(cam: np.ndarray, size: int | tuple[int, int] = 224) -> np.ndarray:
-    """Raw CAM (h, w) -> normalised score map at ``size`` (wsoleval rule 2)."""
-    return normalize_scoremap(upsample_cam(cam, size))
+def translate_map(scoremap: np.ndarray, offset_px=(0.0, 0.0)) -> np.ndarray:
+    """``scoremap`` moved right by dx and down by dy pixels (``offset_px`` = (dx, dy); bilinear, edge
+    pixels repeated into the gap): registers a map whose cells the resize draws off their receptive
+    fields (wsol_edge/models/grid_offset.py). (0, 0) returns the map itself."""
+    dx, dy = (float(v) for v in offset_px)
+    if dx == 0 and dy == 0:
+        return scoremap
+    shift = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(scoremap, shift, (scoremap.shape[1], scoremap.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def cam_to_scoremap(cam: np.ndarray, size: int | tuple[int, int] = 224, offset_px=(0.0, 0.0)) -> np.ndarray:
+    """Raw CAM (h, w) -> normalised score map at ``size`` (wsoleval rule 2), moved by ``offset_px``
+    (translate_map) before normalising."""
+    return normalize_scoremap(translate_map(upsample_cam(cam, size), offset_px))
 
 
 def quantize_scoremap(scoremap: np.ndarray) -> np.ndarray:
@@ -109,13 +122,14 @@ def cams_to_boxes(cams: np.ndarray, threshold: float, size: int = 224) -> tuple[
     return boxes, maps
 
 
-def sat_scoremap(cam: np.ndarray, size: int = 224, eps: float = 1e-8) -> np.ndarray:
-    """SAT protocol: min-max normalise (with epsilon) the raw map, then bilinear resize."""
+def sat_scoremap(cam: np.ndarray, size: int = 224, eps: float = 1e-8, offset_px=(0.0, 0.0)) -> np.ndarray:
+    """SAT protocol: min-max normalise (with epsilon) the raw map, then bilinear resize (then
+    translate_map by ``offset_px``)."""
     cam = np.asarray(cam, dtype=np.float32)
     if not np.isfinite(cam).all():
         cam = np.zeros_like(cam)
     cam = (cam - cam.min()) / (cam.max() - cam.min() + eps)
-    return cv2.resize(cam, (size, size), interpolation=cv2.INTER_LINEAR)
+    return translate_map(cv2.resize(cam, (size, size), interpolation=cv2.INTER_LINEAR), offset_px)
 
 
 def sat_box(scoremap: np.ndarray, threshold: float) -> np.ndarray:
