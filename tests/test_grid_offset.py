@@ -84,3 +84,29 @@ def test_scorer_with_an_offset_scores_the_moved_map():
     assert xs1.mean() - xs.mean() == pytest.approx(8.0, abs=0.5)
     assert ys1.mean() - ys.mean() == pytest.approx(-4.0, abs=0.5)
     assert not np.array_equal(plain.single.ious, moved.single.ious)
+
+
+def test_effective_offset_of_a_uniform_model_is_its_arithmetic_offset():
+    from benchmarks.field_offset import effective_offset
+
+    model = TinyCam(nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.ReLU(), nn.MaxPool2d(3, 2, 1)), 4).eval()
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                mod.weight.fill_(1.0)
+                mod.bias.zero_()
+    model.body[2] = nn.AvgPool2d(3, 2, 1)  # max pooling's gradient would pick one pixel per window
+    images = torch.rand(3, 3, 32, 32) + 0.5
+    dx, dy = effective_offset(model, images, torch.tensor([0, 1, 2]))
+    assert (dx, dy) == pytest.approx(receptive_field_offset(model, 32), abs=1e-6)  # (-1.5, -1.5)
+    assert effective_offset(model, images.flip(-1), None) == pytest.approx((-1.5, -1.5), abs=1e-6)
+
+
+def test_field_offset_cli_refuses_missing_inputs_in_one_line(tmp_path, capsys):
+    from benchmarks import field_offset
+
+    data = tmp_path / "cub"
+    assert field_offset.main(["--checkpoints", str(tmp_path / "none.pt"), "--data-root", str(data),
+                              "--output", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and not (tmp_path / "o.json").exists()
