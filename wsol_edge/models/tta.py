@@ -3,8 +3,10 @@
 ``flip``: the image and its horizontal mirror go through the model as one batch of 2B; logits are
 averaged and each map of the mirror is mirrored back before averaging. Why: the models here are not
 mirror-symmetric even when trained with random flips (on cub50 they move their boxes about 5 px to
-the right, and so the mirror's pass about 5 px to the left: benchmarks/box_offsets.py; the cause was
-not traced), and the average cancels that (benchmarks/METHODS.md, "Flip test-time augmentation");
+the right, and so the mirror's pass about 5 px to the left: benchmarks/box_offsets.py; the weights'
+effective receptive fields sit about 5 px left of where the cells are drawn, benchmarks/field_offset.py,
+though TF padding alone would predict the other side), and the average cancels that
+(benchmarks/METHODS.md, "Flip test-time augmentation");
 moving the map back by a measured shift in one pass does not (models/map_shift.py).
 It costs a second forward pass. Vertical flips are not offered: the models never saw upside-down
 images.
