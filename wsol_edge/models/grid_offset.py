@@ -5,8 +5,11 @@ at pixel (j + 0.5) * S / w - 0.5 (OpenCV's and align_corners=False's convention:
 16). That is where the cell's receptive field is centred only for a network whose every strided layer
 pads to keep it so. TensorFlow "SAME" padding (the EfficientNet-Lite weights here) pads stride-2 layers
 one pixel more on the right and bottom, which moves each layer's sampling grid half an input pixel
-right and down: at stride 16 on Lite0 the centres are at 16j + 15, so every map is drawn 7.5 px left
-of and above what its cells look at. Symmetric padding around an odd kernel at stride 2 errs the
+right and down: at stride 16 on Lite0 the arithmetic centres are at 16j + 15, 7.5 px right of and
+below where the map is drawn. That is the centre with uniform weights; trained weights look where
+they look (benchmarks/field_offset.py measures it: on cub50, left of and above the drawn position, so
+this correction does not register those maps: benchmarks/METHODS.md, "Where do the map cells
+look?"). Symmetric padding around an odd kernel at stride 2 errs the
 other way (torchvision's ResNet: centres at 16j, drawn 7.5 px right and down); VGG's 2x2 max pools
 keep the resize's grid.
 
