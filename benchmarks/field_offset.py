@@ -24,23 +24,20 @@ def effective_offset(model, images, class_ids) -> tuple[float, float]:
     """(dx, dy) in input pixels: gradient-magnitude centre of the four centre cells of each image's map
     of ``class_ids`` (None: its own top-1 class), averaged over the cells, minus where the resize draws
     them."""
-    import torch
+    from wsol_edge.models.grid_offset import centre_of_mass, drawn_position
 
     x = images.clone().requires_grad_(True)
     logits, maps_input = model(x)
     ids = logits.argmax(1) if class_ids is None else class_ids
     cams = model.cams(maps_input, ids)
     (h, w), (size_h, size_w) = cams.shape[-2:], x.shape[-2:]
-    ys, xs = torch.arange(size_h, dtype=torch.float64), torch.arange(size_w, dtype=torch.float64)
     offsets = []
     for i in (h // 2 - 1, h // 2):
         for j in (w // 2 - 1, w // 2):
             x.grad = None
             cams[:, i, j].sum().backward(retain_graph=True)  # images are independent in eval mode
-            field = x.grad.abs().sum((0, 1)).double()
-            field /= field.sum()
-            cx, cy = float((field.sum(0) * xs).sum()), float((field.sum(1) * ys).sum())
-            offsets.append((cx - ((j + 0.5) * size_w / w - 0.5), cy - ((i + 0.5) * size_h / h - 0.5)))
+            cx, cy = centre_of_mass(x.grad.abs().sum((0, 1)))
+            offsets.append((cx - drawn_position(j, w, size_w), cy - drawn_position(i, h, size_h)))
     dx, dy = np.mean(offsets, axis=0)
     return float(dx), float(dy)
 

@@ -54,6 +54,18 @@ def _linearised(model: nn.Module) -> nn.Module:
     return m
 
 
+def drawn_position(index: int, cells: int, size: int) -> float:
+    """Pixel where a resize of ``cells`` cells to ``size`` pixels puts cell ``index`` (align_corners=False)."""
+    return (index + 0.5) * size / cells - 0.5
+
+
+def centre_of_mass(field: torch.Tensor) -> tuple[float, float]:
+    """(x, y) in pixels of a non-negative (H, W) weight map."""
+    field = field.double() / field.sum()
+    ys, xs = (torch.arange(n, dtype=torch.float64) for n in field.shape)
+    return float((field.sum(0) * xs).sum()), float((field.sum(1) * ys).sum())
+
+
 def _cell_map(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     _, maps_input = model(images)
     return model.cams(maps_input, torch.zeros(images.shape[0], dtype=torch.long))
@@ -92,10 +104,8 @@ def receptive_field_offset(model: nn.Module, input_size: int, max_size: int = 40
         cams[0, i, j].backward()
         field = x.grad[0].sum(0)
         if not (field[0].any() or field[-1].any() or field[:, 0].any() or field[:, -1].any()):
-            field = field / field.sum()
-            coords = torch.arange(n, dtype=torch.float64)
-            cy, cx = float((field.sum(1) * coords).sum()), float((field.sum(0) * coords).sum())
-            drawn_x, drawn_y = (j + 0.5) * n / w - 0.5, (i + 0.5) * n / h - 0.5
-            return round(cx - drawn_x, 3) + 0.0, round(cy - drawn_y, 3) + 0.0  # + 0.0: no -0.0
+            cx, cy = centre_of_mass(field)
+            return (round(cx - drawn_position(j, w, n), 3) + 0.0,  # + 0.0: no -0.0
+                    round(cy - drawn_position(i, h, n), 3) + 0.0)
         scale += 2
     raise ValueError(f"the centre cell's receptive field does not fit in {max_size} px")
