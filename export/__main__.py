@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="flip: test-time augmentation in the graph (the mirror is a second pass, averaged; "
                         "twice the compute)")
+    o.add_argument("--tta-sizes", type=positive_int, nargs="+", metavar="PX",
+                   help="test-time input sizes in the graph (e.g. 224 288: the image also resized to 288, logits "
+                        "and maps averaged on the finest grid; multiples of the model's stride)")
 
     f = sub.add_parser("fp16", help=FORMATS["fp16"])
     f.add_argument("--onnx", required=True)
@@ -136,7 +139,8 @@ def run(args, argv) -> int:
         samples = open_split(args, "threshold_") if args.threshold_data_root and args.cam_threshold is None else None
         export_checkpoint(args.checkpoint, args.output, threshold=args.cam_threshold, threshold_samples=samples,
                           threshold_images=args.threshold_images, with_all_cams=args.with_all_cams,
-                          input_size=args.input_size, tta=args.tta)
+                          input_size=args.input_size, tta=args.tta,
+                          tta_sizes=args.tta_sizes)
     elif args.format == "fp16":
         from .quantize import to_fp16
 

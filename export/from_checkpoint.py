@@ -12,12 +12,15 @@ from .onnx_export import export_onnx
 
 def export_checkpoint(checkpoint: str | Path, output: str | Path, *, threshold: float | None = None,
                       threshold_samples=None, threshold_images: int = 200, with_all_cams: bool = False,
-                      input_size: int | None = None, protocol: str = "wsoleval", tta: str | None = None) -> dict:
+                      input_size: int | None = None, protocol: str = "wsoleval", tta: str | None = None,
+                      tta_sizes: tuple[int, ...] | None = None) -> dict:
     """``tta="flip"`` puts flip test-time augmentation in the graph (wsol_edge/models/tta.py: a second
-    pass on the mirror, in the same batch); its threshold is then given or chosen with it."""
+    pass on the mirror, in the same batch), ``tta_sizes`` a pass at each of those input sizes; the
+    threshold is then given or chosen with them."""
     from wsol_edge.backends.pytorch_backend import PyTorchBackend
+    from wsol_edge.argtypes import tta_flags
 
-    backend = PyTorchBackend(checkpoint, all_cams=True, tta=tta)
+    backend = PyTorchBackend(checkpoint, all_cams=True, tta=tta, tta_sizes=tta_sizes)
     cfg_size = int(backend.meta["input_size"])
     if input_size is not None and input_size != cfg_size:
         raise ValueError(f"{checkpoint} was trained at {cfg_size}x{cfg_size}; --input-size {input_size} "
@@ -30,8 +33,9 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, *, threshold: 
         threshold, source = choose_threshold(backend, threshold_samples, threshold_images)
     elif backend.meta.get("cam_threshold") is not None:
         threshold, source = backend.meta["cam_threshold"], f"from the checkpoint: {backend.meta['cam_threshold_source']}"
-    elif backend.meta["tta"] != "none":
-        raise ValueError(f"{checkpoint}'s CAM threshold was chosen without --tta {backend.meta['tta']}: give "
+    elif tta_flags(backend.meta["tta"], backend.meta["tta_sizes"]):
+        raise ValueError(f"{checkpoint}'s CAM threshold was chosen without "
+                         f"{tta_flags(backend.meta['tta'], backend.meta['tta_sizes'])}: give "
                          "--cam-threshold or a dataset to choose it on with it (--threshold-data-root)")
     else:
         raise ValueError(f"{checkpoint} carries no CAM threshold (trained with --threshold-images 0, on images "

@@ -186,6 +186,22 @@ def test_evaluate_with_flip_records_it_and_leaves_out_the_threshold_chosen_witho
     assert json.loads(plain.read_text())["tta"] == "none"
 
 
+def test_evaluate_at_several_input_sizes_records_them(trained, tmp_path, capsys):
+    ckpt = str(trained / "checkpoint.pt")
+    out = tmp_path / "r.json"
+    assert evaluate.main(["--checkpoint", ckpt, *SYN, "--tta-sizes", "224", "256", "--output", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["tta_sizes"] == [224, 256] and rec["tta"] == "none" and "deployed_threshold" not in rec
+    plain = tmp_path / "p.json"
+    assert evaluate.main(["--checkpoint", ckpt, *SYN, "--tta-sizes", "224", "--output", str(plain)]) == 0
+    rec = json.loads(plain.read_text())  # the model's own size alone is no augmentation
+    assert rec["tta_sizes"] is None and "deployed_threshold" in rec
+    assert evaluate.main(["--checkpoint", ckpt, *SYN, "--tta-sizes", "224", "240"]) == 2
+    assert "multiples of the model's stride" in capsys.readouterr().err
+    assert evaluate.main(["--checkpoint", ckpt, *SYN, "--tta-sizes", "224", "256", "--align-maps"]) == 2
+    assert "use one of them" in capsys.readouterr().err
+
+
 def test_evaluate_with_a_map_shift_scores_the_shifted_maps(trained, tmp_path, capsys):
     import numpy as np
 
@@ -332,6 +348,8 @@ def test_run_serves_a_checkpoint_with_flip_tta(trained, tmp_path, capsys):
     for threshold in (["--threshold", "0.3"], []):
         assert run_main(["--engine", str(tmp_path / "m.onnx"), "--source", str(img), "--tta", "flip", *threshold]) == 2
         assert "applies to PyTorch checkpoints only" in capsys.readouterr().err
+    assert run_main(["--engine", ckpt, "--source", str(img), "--tta-sizes", "224", "256", "--no-progress"]) == 2
+    assert "--tta-sizes 224 256: the checkpoint's CAM threshold was chosen without it" in capsys.readouterr().err
     assert run_main(["--engine", ckpt, "--source", str(img), "--tta", "flip", "--threshold", "0.3",
                      "--jsonl", str(jl), "--no-progress"]) == 0
     served = json.loads(jl.read_text().splitlines()[0])

@@ -206,6 +206,30 @@ def test_engine_compatibility_rules():
     check_compatible(meta, "10.8.0", "NVIDIA H100", "90", "m.engine")
 
 
+def test_multi_size_tta_export_matches_the_pytorch_wrapper(ckpt, tmp_path, capsys):
+    from wsol_edge.backends.pytorch_backend import PyTorchBackend
+    from wsol_edge.export.regression import parity
+
+    path = tmp_path / "sizes.onnx"
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(path), "--tta-sizes", "96", "128"]) == 2
+    assert "chosen without --tta-sizes 96 128" in capsys.readouterr().err and not path.exists()
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(path), "--tta", "flip", "--tta-sizes", "96",
+                        "128", "--cam-threshold", "0.3", "--with-all-cams"]) == 0
+    meta = read_onnx_metadata(path)
+    assert meta["tta"] == "flip" and meta["tta_sizes"] == [96, 128]
+    torch_b = PyTorchBackend(ckpt, all_cams=True, tta="flip", tta_sizes=(96, 128), threshold=0.3)
+    ort_b = load_backend(path)
+    res = parity(torch_b, ort_b, synthetic_dataset(10, 4, 64, seed=4, split="test"))
+    assert res["max_abs_logit_diff"] < 1e-3 and res["max_cam_diff_relative_to_range"] < 1e-3
+    assert res["identical_boxes"] == 100.0 and res["top1_agreement"] == 100.0
+    x = np.random.default_rng(0).normal(size=(2, 3, 96, 96)).astype(np.float32)
+    out = ort_b.infer(x)
+    assert out["cams"].shape == (2, 8, 8)  # the finest grid: 128 px at stride 16
+    np.testing.assert_allclose(out["cams_all"][np.arange(2), out["class_ids"]], out["cams"], rtol=1e-5, atol=1e-5)
+    with pytest.raises(BackendError, match="PyTorch checkpoints only"):
+        load_backend(path, tta_sizes=(96, 128))
+
+
 def test_flip_tta_export_matches_the_pytorch_wrapper(ckpt, tmp_path, capsys):
     from wsol_edge.backends.pytorch_backend import PyTorchBackend
     from wsol_edge.export.regression import parity

@@ -8,6 +8,14 @@ import argparse
 TTA_MODES = ("none", "flip")
 
 
+def tta_flags(mode: str | None, sizes: list[int] | tuple[int, ...] | None) -> str:
+    """The command-line flags that name a test-time augmentation ("" for none), for messages."""
+    flags = [f"--tta {mode}"] if mode not in (None, "none") else []
+    if sizes:
+        flags.append("--tta-sizes " + " ".join(str(s) for s in sizes))
+    return " ".join(flags)
+
+
 def _whole_number(text: str) -> int:
     try:
         return int(text)

@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="test-time augmentation: flip averages the image's and its mirror's logits and maps "
                         "(two forward passes; the checkpoint's own threshold, chosen without it, is not reported)")
+    p.add_argument("--tta-sizes", type=positive_int, nargs="+", default=None, metavar="PX",
+                   help="test-time input sizes: the image is also run resized to each (e.g. 224 288 336, multiples "
+                        "of the model's stride) and the logits and maps averaged on the finest map grid; with "
+                        "--tta flip, flipped at every size; the checkpoint's own threshold is not reported")
     p.add_argument("--map-shift-px", type=float, default=0.0, metavar="PX",
                    help="move every map left by PX pixels of the input frame (one pass; the displacement "
                         "python -m benchmarks.map_shift measures on training images); not with --tta flip, "
@@ -97,8 +101,11 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         ckpt_info = checkpoint_provenance(args.checkpoint, state)
     else:
         raise ValueError("give --checkpoint or --imagenet-baseline")
-    model = with_tta(model, args.tta)
     size = args.input_size or cfg["input_size"]
+    multi_size = bool(args.tta_sizes) and tuple(args.tta_sizes) != (size,)
+    if multi_size and (args.map_shift_px or args.align_maps):
+        raise ValueError("--tta-sizes with --map-shift-px or --align-maps: those move a one-size map; use one of them")
+    model = with_tta(model, args.tta, size, args.tta_sizes)
     if args.map_shift_px:
         if args.tta != "none":
             raise ValueError(f"--map-shift-px with --tta {args.tta}: the flip average already cancels the horizontal "
@@ -153,7 +160,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "kind": "accuracy", "dataset": dataset_name, "split": args.split, "num_images": evaluated,
         "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
         "variant": "imagenet_untrained" if args.imagenet_baseline else None,
-        "backend": "pytorch", "precision": "fp32", "tta": args.tta, "map_shift_px": args.map_shift_px,
+        "backend": "pytorch", "precision": "fp32", "tta": args.tta,
+        "tta_sizes": list(args.tta_sizes) if multi_size else None, "map_shift_px": args.map_shift_px,
         "map_offset_px": list(map_offset),
         "protocol": args.protocol, "input_size": size,
         "resize": f"{size}x{size} (no crop)",
@@ -168,8 +176,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "command": command_line("wsol_edge.evaluate", argv), "commit": git_commit(), "machine": machine_info(),
     }
     own_tau = state.get("cam_threshold")
-    if own_tau is not None and args.protocol == "wsoleval" and args.tta == "none" and not args.map_shift_px \
-            and not args.align_maps:
+    if own_tau is not None and args.protocol == "wsoleval" and args.tta == "none" and not multi_size \
+            and not args.map_shift_px and not args.align_maps:
         # chosen on these maps
         record["deployed_threshold"] = {**scorer.at_threshold(own_tau), "source": state["cam_threshold_source"]}
     if args.output:

@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="test-time augmentation for a .pt checkpoint (flip: image and mirror, one batch, maps "
                         "averaged; needs --threshold); an ONNX model or engine has it only if exported with --tta")
+    p.add_argument("--tta-sizes", type=positive_int, nargs="+", metavar="PX",
+                   help="test-time input sizes for a .pt checkpoint (e.g. 224 288; needs --threshold); an ONNX "
+                        "model or engine has them only if exported with --tta-sizes")
     p.add_argument("--topk", type=positive_int, default=1, help="classes listed per frame in the JSONL")
     p.add_argument("--output", help="folder for annotated images / videos")
     p.add_argument("--cam-overlay", action="store_true", help="draw the CAM heat map in annotated output")
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # providers/threads reach ONNX Runtime only; load_backend ignores them for other model types
         loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, providers=args.providers,
-                        threads=args.threads, tta=args.tta)
+                        threads=args.threads, tta=args.tta, tta_sizes=args.tta_sizes)
         annotated = AnnotatedSink(args.output, args.cam_overlay) if args.output else None
         jsonl = JsonlSink(args.jsonl) if args.jsonl else None
         window = WindowSink(args.cam_overlay) if args.show else None

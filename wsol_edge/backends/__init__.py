@@ -13,16 +13,17 @@ TORCH_SUFFIXES = (".pt", ".pth")
 
 def load_backend(path: str | Path, *, providers: list[str] | None = None, threads: int | None = None,
                  device: str = "cpu", half: bool = False, threshold: float | None = None,
-                 all_cams: bool = False, tta: str | None = None) -> Backend:
+                 all_cams: bool = False, tta: str | None = None,
+                 tta_sizes: tuple[int, ...] | None = None) -> Backend:
     """The backend for a model file. ``all_cams`` asks a PyTorch checkpoint for every class's map
     (``cams_all``); ONNX models and engines have that output only when exported with it.
-    ``device``, ``half`` (FP16) and ``tta`` apply to PyTorch checkpoints; an ONNX model or engine
+    ``device``, ``half`` (FP16), ``tta`` and ``tta_sizes`` apply to PyTorch checkpoints; an ONNX model or engine
     carries its test-time augmentation in the graph (``export onnx --tta``)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if tta not in (None, "none") and suffix not in TORCH_SUFFIXES:
-        raise BackendError(f"{path}: tta={tta!r} applies to PyTorch checkpoints only; an ONNX model or engine "
-                           "serves it when exported with --tta")
+    if (tta not in (None, "none") or tta_sizes) and suffix not in TORCH_SUFFIXES:
+        raise BackendError(f"{path}: test-time augmentation applies to PyTorch checkpoints only; an ONNX model or "
+                           "engine serves it when exported with --tta / --tta-sizes")
     if suffix in ONNX_SUFFIXES:
         from .onnxruntime_backend import OnnxRuntimeBackend
 
@@ -34,7 +35,8 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
     if suffix in TORCH_SUFFIXES:
         from .pytorch_backend import PyTorchBackend
 
-        return PyTorchBackend(path, device=device, half=half, threshold=threshold, all_cams=all_cams, tta=tta)
+        return PyTorchBackend(path, device=device, half=half, threshold=threshold, all_cams=all_cams, tta=tta,
+                              tta_sizes=tta_sizes)
     raise BackendError(f"{path}: unknown model type {suffix!r}; use .onnx, .engine/.trt/.plan or .pt")
 
 

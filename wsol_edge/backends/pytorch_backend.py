@@ -12,11 +12,11 @@ class PyTorchBackend(Backend):
     name = "pytorch"
 
     def __init__(self, path: str | Path, device: str = "cpu", half: bool = False, threshold: float | None = None,
-                 all_cams: bool = False, tta: str | None = None):
+                 all_cams: bool = False, tta: str | None = None, tta_sizes: tuple[int, ...] | None = None):
         """``all_cams``: also return ``cams_all`` [B, K, h, w] (what an ONNX model exported with
         ``--with-all-cams`` returns), for GT-known evaluation. ``tta``: "flip" serves the model with
-        flip test-time augmentation (models/tta.py); the checkpoint's threshold was chosen without it,
-        so it is then not carried over."""
+        flip test-time augmentation (models/tta.py), ``tta_sizes`` at those input sizes too; the
+        checkpoint's threshold was chosen without either, so it is then not carried over."""
         super().__init__()
         import torch
 
@@ -27,7 +27,8 @@ class PyTorchBackend(Backend):
         tta = tta or "none"
         try:
             model, cfg, state = load_model(path)
-            model = with_tta(model, tta)
+            sizes = tuple(tta_sizes) if tta_sizes and tuple(tta_sizes) != (cfg["input_size"],) else None
+            model = with_tta(model, tta, cfg["input_size"], sizes)
         except (FileNotFoundError, ValueError) as exc:
             raise BackendError(str(exc)) from None
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -41,10 +42,10 @@ class PyTorchBackend(Backend):
         self.meta = {"class_names": cfg["class_names"], "mean": list(model.mean), "std": list(model.std),
                      "input_size": cfg["input_size"], "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
                      "protocol": "wsoleval", "source_checkpoint_sha256": file_sha256(path), "precision": self.precision,
-                     "tta": tta}
+                     "tta": tta, "tta_sizes": list(sizes) if sizes else None}
         if threshold is not None:
             self.meta.update(cam_threshold=threshold, cam_threshold_source="given by the caller")
-        elif tta != "none":
+        elif tta != "none" or sizes:
             self.meta.update(cam_threshold=None, cam_threshold_source=None)
         else:  # chosen at the end of training (wsol_edge/threshold.py); None for older checkpoints
             self.meta.update(cam_threshold=state.get("cam_threshold"), cam_threshold_source=state.get("cam_threshold_source"))

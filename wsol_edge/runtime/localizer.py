@@ -10,6 +10,7 @@ import numpy as np
 from ..backends import Backend, load_backend
 from ..imageio import ImageReadError, to_rgb_uint8
 from ..postprocess import box_from_scoremap, cam_to_scoremap
+from ..argtypes import tta_flags
 from ..preprocess import boxes_from_frame, eval_input
 
 
@@ -56,12 +57,12 @@ class Localizer:
         meta = self.backend.meta
         if threshold is None:
             threshold = meta.get("cam_threshold")
-        tta = meta.get("tta", "none")
-        if threshold is None and tta != "none":
+        tta = tta_flags(meta.get("tta"), meta.get("tta_sizes"))
+        if threshold is None and tta:
             # a checkpoint served with TTA: its own threshold was chosen on maps without it (as export
             # onnx --tta refuses); an ONNX model exported with --tta carries one chosen with it
-            raise ValueError(f"--tta {tta}: the checkpoint's CAM threshold was chosen without it; give --threshold "
-                             f"(threshold=...), or serve an ONNX model exported with --tta {tta} --threshold-data-root DATA")
+            raise ValueError(f"{tta}: the checkpoint's CAM threshold was chosen without it; give --threshold "
+                             f"(threshold=...), or serve an ONNX model exported with {tta} --threshold-data-root DATA")
         if threshold is None:
             import sys
 
