@@ -170,7 +170,11 @@ def run(args, argv) -> int:
         samples = open_split(args)
         if args.max_images:
             samples = samples.subset(range(min(args.max_images, len(samples))))
-        res = parity(load_backend(args.checkpoint), load_backend(args.onnx), samples)
+        onnx_backend = load_backend(args.onnx)
+        # the checkpoint served as the graph was exported: with its test-time augmentation, if any
+        torch_backend = load_backend(args.checkpoint, tta=onnx_backend.meta.get("tta"),
+                                     tta_sizes=onnx_backend.meta.get("tta_sizes"))
+        res = parity(torch_backend, onnx_backend, samples)
         record = {"kind": "parity", "dataset": Path(args.data_root).name, "split": args.split, **res,
                   "backends": ["pytorch fp32", "onnxruntime fp32"], "command": command, "commit": git_commit(),
                   "machine": machine_info()}

@@ -228,6 +228,11 @@ def test_multi_size_tta_export_matches_the_pytorch_wrapper(ckpt, tmp_path, capsy
     np.testing.assert_allclose(out["cams_all"][np.arange(2), out["class_ids"]], out["cams"], rtol=1e-5, atol=1e-5)
     with pytest.raises(BackendError, match="PyTorch checkpoints only"):
         load_backend(path, tta_sizes=(96, 128))
+    # parity serves the checkpoint as the graph was exported (else every map would differ)
+    report = tmp_path / "parity.json"
+    assert export_main(["parity", "--checkpoint", str(ckpt), "--onnx", str(path), "--dataset", "synthetic",
+                        "--data-root", "unused", "--max-images", "8", "--output", str(report)]) == 0
+    assert json.loads(report.read_text())["identical_boxes"] == 100.0
 
 
 def test_flip_tta_export_matches_the_pytorch_wrapper(ckpt, tmp_path, capsys):
