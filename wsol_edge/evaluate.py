@@ -103,16 +103,17 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         raise ValueError("give --checkpoint or --imagenet-baseline")
     size = args.input_size or cfg["input_size"]
     multi_size = bool(args.tta_sizes) and tuple(args.tta_sizes) != (size,)
+    # the options that move or average maps, refused in pairs that contradict each other before any work
+    if args.map_shift_px and args.tta != "none":
+        raise ValueError(f"--map-shift-px with --tta {args.tta}: the flip average already cancels the horizontal "
+                         "displacement; use one of them")
+    if args.align_maps and args.map_shift_px:
+        raise ValueError("--align-maps with --map-shift-px: use one of them")
     if multi_size and (args.map_shift_px or args.align_maps):
         raise ValueError("--tta-sizes with --map-shift-px or --align-maps: those move a one-size map; use one of them")
     model = with_tta(model, args.tta, size, args.tta_sizes)
     if args.map_shift_px:
-        if args.tta != "none":
-            raise ValueError(f"--map-shift-px with --tta {args.tta}: the flip average already cancels the horizontal "
-                             "displacement; use one of them")
         model = ShiftedMaps(model, args.map_shift_px, size)
-    if args.align_maps and args.map_shift_px:
-        raise ValueError("--align-maps with --map-shift-px: use one of them")
     map_offset = receptive_field_offset(model, size) if args.align_maps else (0.0, 0.0)
     train_seconds = float(state.get("train_seconds", 0.0))
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
