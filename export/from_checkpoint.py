@@ -17,8 +17,8 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, *, threshold: 
     """``tta="flip"`` puts flip test-time augmentation in the graph (wsol_edge/models/tta.py: a second
     pass on the mirror, in the same batch), ``tta_sizes`` a pass at each of those input sizes; the
     threshold is then given or chosen with them."""
-    from wsol_edge.backends.pytorch_backend import PyTorchBackend
     from wsol_edge.argtypes import tta_flags
+    from wsol_edge.backends.pytorch_backend import PyTorchBackend
 
     backend = PyTorchBackend(checkpoint, all_cams=True, tta=tta, tta_sizes=tta_sizes)
     cfg_size = int(backend.meta["input_size"])

@@ -83,7 +83,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .models import imagenet_cam_model
     from .models.grid_offset import receptive_field_offset
     from .models.map_shift import ShiftedMaps
-    from .models.tta import with_tta
+    from .models.tta import augmenting_sizes, with_tta
     from .overlays import cam_overlay, write_png
     from .postprocess import box_from_scoremap
     from .runinfo import command_line, git_commit, machine_info
@@ -102,16 +102,16 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     else:
         raise ValueError("give --checkpoint or --imagenet-baseline")
     size = args.input_size or cfg["input_size"]
-    multi_size = bool(args.tta_sizes) and tuple(args.tta_sizes) != (size,)
+    tta_sizes = augmenting_sizes(args.tta_sizes, size)
     # the options that move or average maps, refused in pairs that contradict each other before any work
     if args.map_shift_px and args.tta != "none":
         raise ValueError(f"--map-shift-px with --tta {args.tta}: the flip average already cancels the horizontal "
                          "displacement; use one of them")
     if args.align_maps and args.map_shift_px:
         raise ValueError("--align-maps with --map-shift-px: use one of them")
-    if multi_size and (args.map_shift_px or args.align_maps):
+    if tta_sizes and (args.map_shift_px or args.align_maps):
         raise ValueError("--tta-sizes with --map-shift-px or --align-maps: those move a one-size map; use one of them")
-    model = with_tta(model, args.tta, size, args.tta_sizes)
+    model = with_tta(model, args.tta, size, tta_sizes)
     if args.map_shift_px:
         model = ShiftedMaps(model, args.map_shift_px, size)
     map_offset = receptive_field_offset(model, size) if args.align_maps else (0.0, 0.0)
@@ -162,7 +162,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
         "variant": "imagenet_untrained" if args.imagenet_baseline else None,
         "backend": "pytorch", "precision": "fp32", "tta": args.tta,
-        "tta_sizes": list(args.tta_sizes) if multi_size else None, "map_shift_px": args.map_shift_px,
+        "tta_sizes": list(tta_sizes) if tta_sizes else None, "map_shift_px": args.map_shift_px,
         "map_offset_px": list(map_offset),
         "protocol": args.protocol, "input_size": size,
         "resize": f"{size}x{size} (no crop)",
@@ -177,7 +177,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "command": command_line("wsol_edge.evaluate", argv), "commit": git_commit(), "machine": machine_info(),
     }
     own_tau = state.get("cam_threshold")
-    if own_tau is not None and args.protocol == "wsoleval" and args.tta == "none" and not multi_size \
+    if own_tau is not None and args.protocol == "wsoleval" and args.tta == "none" and not tta_sizes \
             and not args.map_shift_px and not args.align_maps:
         # chosen on these maps
         record["deployed_threshold"] = {**scorer.at_threshold(own_tau), "source": state["cam_threshold_source"]}

@@ -22,12 +22,12 @@ class PyTorchBackend(Backend):
 
         from ..checkpoint import file_sha256
         from ..modelio import load_model
-        from ..models.tta import with_tta
+        from ..models.tta import augmenting_sizes, with_tta
 
         tta = tta or "none"
         try:
             model, cfg, state = load_model(path)
-            sizes = tuple(tta_sizes) if tta_sizes and tuple(tta_sizes) != (cfg["input_size"],) else None
+            sizes = augmenting_sizes(tta_sizes, cfg["input_size"])
             model = with_tta(model, tta, cfg["input_size"], sizes)
         except (FileNotFoundError, ValueError) as exc:
             raise BackendError(str(exc)) from None

@@ -99,6 +99,12 @@ class MultiScaleAveraged(nn.Module):
         return self._mean_on_finest_grid([self.model.all_cams(x) for x in maps_input])
 
 
+def augmenting_sizes(sizes, input_size: int | None) -> tuple[int, ...] | None:
+    """``sizes`` as a tuple when they ask for more than the model's own ``input_size``, else None (the
+    model's own size alone is no augmentation)."""
+    return tuple(int(s) for s in sizes) if sizes and tuple(sizes) != (input_size,) else None
+
+
 def with_tta(model: nn.Module, mode: str | None, input_size: int | None = None,
              sizes: tuple[int, ...] | None = None) -> nn.Module:
     """``model`` wrapped for ``mode`` ("none"/None: unchanged) and, when ``sizes`` names more than the model's
@@ -109,8 +115,7 @@ def with_tta(model: nn.Module, mode: str | None, input_size: int | None = None,
         wrapped = FlipAveraged(model).train(model.training)
     else:
         raise ValueError(f"unknown test-time augmentation {mode!r} (have {', '.join(TTA_MODES)})")
-    if sizes and tuple(sizes) != (input_size,):
-        if input_size is None:
-            raise ValueError("test-time input sizes need the model's input size")
-        wrapped = MultiScaleAveraged(wrapped, tuple(sizes)).train(model.training)
+    sizes = augmenting_sizes(sizes, input_size)
+    if sizes:
+        wrapped = MultiScaleAveraged(wrapped, sizes).train(model.training)
     return wrapped
