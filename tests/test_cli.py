@@ -363,3 +363,13 @@ def test_run_serves_a_checkpoint_with_flip_tta(trained, tmp_path, capsys):
     assert served["score"] == pytest.approx(float(probs.max()), abs=1e-5)
     plain = torch.softmax(model(x)[0], 1)[0].max().item()
     assert abs(plain - float(probs.max())) > 1e-4  # the flip pass changed what was served
+    # several input sizes: served with the logits averaged over the sizes (by hand: each size's pass)
+    jl_sizes = tmp_path / "sizes.jsonl"
+    assert run_main(["--engine", ckpt, "--source", str(img), "--tta-sizes", "224", "256", "--threshold", "0.3",
+                     "--jsonl", str(jl_sizes), "--no-progress"]) == 0
+    served = json.loads(jl_sizes.read_text().splitlines()[0])
+    with torch.no_grad():
+        x256 = torch.nn.functional.interpolate(x, size=(256, 256), mode="bilinear", align_corners=False)
+        probs = ((model(x)[0] + model(x256)[0]) / 2).softmax(1)[0]
+    assert served["class_id"] == int(probs.argmax())
+    assert served["score"] == pytest.approx(float(probs.max()), abs=1e-5)
