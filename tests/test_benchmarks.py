@@ -114,7 +114,7 @@ def test_methods_tables_build_the_models_their_flags_name():
     icl = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
            for name, flags in TABLES["icl_ablation"].items()}
     full = icl["nonlocal+bg_drop+ca+fc"]
-    assert full == {"attention": "nonlocal", "drop_probs": [0.5, 0.25, 0.25], "use_bg_drop": True,
+    assert full == {"attention": "nonlocal", "drop_probs": [0.5, 0.25, 0.25], "gamma_bg": 0.2, "use_bg_drop": True,
                     "use_contrastive": True, "use_consistency": True}
     # each ablation row takes away exactly one component of the full method
     assert icl["nonlocal+ca+fc"] == {**full, "use_bg_drop": False}
@@ -125,6 +125,13 @@ def test_methods_tables_build_the_models_their_flags_name():
     # the one row that changes two components: exactly the two single-change rows above, together
     assert icl["channel_mean+bg_drop+ca+fc_no_disc_drop"] == {**full, "attention": "channel_mean",
                                                                "drop_probs": [0.0, 0.25, 0.25]}
+    bg = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
+          for name, flags in TABLES["icl_background"].items()}
+    best = icl["channel_mean+bg_drop+ca+fc_no_disc_drop"]
+    assert bg["both_changes"] == best  # each other row moves the background drop of the best row only
+    assert bg["bg_drop_3of4"] == {**best, "drop_probs": [0.0, 0.75, 0.25]}
+    assert bg["bg_drop_only"] == {**best, "drop_probs": [0.0, 1.0, 0.0]}
+    assert bg["gamma_bg_0.3"] == {**best, "gamma_bg": 0.3}
     sat = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
            for name, flags in TABLES["sat_ablation"].items()}
     full = sat["spatial_token+area+norm"]
@@ -188,6 +195,12 @@ def test_methods_seed_backbone_and_stride_reach_training_and_the_record(tmp_path
     record = methods.train_and_evaluate("cam", ["--method", "cam"], args, run_dir)
     assert calls[0][calls[0].index("--output-stride") + 1] == "8"
     assert record["schedule"]["output_stride"] == 8
+    calls.clear()
+    methods.train_and_evaluate("cam", ["--method", "cam"], methods.build_parser().parse_args(["--split", "train"]), run_dir)
+    evaluate = calls[1]
+    assert evaluate[evaluate.index("--split") + 1] == "train"  # scored on training images, kept beside the test files
+    assert evaluate[evaluate.index("--output") + 1] == str(run_dir / "eval_train.json")
+    assert evaluate[evaluate.index("--per-image") + 1] == str(run_dir / "per_image_train.npz")
 
 
 def test_accuracy_plot_draws_one_bar_per_record_and_metric(tmp_path):

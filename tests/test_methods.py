@@ -252,6 +252,11 @@ def test_icl_drop_maps_on_a_hand_made_attention():
     assert m.drop_map("background", a).flatten().tolist() == [0, 0, 1, 1, 1, 1]
     torch.testing.assert_close(m.drop_map("importance", a), torch.sigmoid(a))
     assert torch.equal(minmax(torch.full((1, 1, 2, 2), 3.0)), torch.zeros(1, 1, 2, 2))  # constant map guard
+    wider = icl_model(gamma_bg=0.3)  # --icl-gamma-bg: more of the low-attention area is dropped
+    assert wider.drop_map("background", a).flatten().tolist() == [0, 0, 0, 1, 1, 1]
+    for bad in (0.0, 0.5, 0.7, -0.1):  # at or past tau_fg the background would overlap the foreground
+        with pytest.raises(ValueError, match="gamma_bg"):
+            icl_model(gamma_bg=bad)
 
 
 def test_icl_contrastive_loss_hand_values():

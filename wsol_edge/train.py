@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--icl-drop-probs", type=float, nargs=3, default=[0.5, 0.25, 0.25],
                    metavar=("DISCRIMINATIVE", "BACKGROUND", "IMPORTANCE"),
                    help="ICL: how often each map is applied (weights, normalised to sum to 1; 0 turns a kind off)")
+    m.add_argument("--icl-gamma-bg", type=float, default=0.2, metavar="GAMMA_BG",
+                   help="ICL: the background drop keeps where the min-max normalised attention is >= this (0 < g < 1; "
+                        "the contrastive loss's background is where it is below)")
     m.add_argument("--no-bg-drop", action="store_true", help="ICL ablation: no background drop")
     m.add_argument("--no-contrastive", action="store_true", help="ICL ablation: no contrastive attention loss")
     m.add_argument("--no-consistency", action="store_true", help="ICL ablation: no foreground consistency loss")
@@ -121,7 +124,8 @@ def method_kwargs(args: argparse.Namespace) -> dict:
                 "fuse_map": args.wtl_fuse_map, "aggregation": args.wtl_aggregation,
                 "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse}
     if args.method == "icl":
-        return {"attention": args.icl_attention, "drop_probs": list(args.icl_drop_probs), "use_bg_drop": not args.no_bg_drop,
+        return {"attention": args.icl_attention, "drop_probs": list(args.icl_drop_probs), "gamma_bg": args.icl_gamma_bg,
+                "use_bg_drop": not args.no_bg_drop,
                 "use_contrastive": not args.no_contrastive, "use_consistency": not args.no_consistency}
     if args.method == "twopath":
         return {"channels": args.twopath_channels, "share_extractor": args.share_extractor,

@@ -20,9 +20,9 @@ Documented choices where the abstract is silent: the non-local block is a side b
 computes the attention (the features themselves pass unchanged, which keeps inference identical
 to CAM and export untouched); masks use the per-image min-max normalised attention; the drop
 choice probabilities are (discriminative 0.5, background 0.25, importance 0.25); gamma = 0.8,
-gamma_bg = 0.2, tau_fg = 0.5, T = 0.1, both lambdas 1; on EfficientNet-Lite0 the blocks sit at the
-ends of the last two MBConv stages and after the 1x1 head (all 14x14 at output stride 16), on
-other backbones after the last three layers.
+gamma_bg = 0.2 (``--icl-gamma-bg``; it must stay below tau_fg), tau_fg = 0.5, T = 0.1, both
+lambdas 1; on EfficientNet-Lite0 the blocks sit at the ends of the last two MBConv stages and after
+the 1x1 head (all 14x14 at output stride 16), on other backbones after the last three layers.
 
 On cub50 with EfficientNet-Lite0 at 12 epochs the discriminative drop read from the non-local map
 is what costs ICL its localisation: ``drop_probs=(0, 0.25, 0.25)`` (``--icl-drop-probs 0 0.25 0.25``)
@@ -124,6 +124,8 @@ class ICL(nn.Module):
         if not use_bg_drop:  # its share goes to the discriminative drop
             probs = [probs[0] + probs[1], 0.0, probs[2]]
         self.drop_probs = torch.tensor(probs, dtype=torch.float) / sum(probs)
+        if not 0 < gamma_bg < tau_fg:  # a background reaching into the foreground would contrast it with itself
+            raise ValueError(f"ICL gamma_bg must lie between 0 and tau_fg ({tau_fg}); got {gamma_bg}")
         self.gamma, self.gamma_bg, self.tau_fg, self.temperature = gamma, gamma_bg, tau_fg, temperature
         self.lambda_ca = lambda_ca if use_contrastive else 0.0
         self.lambda_fc = lambda_fc if use_consistency else 0.0
