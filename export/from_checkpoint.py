@@ -33,9 +33,8 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, *, threshold: 
         threshold, source = choose_threshold(backend, threshold_samples, threshold_images)
     elif backend.meta.get("cam_threshold") is not None:
         threshold, source = backend.meta["cam_threshold"], f"from the checkpoint: {backend.meta['cam_threshold_source']}"
-    elif tta_flags(backend.meta["tta"], backend.meta["tta_sizes"]):
-        raise ValueError(f"{checkpoint}'s CAM threshold was chosen without "
-                         f"{tta_flags(backend.meta['tta'], backend.meta['tta_sizes'])}: give "
+    elif augmented := tta_flags(backend.meta["tta"], backend.meta["tta_sizes"]):
+        raise ValueError(f"{checkpoint}'s CAM threshold was chosen without {augmented}: give "
                          "--cam-threshold or a dataset to choose it on with it (--threshold-data-root)")
     else:
         raise ValueError(f"{checkpoint} carries no CAM threshold (trained with --threshold-images 0, on images "
