@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar=("DISCRIMINATIVE", "BACKGROUND", "IMPORTANCE"),
                    help="ICL: how often each map is applied (weights, normalised to sum to 1; 0 turns a kind off)")
     m.add_argument("--icl-gamma-bg", type=float, default=0.2, metavar="GAMMA_BG",
-                   help="ICL: the background drop keeps where the min-max normalised attention is >= this (0 < g < 1; "
-                        "the contrastive loss's background is where it is below)")
+                   help="ICL: the background drop keeps where the min-max normalised attention is >= this (0 < g < 0.5, "
+                        "the foreground threshold; the contrastive loss's background is where it is below)")
     m.add_argument("--no-bg-drop", action="store_true", help="ICL ablation: no background drop")
     m.add_argument("--no-contrastive", action="store_true", help="ICL ablation: no contrastive attention loss")
     m.add_argument("--no-consistency", action="store_true", help="ICL ablation: no foreground consistency loss")
