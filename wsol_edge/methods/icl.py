@@ -29,7 +29,7 @@ is what costs ICL its localisation: ``drop_probs=(0, 0.25, 0.25)`` (``--icl-drop
 beats CAM with three seeds, and so does ``attention="channel_mean"``, where the full method trails
 it; both changes together localise best of every run there (configs/cub50_icl_lite0.yaml;
 benchmarks/METHODS.md, "ICL ablation"), and better still with the background drop on every step
-(``drop_probs=(0, 1, 0)``, one seed, chosen on training images; a larger ``gamma_bg`` hurt there:
+(``drop_probs=(0, 1, 0)``, two seeds, chosen on training images; a larger ``gamma_bg`` hurt there:
 "More background drop"). The defaults stay the paper's.
 """
 from __future__ import annotations
