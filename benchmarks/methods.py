@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def split_suffix(split: str) -> str:
+    """What names a split's files apart from the test split's: "" for test, "_train" for train."""
+    return "" if split == "test" else f"_{split}"
+
+
 def run(cmd: list[str]) -> None:
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
     subprocess.run(cmd, check=True)
@@ -159,7 +164,7 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     run([sys.executable, "-m", "wsol_edge.train", "--config", args.config, "--data-root", args.data_root,
          *flags, "--epochs", str(args.epochs), *seed, *backbone, *stride, "--out", str(run_dir), "--no-progress", *threads,
          "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
-    suffix = "" if args.split == "test" else f"_{args.split}"
+    suffix = split_suffix(args.split)
     result = run_dir / f"eval{suffix}.json"
     run([sys.executable, "-m", "wsol_edge.evaluate", "--checkpoint", str(ckpt), "--dataset", "cub",
          "--data-root", args.data_root, "--split", args.split, "--no-progress", "--output", str(result),
@@ -208,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.data_root).is_dir():
         print(f"error: dataset folder {args.data_root} not found", file=sys.stderr)
         return 2
-    default_out = ("cub50_methods" if args.table == "main" else f"cub50_{args.table}") + \
-        ("" if args.split == "test" else f"_{args.split}") + ".json"
+    stem = "cub50_methods" if args.table == "main" else f"cub50_{args.table}"
+    default_out = f"{stem}{split_suffix(args.split)}.json"
     out = Path(args.output or Path("benchmarks/results") / default_out)
     for name in names:
         try:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..argtypes import tta_flags
 from ..backends import Backend, load_backend
 from ..imageio import ImageReadError, to_rgb_uint8
 from ..postprocess import box_from_scoremap, cam_to_scoremap
-from ..argtypes import tta_flags
 from ..preprocess import boxes_from_frame, eval_input
 
 
