@@ -132,6 +132,7 @@ def test_methods_tables_build_the_models_their_flags_name():
     assert bg["bg_drop_3of4"] == {**best, "drop_probs": [0.0, 0.75, 0.25]}
     assert bg["bg_drop_only"] == {**best, "drop_probs": [0.0, 1.0, 0.0]}
     assert bg["gamma_bg_0.3"] == {**best, "gamma_bg": 0.3}
+    assert bg["bg_drop_only_gamma_bg_0.1"] == {**bg["bg_drop_only"], "gamma_bg": 0.1}
     sat = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
            for name, flags in TABLES["sat_ablation"].items()}
     full = sat["spatial_token+area+norm"]
