@@ -29,7 +29,7 @@ is what costs ICL its localisation: ``drop_probs=(0, 0.25, 0.25)`` (``--icl-drop
 beats CAM with three seeds, and so does ``attention="channel_mean"``, where the full method trails
 it; both changes together localise better than either (benchmarks/METHODS.md, "ICL ablation"), and
 better still with the background drop on every step (``drop_probs=(0, 1, 0)``, chosen on training
-images, ahead with each of three seeds on test; a larger ``gamma_bg`` hurt there: "More background
+images, ahead with each of three seeds on test; ``gamma_bg`` 0.3 or 0.1 hurt there: "More background
 drop"): configs/cub50_icl_lite0.yaml trains that. The defaults stay the paper's.
 """
 from __future__ import annotations
