@@ -101,6 +101,7 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "spatial_token+norm": ["--method", "sat", "--no-area-loss"],
         "spatial_token+area": ["--method", "sat", "--no-norm-loss"],
         "spatial_token+area+norm_1block": ["--method", "sat", "--sat-depth", "1"],
+        "spatial_token+area+norm_1plain": ["--method", "sat", "--sat-plain-blocks", "1"],
     },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.

@@ -141,9 +141,15 @@ def test_methods_tables_build_the_models_their_flags_name():
     assert sat["spatial_token+norm"] == {**full, "use_area_loss": False}
     assert sat["spatial_token+area"] == {**full, "use_norm_loss": False}
     assert sat["spatial_token+area+norm_1block"] == {**full, "depth": 1, "sat_depth": 1}
+    assert sat["spatial_token+area+norm_1plain"] == {**full, "depth": 4}  # one plain block, then the same three
     from wsol_edge.methods import build_method
     one = build_method("sat", "efficientnet_lite0", 3, method_kwargs=sat["spatial_token+area+norm_1block"])
     assert (len(one.blocks), one.sat_depth) == (1, 1)  # the row builds (it once failed: depth 1 < sat_depth 3)
+    plain = build_method("sat", "efficientnet_lite0", 3, method_kwargs=sat["spatial_token+area+norm_1plain"])
+    assert (len(plain.blocks), plain.sat_depth) == (4, 3)
+    with pytest.raises(ValueError, match="--sat-plain-blocks is for the hybrid SAT; deit_tiny has its 12 blocks"):
+        method_kwargs(parser.parse_args(["--data-root", "x", "--method", "sat", "--backbone", "deit_tiny",
+                                         "--sat-plain-blocks", "1"]))
 
 
 def test_best_icl_config_trains_the_benchmarked_row():

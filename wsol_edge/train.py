@@ -74,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "only, or a bare 1x1 conv")
     m.add_argument("--sat-dim", type=positive_int, default=192, help="hybrid SAT token width")
     m.add_argument("--sat-heads", type=positive_int, default=3)
-    m.add_argument("--sat-depth", type=positive_int, default=3, help="hybrid SAT: number of blocks (all spatial-aware)")
+    m.add_argument("--sat-depth", type=positive_int, default=3, help="hybrid SAT: number of spatial-aware blocks")
+    m.add_argument("--sat-plain-blocks", type=non_negative_int, default=0,
+                   help="hybrid SAT: plain blocks before the spatial-aware ones (DeiT has 9), so the spatial token "
+                        "has attended to the image before its first mask")
     m.add_argument("--sat-area", type=float, default=0.25, help="target of the batch-area loss")
     m.add_argument("--no-area-loss", action="store_true", help="SAT ablation")
     m.add_argument("--no-norm-loss", action="store_true", help="SAT ablation")
@@ -132,9 +135,13 @@ def method_kwargs(args: argparse.Namespace) -> dict:
                 "use_mask": not args.no_attention_mask, "extractor_kind": args.twopath_extractor}
     if args.method == "sat":
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
-        if args.backbone not in DEIT_CONFIGS:
-            # every hybrid block is spatial-aware (--sat-depth's help), however many there are
-            kw.update(dim=args.sat_dim, heads=args.sat_heads, depth=args.sat_depth, sat_depth=args.sat_depth)
+        if args.backbone in DEIT_CONFIGS:
+            if args.sat_plain_blocks:
+                raise ValueError(f"--sat-plain-blocks is for the hybrid SAT; {args.backbone} has its 12 blocks, "
+                                 "the last 3 spatial-aware")
+        else:
+            kw.update(dim=args.sat_dim, heads=args.sat_heads, depth=args.sat_plain_blocks + args.sat_depth,
+                      sat_depth=args.sat_depth)
         return kw
     return {}
 
