@@ -21,7 +21,8 @@ Documented choices where the summary is silent: the mask multiplies attention to
 with replicate padding; the classifier conv maps the dim channels straight to the classes (as in
 TS-CAM), logits = its GAP; the hybrid uses DeiT-Tiny widths (dim 192, 3 heads, MLP x4) and 3 blocks,
 all spatial-aware (so its spatial token's first query has seen no image, where DeiT's has passed 9
-plain blocks; ``--sat-plain-blocks`` puts plain blocks first); its positional embedding is resized bicubically when the token grid differs.
+plain blocks; ``--sat-plain-blocks`` puts plain blocks first); its positional embedding is resized
+bicubically when the token grid differs.
 Inference is the same forward without the losses (``SatInference``: the map replaces the CAM).
 """
 from __future__ import annotations
