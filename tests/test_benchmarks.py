@@ -150,6 +150,9 @@ def test_methods_tables_build_the_models_their_flags_name():
     with pytest.raises(ValueError, match="--sat-plain-blocks is for the hybrid SAT; deit_tiny has its 12 blocks"):
         method_kwargs(parser.parse_args(["--data-root", "x", "--method", "sat", "--backbone", "deit_tiny",
                                          "--sat-plain-blocks", "1"]))
+    with pytest.raises(ValueError, match="--sat-dim, --sat-depth are for the hybrid SAT; deit_small has its 12"):
+        method_kwargs(parser.parse_args(["--data-root", "x", "--method", "sat", "--backbone", "deit_small",
+                                         "--sat-depth", "1", "--sat-dim", "64"]))
 
 
 def test_best_icl_config_trains_the_benchmarked_row():

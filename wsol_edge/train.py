@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+HYBRID_SAT_FLAGS = ("sat_dim", "sat_heads", "sat_depth", "sat_plain_blocks")
+
+
 def method_kwargs(args: argparse.Namespace) -> dict:
     if args.method == "has":
         return {"grid_sizes": list(args.has_grid_sizes)}
@@ -136,9 +139,13 @@ def method_kwargs(args: argparse.Namespace) -> dict:
     if args.method == "sat":
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
         if args.backbone in DEIT_CONFIGS:
-            if args.sat_plain_blocks:
-                raise ValueError(f"--sat-plain-blocks is for the hybrid SAT; {args.backbone} has its 12 blocks, "
-                                 "the last 3 spatial-aware")
+            # DeiT fixes these, so a value given for them would be ignored without a word
+            literal = build_parser()
+            given = [f"--{name.replace('_', '-')}" for name in HYBRID_SAT_FLAGS
+                     if getattr(args, name) != literal.get_default(name)]
+            if given:
+                raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the hybrid SAT; "
+                                 f"{args.backbone} has its 12 blocks, the last 3 spatial-aware")
         else:
             kw.update(dim=args.sat_dim, heads=args.sat_heads, depth=args.sat_plain_blocks + args.sat_depth,
                       sat_depth=args.sat_depth)
