@@ -92,6 +92,10 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # the winner with less area dropped.
         "bg_drop_only_gamma_bg_0.1": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0", "1",
                                       "0", "--icl-gamma-bg", "0.1"],
+        # Added after the winner was scored on test (an ablation, not a choice): is the winner just its
+        # background drop? Both ICL losses off; the losses were ablated before only in the paper's setting.
+        "bg_drop_only_no_losses": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0", "1",
+                                   "0", "--no-contrastive", "--no-consistency"],
     },
     # SAT-hybrid: which part costs its localisation (7.4-7.9 MaxBoxAccV2 behind CAM at 12 epochs)?
     # Each row takes one loss away, or keeps one spatial-aware block of the three: the new layers on
