@@ -96,6 +96,10 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # background drop? Both ICL losses off; the losses were ablated before only in the paper's setting.
         "bg_drop_only_no_losses": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0", "1",
                                    "0", "--no-contrastive", "--no-consistency"],
+        # A project combination, not an ablation: the winner plus Hide-and-Seek's input hiding (HaS's misses
+        # lean to boxes too small, the background drop's away from boxes too large).
+        "bg_drop_only_hide_patches": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0", "1",
+                                      "0", "--icl-hide-patches", "0", "16", "32", "44", "56"],
     },
     # SAT-hybrid: which part costs its localisation (7.4-7.9 MaxBoxAccV2 behind CAM at 12 epochs)?
     # Each row takes one loss away, or keeps one spatial-aware block of the three: the new layers on

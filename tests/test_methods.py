@@ -304,6 +304,27 @@ def test_icl_total_loss_and_ablation_flags():
     assert full.insert_after == [11, 15, 17] and torch.isfinite(full.training_loss(x, y)[0])
 
 
+def test_icl_input_hiding_is_hide_and_seeks_step_and_off_by_default():
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 1])
+    kw = dict(attention="channel_mean", drop_probs=(0, 0, 1), use_contrastive=False, use_consistency=False)
+    hiding = icl_model(hide_grid_sizes=(16,), **kw).eval()  # eval: BatchNorm does not move between the two calls
+    loss, _ = hiding.training_loss(x, y, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    torch.multinomial(hiding.drop_probs, 1, generator=g)  # the drop kind is drawn first
+    torch.randint(1, (1,), generator=g)                   # then the patch size, from one size
+    hidden = x * patch_grid_mask(2, 64, 64, 16, 0.5, g)
+    assert (hidden == 0).any() and not torch.equal(hidden, x)
+    no_hiding = icl_model(**kw).eval()
+    torch.testing.assert_close(loss, no_hiding.training_loss(hidden, y)[0])
+    # off by default: the step leaves the generator where ICL alone leaves it
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    icl_model(**kw).training_loss(x, y, g1)
+    torch.multinomial(no_hiding.drop_probs, 1, generator=g2)
+    assert torch.equal(g1.get_state(), g2.get_state())
+    with pytest.raises(ValueError, match="patch sizes must be whole numbers >= 0"):
+        icl_model(hide_grid_sizes=(16, -1))
+
+
 def test_icl_inference_graph_is_the_plain_cam_forward():
     m = icl_model().eval()
     x = torch.randn(2, 3, 64, 64)

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--icl-gamma-bg", type=float, default=0.2, metavar="GAMMA_BG",
                    help="ICL: the background drop keeps where the min-max normalised attention is >= this (0 < g < 0.5, "
                         "the foreground threshold; the contrastive loss's background is where it is below)")
+    m.add_argument("--icl-hide-patches", type=int, nargs="+", default=[], metavar="SIZE",
+                   help="ICL plus Hide-and-Seek's input hiding: a patch size drawn per step from these (0: no hiding), "
+                        "each patch hidden with p 0.5 (HaS draws from 0 16 32 44 56); off by default")
     m.add_argument("--no-bg-drop", action="store_true", help="ICL ablation: no background drop")
     m.add_argument("--no-contrastive", action="store_true", help="ICL ablation: no contrastive attention loss")
     m.add_argument("--no-consistency", action="store_true", help="ICL ablation: no foreground consistency loss")
@@ -132,7 +135,8 @@ def method_kwargs(args: argparse.Namespace) -> dict:
     if args.method == "icl":
         return {"attention": args.icl_attention, "drop_probs": list(args.icl_drop_probs), "gamma_bg": args.icl_gamma_bg,
                 "use_bg_drop": not args.no_bg_drop,
-                "use_contrastive": not args.no_contrastive, "use_consistency": not args.no_consistency}
+                "use_contrastive": not args.no_contrastive, "use_consistency": not args.no_consistency,
+                **({"hide_grid_sizes": list(args.icl_hide_patches)} if args.icl_hide_patches else {})}
     if args.method == "twopath":
         return {"channels": args.twopath_channels, "share_extractor": args.share_extractor,
                 "use_mask": not args.no_attention_mask, "extractor_kind": args.twopath_extractor}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.cam import CamModel
-from .hiding import hide, patch_grid_mask
+from .hiding import hide_random_grid
 
 
 class HideAndSeek(nn.Module):
@@ -24,11 +24,7 @@ class HideAndSeek(nn.Module):
         self.mean, self.std = cam_model.mean, cam_model.std
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
-        size = self.grid_sizes[int(torch.randint(len(self.grid_sizes), (1,), generator=generator))]
-        if size:
-            b, _, h, w = images.shape
-            images = hide(images, patch_grid_mask(b, h, w, size, self.p, generator, images.device))
-        logits, _ = self.model(images)
+        logits, _ = self.model(hide_random_grid(images, self.grid_sizes, self.p, generator))
         return F.cross_entropy(logits, labels), logits
 
     def inference_model(self) -> CamModel:

@@ -1,4 +1,4 @@
-"""Patch hiding shared by Hide-and-Seek and Where-to-Look."""
+"""Patch hiding shared by Hide-and-Seek, Where-to-Look and ICL's optional input hiding."""
 from __future__ import annotations
 
 import torch
@@ -18,3 +18,14 @@ def patch_grid_mask(batch: int, height: int, width: int, patch: int, p: float, g
 def hide(images: torch.Tensor, visible: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
     """Replace hidden pixels with ``fill``. Inputs are already normalised, so the dataset mean is 0."""
     return images * visible + fill * (1 - visible)
+
+
+def hide_random_grid(images: torch.Tensor, grid_sizes: tuple[int, ...], p: float,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Hide-and-Seek's step: one patch size drawn for the batch from ``grid_sizes`` (0: hide nothing),
+    then each cell hidden with probability p."""
+    size = grid_sizes[int(torch.randint(len(grid_sizes), (1,), generator=generator))]
+    if not size:
+        return images
+    b, _, h, w = images.shape
+    return hide(images, patch_grid_mask(b, h, w, size, p, generator, images.device))

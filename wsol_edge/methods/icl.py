@@ -31,6 +31,10 @@ it; both changes together localise better than either (benchmarks/METHODS.md, "I
 better still with the background drop on every step (``drop_probs=(0, 1, 0)``, chosen on training
 images, ahead with each of three seeds on test; ``gamma_bg`` 0.3 or 0.1 hurt there: "More background
 drop"): configs/cub50_icl_lite0.yaml trains that. The defaults stay the paper's.
+
+``hide_grid_sizes`` (``--icl-hide-patches``; off by default) adds Hide-and-Seek's input hiding to each
+step, a project combination rather than part of ICL: HaS's misses lean to boxes too small, the
+background drop's away from boxes too large (benchmarks/METHODS.md, "How far is GT-known 85").
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.cam import CamModel
+from .hiding import hide_random_grid
 
 
 class NonLocalAttention(nn.Module):
@@ -106,7 +111,7 @@ class ICL(nn.Module):
                  gamma: float = 0.8, gamma_bg: float = 0.2, tau_fg: float = 0.5, temperature: float = 0.1,
                  drop_probs: tuple[float, float, float] = (0.5, 0.25, 0.25), use_bg_drop: bool = True,
                  lambda_ca: float = 1.0, lambda_fc: float = 1.0, use_contrastive: bool = True,
-                 use_consistency: bool = True):
+                 use_consistency: bool = True, hide_grid_sizes: tuple[int, ...] = (), hide_p: float = 0.5):
         super().__init__()
         self.model = cam_model
         self.backbone = cam_model.backbone
@@ -131,6 +136,9 @@ class ICL(nn.Module):
         self.gamma, self.gamma_bg, self.tau_fg, self.temperature = gamma, gamma_bg, tau_fg, temperature
         self.lambda_ca = lambda_ca if use_contrastive else 0.0
         self.lambda_fc = lambda_fc if use_consistency else 0.0
+        if any(int(v) != v or v < 0 for v in hide_grid_sizes):
+            raise ValueError(f"ICL input hiding: patch sizes must be whole numbers >= 0; got {list(hide_grid_sizes)}")
+        self.hide_grid_sizes, self.hide_p = tuple(int(v) for v in hide_grid_sizes), hide_p
         self.mean, self.std = cam_model.mean, cam_model.std
 
     def attention_map(self, index: int, x: torch.Tensor) -> torch.Tensor:
@@ -145,6 +153,8 @@ class ICL(nn.Module):
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
         kind = self.DROP_KINDS[int(torch.multinomial(self.drop_probs, 1, generator=generator))]
+        if self.hide_grid_sizes:  # drawn only when on, so the default's random stream is ICL's alone
+            images = hide_random_grid(images, self.hide_grid_sizes, self.hide_p, generator)
         x, maps, last_x = images, [], None
         for i, layer in enumerate(self.backbone.layers_in_order()):
             x = layer(x)
