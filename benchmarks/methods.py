@@ -96,6 +96,9 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # background drop? Both ICL losses off; the losses were ablated before only in the paper's setting.
         "bg_drop_only_no_losses": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0", "1",
                                    "0", "--no-contrastive", "--no-consistency"],
+        # Then (both off lost 2.6 MaxBoxAccV2 on test, seed 0): which of the two?
+        "bg_drop_only_no_contrastive": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0",
+                                        "1", "0", "--no-contrastive"],
         # A project combination, not an ablation: the winner plus Hide-and-Seek's input hiding (HaS's misses
         # lean to boxes too small, the background drop's away from boxes too large).
         "bg_drop_only_hide_patches": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0", "1",

@@ -128,12 +128,13 @@ def test_methods_tables_build_the_models_their_flags_name():
     bg = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
           for name, flags in TABLES["icl_background"].items()}
     best = icl["channel_mean+bg_drop+ca+fc_no_disc_drop"]
-    assert bg["both_changes"] == best  # the rows below move the background drop of the best row, the last two its losses or input
+    assert bg["both_changes"] == best  # the rows below move the background drop of the best row, the last three its losses or input
     assert bg["bg_drop_3of4"] == {**best, "drop_probs": [0.0, 0.75, 0.25]}
     assert bg["bg_drop_only"] == {**best, "drop_probs": [0.0, 1.0, 0.0]}
     assert bg["gamma_bg_0.3"] == {**best, "gamma_bg": 0.3}
     assert bg["bg_drop_only_gamma_bg_0.1"] == {**bg["bg_drop_only"], "gamma_bg": 0.1}
     assert bg["bg_drop_only_no_losses"] == {**bg["bg_drop_only"], "use_contrastive": False, "use_consistency": False}
+    assert bg["bg_drop_only_no_contrastive"] == {**bg["bg_drop_only"], "use_contrastive": False}
     assert bg["bg_drop_only_hide_patches"] == {**bg["bg_drop_only"], "hide_grid_sizes": [0, 16, 32, 44, 56]}
     sat = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
            for name, flags in TABLES["sat_ablation"].items()}
