@@ -136,6 +136,7 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         return {"attention": args.icl_attention, "drop_probs": list(args.icl_drop_probs), "gamma_bg": args.icl_gamma_bg,
                 "use_bg_drop": not args.no_bg_drop,
                 "use_contrastive": not args.no_contrastive, "use_consistency": not args.no_consistency,
+                # only when given, so the runs without it keep the method_kwargs their records already hold
                 **({"hide_grid_sizes": list(args.icl_hide_patches)} if args.icl_hide_patches else {})}
     if args.method == "twopath":
         return {"channels": args.twopath_channels, "share_extractor": args.share_extractor,
