@@ -100,7 +100,7 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "bg_drop_only_no_contrastive": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0",
                                         "1", "0", "--no-contrastive"],
         # A project combination, not an ablation: the winner plus Hide-and-Seek's input hiding (HaS's misses
-        # lean to boxes too small, the background drop's away from boxes too large).
+        # lean to boxes too small; the background drop is aimed at boxes too large).
         "bg_drop_only_hide_patches": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0", "1",
                                       "0", "--icl-hide-patches", "0", "16", "32", "44", "56"],
     },

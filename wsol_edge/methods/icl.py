@@ -36,8 +36,9 @@ losses 2.62 / 1.58 (seeds 0 / 1; "Is the winner just its background drop?"), tho
 setting it did little.
 
 ``hide_grid_sizes`` (``--icl-hide-patches``; off by default) adds Hide-and-Seek's input hiding to each
-step, a project combination rather than part of ICL: HaS's misses lean to boxes too small, the
-background drop's away from boxes too large (benchmarks/METHODS.md, "How far is GT-known 85").
+step, a project combination rather than part of ICL: HaS's misses lean to boxes too small, while the
+background drop is aimed at boxes too large. On the winner it ties (benchmarks/METHODS.md,
+"Hide-and-Seek's input hiding on top of the winner?").
 """
 from __future__ import annotations
 
