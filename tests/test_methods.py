@@ -180,6 +180,8 @@ def test_has_hides_only_in_training_and_reduces_to_cam():
     assert has.inference_model() is cam
     loss, logits = has.training_loss(torch.randn(2, 3, 64, 64), torch.tensor([0, 1]))
     assert torch.isfinite(loss) and logits.shape == (2, 4)
+    with pytest.raises(ValueError, match="Hide-and-Seek: patch sizes must be whole numbers >= 0"):
+        HideAndSeek(cam, grid_sizes=(16, -1))
 
 
 @pytest.mark.parametrize("method,extra", [("has", []), ("wtl", ["--wtl-patch", "16", "--wtl-agg-channels", "32"]),

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.cam import CamModel
-from .hiding import hide_random_grid
+from .hiding import check_grid_sizes, hide_random_grid
 
 
 class HideAndSeek(nn.Module):
@@ -20,7 +20,7 @@ class HideAndSeek(nn.Module):
     def __init__(self, cam_model: CamModel, grid_sizes=(0, 16, 32, 44, 56), p: float = 0.5):
         super().__init__()
         self.model = cam_model
-        self.grid_sizes, self.p = tuple(grid_sizes), p
+        self.grid_sizes, self.p = check_grid_sizes(grid_sizes, "Hide-and-Seek"), p
         self.mean, self.std = cam_model.mean, cam_model.std
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):

@@ -20,6 +20,14 @@ def hide(images: torch.Tensor, visible: torch.Tensor, fill: float = 0.0) -> torc
     return images * visible + fill * (1 - visible)
 
 
+def check_grid_sizes(grid_sizes, method: str) -> tuple[int, ...]:
+    """The patch sizes a hiding method draws from, as ints (0: hide nothing); refused at construction,
+    since a negative size would only fail inside a training step."""
+    if any(int(v) != v or v < 0 for v in grid_sizes):
+        raise ValueError(f"{method}: patch sizes must be whole numbers >= 0; got {list(grid_sizes)}")
+    return tuple(int(v) for v in grid_sizes)
+
+
 def hide_random_grid(images: torch.Tensor, grid_sizes: tuple[int, ...], p: float,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Hide-and-Seek's step: one patch size drawn for the batch from ``grid_sizes`` (0: hide nothing),

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.cam import CamModel
-from .hiding import hide_random_grid
+from .hiding import check_grid_sizes, hide_random_grid
 
 
 class NonLocalAttention(nn.Module):
@@ -140,9 +140,7 @@ class ICL(nn.Module):
         self.gamma, self.gamma_bg, self.tau_fg, self.temperature = gamma, gamma_bg, tau_fg, temperature
         self.lambda_ca = lambda_ca if use_contrastive else 0.0
         self.lambda_fc = lambda_fc if use_consistency else 0.0
-        if any(int(v) != v or v < 0 for v in hide_grid_sizes):
-            raise ValueError(f"ICL input hiding: patch sizes must be whole numbers >= 0; got {list(hide_grid_sizes)}")
-        self.hide_grid_sizes, self.hide_p = tuple(int(v) for v in hide_grid_sizes), hide_p
+        self.hide_grid_sizes, self.hide_p = check_grid_sizes(hide_grid_sizes, "ICL input hiding"), hide_p
         self.mean, self.std = cam_model.mean, cam_model.std
 
     def attention_map(self, index: int, x: torch.Tensor) -> torch.Tensor:
