@@ -79,6 +79,39 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, meth
     assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"])
 
 
+def test_adamw_decays_weight_matrices_only_and_keeps_the_two_learning_rates():
+    """AdamW: decay on weight matrices; none on biases, norm weights and the tokens passed in; the
+    backbone at --lr, new layers at --lr x --head-lr-mult. SGD: one group each, decay on all."""
+    body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    head, token = torch.nn.Linear(4, 2), torch.nn.Parameter(torch.zeros(1, 1, 4))
+    head_params = [*head.parameters(), token]
+    opt = train.make_optimizer("adamw", list(body.parameters()), head_params, 1e-4, 10, 0.9, 0.05, [token])
+    assert isinstance(opt, torch.optim.AdamW)
+    where = {id(p): (g["lr"], g["weight_decay"]) for g in opt.param_groups for p in g["params"]}
+    assert where[id(body[0].weight)] == (1e-4, 0.05)
+    assert where[id(body[0].bias)] == where[id(body[1].weight)] == where[id(body[1].bias)] == (1e-4, 0.0)
+    assert where[id(head.weight)] == (pytest.approx(1e-3), 0.05)
+    assert where[id(head.bias)] == where[id(token)] == (pytest.approx(1e-3), 0.0)
+    assert len(where) == 7
+    sgd = train.make_optimizer("sgd", list(body.parameters()), head_params, 1e-2, 10, 0.9, 1e-4)
+    assert [(len(g["params"]), g["weight_decay"]) for g in sgd.param_groups] == [(4, 1e-4), (3, 1e-4)]
+
+
+def test_sat_trains_with_adamw_and_resume_refuses_another_optimizer(tmp_path, capsys):
+    common = [*SYN, "--method", "sat", "--batch-size", "8", "--epochs", "1", "--precise-bn", "0",
+              "--threshold-images", "0", "--out", str(tmp_path)]
+    assert train.main([*common, "--optimizer", "adamw", "--lr", "1e-4", "--weight-decay", "0.05"]) == 0
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["train_args"]["optimizer"] == "adamw" and "exp_avg_sq" in next(iter(state["optimizer"]["state"].values()))
+    # the SAT tokens sit in an undecayed group: 4 groups, the two undecayed ones hold the 1-D parameters and the tokens
+    groups = state["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [0.05, 0.0, 0.05, 0.0]
+    assert train.main([*common, "--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error:") and "trained with --optimizer adamw, resumed with --optimizer sgd" in err[-1]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1  # nothing was overwritten
+
+
 def test_config_file_and_flag_override(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: synthetic\nsynthetic_images: 8\nsynthetic_size: 64\nepochs: 5\nbatch_size: 4\n"
