@@ -112,6 +112,24 @@ def test_sat_trains_with_adamw_and_resume_refuses_another_optimizer(tmp_path, ca
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1  # nothing was overwritten
 
 
+def test_a_methods_flags_with_another_method_are_refused_in_one_line(tmp_path, capsys):
+    """A flag of one method given with another would change nothing; it is refused before any folder
+    is made. Every method flag of the model group is in train.METHOD_FLAGS, so none is missed."""
+    group = next(g for g in train.build_parser()._action_groups if g.title == "model")
+    shared = {"method", "backbone", "output_stride", "pretrained", "weights", "freeze_layers"}
+    listed = [name for names in train.METHOD_FLAGS.values() for name in names]
+    assert sorted(a.dest for a in group._group_actions if a.dest not in shared) == sorted(listed)
+    out = tmp_path / "run"
+    assert train.main([*SYN, "--method", "cam", "--icl-hide-patches", "16", "--no-area-loss", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --icl-hide-patches is for --method icl; --no-area-loss is for --method sat; "
+                   "this run trains --method cam"]
+    assert not out.exists()
+    assert train.main([*SYN, "--method", "has", "--no-area-loss", "--no-norm-loss", "--out", str(out)]) == 2
+    assert "--no-area-loss, --no-norm-loss are for --method sat; this run trains --method has" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_config_file_and_flag_override(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: synthetic\nsynthetic_images: 8\nsynthetic_size: 64\nepochs: 5\nbatch_size: 4\n"

@@ -125,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 HYBRID_SAT_FLAGS = ("sat_dim", "sat_heads", "sat_depth", "sat_plain_blocks")
+# Each method's own flags: given with another --method they would change nothing, so they are refused.
+METHOD_FLAGS = {
+    "has": ("has_grid_sizes",),
+    "wtl": ("wtl_patch", "wtl_beta", "wtl_agg_channels", "wtl_aggregation", "wtl_fuse_reduction", "wtl_fuse_map",
+            "wtl_beta_warmup", "no_caam", "no_ssam", "no_fuse"),
+    "icl": ("icl_attention", "icl_drop_probs", "icl_gamma_bg", "icl_hide_patches", "no_bg_drop", "no_contrastive",
+            "no_consistency"),
+    "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor"),
+    "sat": (*HYBRID_SAT_FLAGS, "sat_area", "no_area_loss", "no_norm_loss"),
+}
 OPTIMIZERS = ("sgd", "adamw")
 TOKEN_PARAMETERS = ("cls_token", "pos_embed", "spatial_token", "spatial_pos")  # SAT's; never weight-decayed by AdamW
 
@@ -154,7 +164,18 @@ def make_optimizer(kind: str, body: list, head: list, lr: float, head_lr_mult: f
     return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
 
 
+def flags_given(args: argparse.Namespace, names) -> list[str]:
+    """The flags among ``names`` whose value differs from the parser's default, as typed (--sat-dim)."""
+    defaults = build_parser()
+    return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) != defaults.get_default(name)]
+
+
 def method_kwargs(args: argparse.Namespace) -> dict:
+    foreign = {method: flags_given(args, names) for method, names in METHOD_FLAGS.items() if method != args.method}
+    if any(foreign.values()):
+        said = [f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --method {method}"
+                for method, given in foreign.items() if given]
+        raise ValueError(f"{'; '.join(said)}; this run trains --method {args.method}")
     if args.method == "has":
         return {"grid_sizes": list(args.has_grid_sizes)}
     if args.method == "wtl":
@@ -176,9 +197,7 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
         if args.backbone in DEIT_CONFIGS:
             # DeiT fixes these, so a value given for them would be ignored without a word
-            literal = build_parser()
-            given = [f"--{name.replace('_', '-')}" for name in HYBRID_SAT_FLAGS
-                     if getattr(args, name) != literal.get_default(name)]
+            given = flags_given(args, HYBRID_SAT_FLAGS)
             if given:
                 raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the hybrid SAT; "
                                  f"{args.backbone} has its 12 blocks, the last 3 spatial-aware")
