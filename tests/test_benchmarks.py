@@ -148,6 +148,8 @@ def test_methods_tables_build_the_models_their_flags_name():
     adamw = parser.parse_args(["--data-root", "x", *TABLES["sat_ablation"]["spatial_token+area+norm_adamw"]])
     assert sat["spatial_token+area+norm_adamw"] == full  # the same model; only the optimizer and its two settings differ
     assert (adamw.optimizer, adamw.lr, adamw.weight_decay, adamw.head_lr_mult) == ("adamw", 1e-4, 0.05, 10.0)
+    one_lr = parser.parse_args(["--data-root", "x", *TABLES["sat_ablation"]["spatial_token+area+norm_adamw_one_lr"]])
+    assert sat["spatial_token+area+norm_adamw_one_lr"] == full and vars(one_lr) == {**vars(adamw), "head_lr_mult": 1.0}
     from wsol_edge.methods import build_method
     one = build_method("sat", "efficientnet_lite0", 3, method_kwargs=sat["spatial_token+area+norm_1block"])
     assert (len(one.blocks), one.sat_depth) == (1, 1)  # the row builds (it once failed: depth 1 < sat_depth 3)
