@@ -24,6 +24,9 @@ all spatial-aware (so its spatial token's first query has seen no image, where D
 plain blocks; ``--sat-plain-blocks`` puts plain blocks first); its positional embedding is resized
 bicubically when the token grid differs.
 Inference is the same forward without the losses (``SatInference``: the map replaces the CAM).
+Training uses the project's SGD like every method; the authors train with AdamW (lr 1e-4, weight
+decay 0.05), which is ``--optimizer adamw`` and did not bring the hybrid closer to CAM
+(benchmarks/METHODS.md, "Trained as SAT's authors train it").
 """
 from __future__ import annotations
 
