@@ -154,24 +154,28 @@ def make_optimizer(kind: str, body: list, head: list, lr: float, head_lr_mult: f
                                momentum=momentum, weight_decay=weight_decay, nesterov=True)
     if kind != "adamw":
         raise ValueError(f"unknown optimizer {kind!r}; choose from {', '.join(OPTIMIZERS)}")
-    undecayed = {id(p) for p in tokens or []}
+    token_ids = {id(p) for p in tokens or []}
+
+    def undecayed(p) -> bool:
+        return p.ndim <= 1 or id(p) in token_ids
+
     groups = []
     for params, group_lr in ((body, lr), (head, lr * head_lr_mult)):
-        plain = [p for p in params if p.ndim <= 1 or id(p) in undecayed]
-        decayed = [p for p in params if not (p.ndim <= 1 or id(p) in undecayed)]
+        decayed, plain = [p for p in params if not undecayed(p)], [p for p in params if undecayed(p)]
         groups += [g for g in ({"params": decayed, "lr": group_lr, "weight_decay": weight_decay},
                                {"params": plain, "lr": group_lr, "weight_decay": 0.0}) if g["params"]]
     return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
 
 
-def flags_given(args: argparse.Namespace, names) -> list[str]:
-    """The flags among ``names`` whose value differs from the parser's default, as typed (--sat-dim)."""
-    defaults = build_parser()
-    return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) != defaults.get_default(name)]
+def flags_given(args: argparse.Namespace, names, parser: argparse.ArgumentParser) -> list[str]:
+    """The flags among ``names`` whose value differs from ``parser``'s default, as typed (--sat-dim)."""
+    return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) != parser.get_default(name)]
 
 
 def method_kwargs(args: argparse.Namespace) -> dict:
-    foreign = {method: flags_given(args, names) for method, names in METHOD_FLAGS.items() if method != args.method}
+    parser = build_parser()  # for its defaults
+    foreign = {method: flags_given(args, names, parser) for method, names in METHOD_FLAGS.items()
+               if method != args.method}
     if any(foreign.values()):
         said = [f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --method {method}"
                 for method, given in foreign.items() if given]
@@ -197,7 +201,7 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
         if args.backbone in DEIT_CONFIGS:
             # DeiT fixes these, so a value given for them would be ignored without a word
-            given = flags_given(args, HYBRID_SAT_FLAGS)
+            given = flags_given(args, HYBRID_SAT_FLAGS, parser)
             if given:
                 raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the hybrid SAT; "
                                  f"{args.backbone} has its 12 blocks, the last 3 spatial-aware")
