@@ -10,19 +10,19 @@
 # Inputs to carry (the device tool's carry: ["runs/gpu_inputs"]), all optional:
 #   runs/gpu_inputs/real_cams.npz   python -m benchmarks.cam_cases --model M.onnx --data-root DATA --output ...
 #   runs/gpu_inputs/model.pt, runs/gpu_inputs/model.onnx   a checkpoint and its export
-# Stages to run (default: all): bash benchmarks/gpu_session.sh [parity] [sanitizer] [kernels] [speed];
+# Stages to run (default: all): bash benchmarks/gpu_session.sh [parity] [sanitizer] [kernels] [profile] [speed];
 # a device call lasts at most 10 minutes, so run e.g. "parity sanitizer" and "kernels speed" apart.
 # Not yet run anywhere: no GPU has been lent to this project so far.
 set -uo pipefail
-stages=${*:-parity sanitizer kernels speed}
+stages=${*:-parity sanitizer kernels profile speed}
 want() { [[ " $stages " == *" $1 "* ]]; }
 out=${OUT:-runs/gpu_session}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 py=python3
 in=runs/gpu_inputs
-{ nvidia-smi; $py -c "import sys, numpy, cv2, cupy, torch; print(sys.version, numpy.__version__, cv2.__version__, cupy.__version__, torch.__version__)"; } \
-  >"$out/machine.txt" 2>&1
+{ nvidia-smi; $py -c "import sys, numpy, cv2, cupy, torch; print(sys.version, numpy.__version__, cv2.__version__, cupy.__version__, torch.__version__)"
+  $py -m pip list 2>/dev/null | grep -iE "cuda|nvrtc|onnx|opencv|pytest"; } >"$out/machine.txt" 2>&1
 # No package index there: install the checkout alone (its dependencies are in the image), or, if
 # that fails, put the two installed-as packages where Python finds them.
 if ! $py -m pip install -q --no-deps --no-build-isolation -e . >>"$out/machine.txt" 2>&1; then
@@ -30,25 +30,36 @@ if ! $py -m pip install -q --no-deps --no-build-isolation -e . >>"$out/machine.t
   export PYTHONPATH=$PWD
 fi
 [ -f $in/real_cams.npz ] && export WSOL_EDGE_REAL_CAMS=$PWD/$in/real_cams.npz
+# Fail fast, with the error in the log, when the kernels cannot even load.
+$py -c "from wsol_edge.kernels.loader import BoxKernels; k = BoxKernels(); print('kernels loaded for sm_' + k.arch)" \
+  2>&1 | tee -a "$out/machine.txt"
+# The CPU reference dominates the parity suite's time: spread it over the cores when xdist is there.
+xdist=$($py -c "import xdist" 2>/dev/null && echo "-n 8")
 if want parity; then
-  $py -m pytest -q -rs tests/test_kernels.py >"$out/parity.log" 2>&1
+  timeout 300 $py -m pytest -q -rs $xdist tests/test_kernels.py >"$out/parity.log" 2>&1
   echo "parity suite exit $?" | tee -a "$out/parity.log"
 fi
 small="fused_cam or host_round_trip or (adversarial and 224)"
 for tool in memcheck racecheck synccheck; do
   want sanitizer || break
   echo "=== compute-sanitizer --tool $tool" >>"$out/sanitizer.log"
-  compute-sanitizer --tool "$tool" --error-exitcode 9 $py -m pytest -q -x -p no:cacheprovider tests/test_kernels.py \
+  timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 9 $py -m pytest -q -x -p no:cacheprovider tests/test_kernels.py \
     -k "$small" >>"$out/sanitizer.log" 2>&1
   echo "compute-sanitizer $tool exit $?" | tee -a "$out/sanitizer.log"
 done
 if want kernels; then
-  $py -m benchmarks.kernels --cpu-reference benchmarks/results/kernels_cpu_reference.json --output "$out/kernels_gpu.json"
+  timeout 240 $py -m benchmarks.kernels --cpu-reference benchmarks/results/kernels_cpu_reference.json --output "$out/kernels_gpu.json"
   echo "kernel benchmark exit $?"
+fi
+if want profile; then
+  # per-kernel GPU time of the benchmark's batch-64, 224^2 case (ncu serialises launches: durations only)
+  timeout 180 ncu --csv --metrics gpu__time_duration.sum $py -m benchmarks.kernels --batches 64 --sizes 224 \
+    --repeats 1 --output /tmp/ncu_kernels.json >"$out/ncu.csv" 2>"$out/ncu.log"
+  echo "ncu exit $?"
 fi
 if want speed && [ -f $in/model.pt ] && [ -f $in/model.onnx ]; then
   # ONNX Runtime there is the CPU build: its CUDA rows need onnxruntime-gpu carried as a wheel
-  $py -m benchmarks speed --models $in/model.pt $in/model.pt@cuda $in/model.pt@cuda-fp16 $in/model.onnx \
+  timeout 420 $py -m benchmarks speed --models $in/model.pt $in/model.pt@cuda $in/model.pt@cuda-fp16 $in/model.onnx \
     --images wsol_edge/samples/images --batch 1 8 --rounds 3 --repeats 20 --output "$out/gpu_speed.json"
   echo "speed harness exit $?"
 fi
