@@ -39,11 +39,13 @@ if want parity; then
   timeout 300 $py -m pytest -q -rs $xdist tests/test_kernels.py >"$out/parity.log" 2>&1
   echo "parity suite exit $?" | tee -a "$out/parity.log"
 fi
-small="fused_cam or host_round_trip or (adversarial and 224)"
+small="fused_cam or host_round_trip or graph or (adversarial and 224)"
 for tool in memcheck racecheck synccheck; do
   want sanitizer || break
   echo "=== compute-sanitizer --tool $tool" >>"$out/sanitizer.log"
-  timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 9 $py -m pytest -q -x -p no:cacheprovider tests/test_kernels.py \
+  # cuda-python probes driver entry points that may not exist: those API errors are not the kernels'
+  extra=$([ "$tool" = memcheck ] && echo "--report-api-errors no --leak-check full")
+  timeout 120 compute-sanitizer --tool "$tool" $extra --error-exitcode 9 $py -m pytest -q -x -p no:cacheprovider tests/test_kernels.py \
     -k "$small" >>"$out/sanitizer.log" 2>&1
   echo "compute-sanitizer $tool exit $?" | tee -a "$out/sanitizer.log"
 done

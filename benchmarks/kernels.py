@@ -1,9 +1,13 @@
 """CUDA kernels vs the CPU reference vs cupyx.scipy.ndimage.label, for batch 1, 8, 64 at 224^2 and
 448^2 (issue 5's benchmark).
 
-Two workloads per (size, batch):
+Workloads per (size, batch):
   ``cam_box``   features [B, 1280, S/16, S/16] -> CAM of the given class -> box at one threshold
                 (what the runtime does per frame);
+  ``cam_box_graph``  the same captured once as a CUDA graph, with the class ids already on the
+                GPU (as an engine's class_ids output is): one launch + the boxes' copy to the host
+                per call; also its device time alone (``device_ms``: CUDA events around 50
+                back-to-back replays), the floor a camera loop can reach;
   ``box_100``   raw CAMs -> boxes at the protocol's 100 thresholds (evaluation on the GPU).
 The CPU reference is wsol_edge.postprocess (NumPy/OpenCV, the kernels' "most pixels" rule); the
 GPU path is kernels/loader.py, with the inputs already on the GPU and the boxes copied back (each
@@ -116,6 +120,24 @@ def cupy_stage(kernels, x: dict, size: int):
     return lambda: label_boxes(u8, x["tau"], cp, ndimage.label, cupyx.scatter_max, cupyx.scatter_min).get()
 
 
+def graph_device_ms(kernels, graph, stream: int, replays: int) -> float:
+    """Device time per replay: CUDA events around ``replays`` back-to-back launches (the host
+    enqueues them faster than the GPU runs them, so the gaps between replays are the GPU's own)."""
+    rt = kernels.rt
+    start, end = kernels._check(rt.cudaEventCreate()), kernels._check(rt.cudaEventCreate())
+    for _ in range(5):
+        graph.launch(stream)
+    kernels._check(rt.cudaEventRecord(start, stream))
+    for _ in range(replays):
+        graph.launch(stream)
+    kernels._check(rt.cudaEventRecord(end, stream))
+    kernels._check(rt.cudaEventSynchronize(end))
+    ms = kernels._check(rt.cudaEventElapsedTime(start, end)) / replays
+    rt.cudaEventDestroy(start)
+    rt.cudaEventDestroy(end)
+    return float(ms)
+
+
 def gpu_name() -> str:
     from wsol_edge.cuda_runtime import cudart
 
@@ -192,18 +214,42 @@ def main(argv: list[str] | None = None) -> int:
                 def box_100():
                     return kernels.boxes(cams_d, (B, hw, hw), x["taus"], size, threshold_chunk=100)  # noqa: B023
 
+                # box_100 first: it grows the shared work buffers, which a graph captured before would
+                # still point at after they were freed
+                mism = {"box_100": int((box_100() != reference_boxes(gpu_cams, x["taus"], size)).any(-1).sum())}
+                stream = kernels.stream()
+                ids_d = kernels._upload("bench_class_ids", x["class_ids"].astype(np.int64), stream)
+                tau_d = kernels._upload("bench_tau", np.array([x["tau"]], np.float64), stream)
+
+                def enqueue(s):
+                    kernels.cams(feats_d, ids_d, (B, C, hw, hw), out=cams_d, stream=s)  # noqa: B023
+                    return kernels.enqueue_boxes(cams_d, (B, hw, hw), tau_d, 1, size, s)  # noqa: B023
+
+                boxes_d = enqueue(stream)
+                kernels._check(kernels.rt.cudaStreamSynchronize(stream))
+                graph = kernels.capture(enqueue, stream)
+
+                def cam_box_graph():
+                    graph.launch(stream)  # noqa: B023
+                    return kernels._download(boxes_d, np.zeros((B, 1, 4), np.int32), stream)  # noqa: B023
+
                 # parity on these inputs, from the GPU's own CAMs (the CAM kernel is held to NumPy in the tests)
-                mism = {"cam_box": int((cam_box() != reference_boxes(gpu_cams, [x["tau"]], size)).any(-1).sum()),
-                        "box_100": int((box_100() != reference_boxes(gpu_cams, x["taus"], size)).any(-1).sum())}
-                for name, fn in (("cam_box", cam_box), ("box_100", box_100)):
+                want_1 = reference_boxes(gpu_cams, [x["tau"]], size)
+                mism["cam_box"] = int((cam_box() != want_1).any(-1).sum())
+                mism["cam_box_graph"] = int((cam_box_graph() != want_1).any(-1).sum())
+                for name, fn in (("cam_box", cam_box), ("cam_box_graph", cam_box_graph), ("box_100", box_100)):
+                    # box_100 reallocates nothing here: the buffers already have its size
                     lat = timed(fn, args.repeats, 5)
                     rows[name] = {"backend": "cuda_kernels", "device": machine["gpu"], "latency_ms": lat,
                                   "us_per_image": lat["median"] * 1e3 / batch, "boxes_differing_from_cpu": mism[name]}
-                    ref = cpu_ref.get((name, size, batch))
+                    ref = cpu_ref.get(("cam_box" if name == "cam_box_graph" else name, size, batch))
                     if ref:
                         rows[name]["speedup_over_cpu_reference"] = ref["us_per_image"] / rows[name]["us_per_image"]
                         rows[name]["cpu_reference"] = {"us_per_image": ref["us_per_image"], "machine": ref["machine"],
                                                        "run_id": ref["run_id"], "note": "another machine: a cross-machine ratio"}
+                rows["cam_box_graph"]["device_ms"] = graph_device_ms(kernels, graph, stream, 50)
+                graph.close()
+                kernels.rt.cudaStreamDestroy(stream)
                 try:
                     stage = cupy_stage(kernels, x, size)
                     kernels.boxes(cams_d, (B, hw, hw), [x["tau"]], size)  # leaves this batch's u8 maps in place

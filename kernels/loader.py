@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 SOURCE = Path(__file__).with_name("wsol_kernels.cu")
-KERNELS = ("cam_fused_f32", "cam_fused_f16", "upsample_bicubic", "minmax_per_image", "normalize_quantize",
-           "u8_thresholds", "ccl_init", "ccl_merge", "ccl_compress", "ccl_stats_init", "ccl_stats", "ccl_largest_box")
+KERNELS = ("cam_fused_f32", "cam_fused_f16", "upsample_bicubic", "normalize_quantize",
+           "ccl_init", "ccl_merge", "ccl_compress", "ccl_stats", "ccl_best", "ccl_box")
 BLOCK = 256
+CAM_PIXELS = 32  # pixels per CAM block (its 8 warps split the channels)
 # --fmad=false: float steps as the CPU reference rounds them. No -Werror=all-warnings: NVRTC 13.2
 # takes it, 13.0 (the H100 machines' wheel) refuses it; any compiler output fails the build instead.
 COMPILE_OPTIONS = ("-std=c++17", "--fmad=false")
@@ -148,6 +149,9 @@ class BoxKernels:
                                             self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
         return ptr
 
+    def _memset(self, ptr: int, nbytes: int, stream: int) -> None:
+        self._check(self.rt.cudaMemsetAsync(ptr, 0, nbytes, stream))
+
     def _download(self, ptr: int, out: np.ndarray, stream: int) -> np.ndarray:
         self._check(self.rt.cudaMemcpyAsync(out.ctypes.data, ptr, out.nbytes,
                                             self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
@@ -176,10 +180,12 @@ class BoxKernels:
         (kernel (a): FP32 accumulation, FP32 or FP16 features).
 
         ``features``: [B, C, h, w] (``shape``) float32, or float16 with ``fp16=True``, as a host
-        array or a device pointer (e.g. a TensorRT output binding); ``class_ids`` [B] a host array;
-        ``weights`` [K, C], given here or once with ``set_classifier``. Returns the CAMs as a host
-        array, or, given a device pointer ``out`` (B*h*w float32), writes them there and returns
-        None so that ``boxes`` can take them without a host round trip.
+        array or a device pointer (e.g. a TensorRT output binding); ``class_ids`` [B] a host array
+        (checked) or a device pointer to int64 (e.g. the engine's class_ids output; an id outside
+        [0, K) gives an all-zero CAM); ``weights`` [K, C], given here or once with
+        ``set_classifier``. Returns the CAMs as a host array, or, given a device pointer ``out``
+        (B*h*w float32), enqueues them there on ``stream`` and returns None, so that ``boxes`` or
+        ``enqueue_boxes`` take them without a host round trip.
         """
         import ctypes
 
@@ -189,13 +195,17 @@ class BoxKernels:
             raise ValueError("no classifier on the GPU: pass weights= or call set_classifier first")
         K, Cw = self.classifier_shape
         B, C, h, w = shape
-        ids = np.asarray(class_ids, np.int64).reshape(-1)
         if Cw != C:
             raise ValueError(f"the classifier has {Cw} channels, the features {C}")
-        if len(ids) != B:
-            raise ValueError(f"class_ids must hold one class per image ({B}), got {len(ids)}")
-        if ((ids < 0) | (ids >= K)).any():
-            raise ValueError(f"class ids must lie in [0, {K}), got {ids.tolist()}")
+        if isinstance(class_ids, int):
+            ids_ptr = class_ids
+        else:
+            ids = np.asarray(class_ids, np.int64).reshape(-1)
+            if len(ids) != B:
+                raise ValueError(f"class_ids must hold one class per image ({B}), got {len(ids)}")
+            if ((ids < 0) | (ids >= K)).any():
+                raise ValueError(f"class ids must lie in [0, {K}), got {ids.tolist()}")
+            ids_ptr = self._upload("cam_class_ids", ids, stream)
         if isinstance(features, int):
             feats = features
         else:
@@ -203,14 +213,12 @@ class BoxKernels:
             if arr.shape != tuple(shape):
                 raise ValueError(f"features have shape {arr.shape}, expected {tuple(shape)}")
             feats = self._upload("cam_features", arr.view(np.uint16) if fp16 else arr, stream)
-        ids_ptr = self._upload("cam_class_ids", ids, stream)
         dst = out if out is not None else self._buffer("cam_out", B * h * w * 4)
         i32, ptr = ctypes.c_int, ctypes.c_void_p
-        self._launch("cam_fused_f16" if fp16 else "cam_fused_f32", ((h * w + BLOCK - 1) // BLOCK, B, 1), BLOCK,
+        self._launch("cam_fused_f16" if fp16 else "cam_fused_f32", ((h * w + CAM_PIXELS - 1) // CAM_PIXELS, B, 1), BLOCK,
                      [(feats, ptr), (self._buffers["cam_weights"][0], ptr), (ids_ptr, ptr), (dst, ptr), (C, i32),
                       (h * w, i32), (K, i32)], shared=C * 4, stream=stream)
         if out is not None:
-            self._check(self.rt.cudaStreamSynchronize(stream))
             return None
         return self._download(dst, np.empty((B, h, w), np.float32), stream)
 
@@ -220,10 +228,7 @@ class BoxKernels:
         every threshold, by the largest-8-connected-component rule. Thresholds are processed in
         chunks to bound memory (labels and stats grow with B * T * size^2). A CAM already at
         ``size`` x ``size`` passes the bicubic stage unchanged (a score map, e.g. a test pattern)."""
-        import ctypes
-
         B, h, w = shape
-        n = size * size
         taus = np.asarray(thresholds, dtype=np.float64).reshape(-1)
         T = len(taus)
         if isinstance(cams, int):
@@ -234,30 +239,74 @@ class BoxKernels:
                 raise ValueError(f"cams have shape {arr.shape}, expected {tuple(shape)}")
             cams_ptr = self._upload("box_cams", arr, stream)
         chunk = max(1, min(threshold_chunk, T))
-        Qmax = B * chunk
-        maps, stats, u8 = self._buffer("maps", B * n * 4), self._buffer("minmax", B * 3 * 4), self._buffer("u8", B * n)
-        cut, labels = self._buffer("cut", Qmax * 4), self._buffer("labels", Qmax * n * 4)
-        cstats, boxes = self._buffer("component_stats", Qmax * n * 5 * 4), self._buffer("boxes", Qmax * 4 * 4)
-        i32, u64 = ctypes.c_int, ctypes.c_void_p
-        grid_px = ((n + BLOCK - 1) // BLOCK, B, 1)
-        self._launch("upsample_bicubic", grid_px, BLOCK, [(cams_ptr, u64), (maps, u64), (h, i32), (w, i32), (size, i32)], stream=stream)
-        self._launch("minmax_per_image", (B, 1, 1), BLOCK, [(maps, u64), (stats, u64), (n, i32)], stream=stream)
-        self._launch("normalize_quantize", grid_px, BLOCK, [(maps, u64), (stats, u64), (u8, u64), (n, i32)], stream=stream)
         out = np.zeros((B, T, 4), np.int32)
         for t0 in range(0, T, chunk):
             part = taus[t0:t0 + chunk]
-            tc, Q = len(part), B * len(part)
-            taus_d = self._upload("taus", part, stream)
-            grid_q = ((n + BLOCK - 1) // BLOCK, Q, 1)
-            self._launch("u8_thresholds", (B, 1, 1), BLOCK, [(u8, u64), (taus_d, u64), (cut, u64), (n, i32), (tc, i32)], stream=stream)
-            self._launch("ccl_init", grid_q, BLOCK, [(u8, u64), (cut, u64), (labels, u64), (n, i32), (tc, i32)], stream=stream)
-            self._launch("ccl_merge", grid_q, BLOCK, [(labels, u64), (size, i32)], stream=stream)
-            self._launch("ccl_compress", grid_q, BLOCK, [(labels, u64), (n, i32)], stream=stream)
-            count = Q * n * 5
-            self._launch("ccl_stats_init", ((count + BLOCK - 1) // BLOCK, 1, 1), BLOCK,
-                         [(cstats, u64), (count, ctypes.c_longlong)], stream=stream)
-            self._launch("ccl_stats", grid_q, BLOCK, [(labels, u64), (cstats, u64), (size, i32)], stream=stream)
-            self._launch("ccl_largest_box", (Q, 1, 1), BLOCK, [(labels, u64), (cstats, u64), (boxes, u64), (size, i32)], stream=stream)
+            boxes = self.enqueue_boxes(cams_ptr, shape, self._upload("taus", part, stream), len(part), size, stream,
+                                       reserve=chunk, scoremaps=t0 == 0)
             # also orders the next chunk's upload of taus after this chunk's kernels have read them
-            out[:, t0:t0 + tc] = self._download(boxes, np.zeros((B, tc, 4), np.int32), stream)
+            out[:, t0:t0 + len(part)] = self._download(boxes, np.zeros((B, len(part), 4), np.int32), stream)
         return out
+
+    def enqueue_boxes(self, cams_ptr: int, shape: tuple[int, int, int], taus_ptr: int, T: int, size: int = 224,
+                      stream: int = 0, *, reserve: int | None = None, scoremaps: bool = True) -> int:
+        """Enqueue every stage for raw CAMs and T thresholds (float64), all on the GPU, and return
+        the device pointer of the boxes [B, T, 4] int32; nothing is copied or synchronised, so a
+        CUDA graph can capture it (``capture``). ``scoremaps=False`` reuses the u8 maps of the
+        previous call (the next chunk of thresholds); ``reserve`` sizes the buffers for that many
+        thresholds. Buffers grow (reallocate) only outside a capture: run once before capturing."""
+        import ctypes
+
+        B, h, w = shape
+        n = size * size
+        Qmax, Q = B * max(T, reserve or T), B * T
+        maps, stats, u8 = self._buffer("maps", B * n * 4), self._buffer("image_stats", B * 4 * 4), self._buffer("u8", B * n)
+        labels, cstats = self._buffer("labels", Qmax * n * 4), self._buffer("component_stats", Qmax * n * 5 * 4)
+        best, boxes = self._buffer("best", Qmax * 8), self._buffer("boxes", Qmax * 4 * 4)
+        i32, u64 = ctypes.c_int, ctypes.c_void_p
+        if scoremaps:
+            grid_px = ((n + BLOCK - 1) // BLOCK, B, 1)
+            self._memset(stats, B * 4 * 4, stream)  # min/max codes, flags and max u8 are accumulated with atomics
+            self._launch("upsample_bicubic", grid_px, BLOCK, [(cams_ptr, u64), (maps, u64), (stats, u64), (h, i32),
+                                                              (w, i32), (size, i32)], stream=stream)
+            self._launch("normalize_quantize", grid_px, BLOCK, [(maps, u64), (stats, u64), (u8, u64), (n, i32)],
+                         stream=stream)
+        grid_q = ((n + BLOCK - 1) // BLOCK, Q, 1)
+        self._launch("ccl_init", grid_q, BLOCK, [(u8, u64), (stats, u64), (taus_ptr, u64), (labels, u64), (n, i32),
+                                                 (T, i32)], stream=stream)
+        self._launch("ccl_merge", grid_q, BLOCK, [(labels, u64), (size, i32)], stream=stream)
+        self._launch("ccl_compress", grid_q, BLOCK, [(labels, u64), (cstats, u64), (n, i32)], stream=stream)
+        self._launch("ccl_stats", grid_q, BLOCK, [(labels, u64), (cstats, u64), (size, i32)], stream=stream)
+        self._memset(best, Q * 8, stream)
+        self._launch("ccl_best", grid_q, BLOCK, [(labels, u64), (cstats, u64), (best, u64), (n, i32)], stream=stream)
+        self._launch("ccl_box", ((Q + BLOCK - 1) // BLOCK, 1, 1), BLOCK, [(best, u64), (cstats, u64), (boxes, u64),
+                                                                        (size, i32), (Q, i32)], stream=stream)
+        return boxes
+
+    def stream(self) -> int:
+        """A new non-blocking CUDA stream (a graph cannot be captured on the legacy default stream)."""
+        return int(self._check(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking)))
+
+    def capture(self, enqueue, stream: int) -> "CudaGraph":
+        """A CUDA graph of what ``enqueue(stream)`` puts on ``stream`` (kernels, memsets; no host
+        copies or synchronisation), replayed with one launch: a camera loop then pays one API call
+        per frame instead of one per stage. The graph holds today's buffers: re-capture after a
+        call that grew them (a larger batch), and before ``close()``."""
+        self._check(self.rt.cudaStreamBeginCapture(stream, self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeRelaxed))
+        try:
+            enqueue(stream)
+        finally:
+            graph = self._check(self.rt.cudaStreamEndCapture(stream))
+        return CudaGraph(self, graph, self._check(self.rt.cudaGraphInstantiate(graph, 0)))
+
+
+class CudaGraph:
+    def __init__(self, kernels: BoxKernels, graph, exe):
+        self.kernels, self.graph, self.exe = kernels, graph, exe
+
+    def launch(self, stream: int) -> None:
+        self.kernels._check(self.kernels.rt.cudaGraphLaunch(self.exe, stream))
+
+    def close(self) -> None:
+        self.kernels.rt.cudaGraphExecDestroy(self.exe)
+        self.kernels.rt.cudaGraphDestroy(self.graph)

@@ -1,7 +1,8 @@
 // CUDA kernels for CAM computation and thresholded box extraction.
 //
 // Stages (each one launch for the whole batch; no host round trip between them):
-//   cam_fused_{f32,f16}     CAM of a chosen class per image: classifier row x features.
+//   cam_fused_{f32,f16}     CAM of a chosen class per image: classifier row x features, the
+//                           channels split over 8 warps and summed in a fixed order.
 //   upsample_bicubic        raw CAM (h, w) -> (S, S), OpenCV INTER_CUBIC rule (A = -0.75,
 //                           half-pixel centres, replicated border), separable: rows then columns,
 //                           with the float32 rounding steps of OpenCV's own x86 code path
@@ -9,14 +10,22 @@
 //                           transcription of these steps equals cv2.resize bit for bit with IPP
 //                           off (tests/test_kernels.py); OpenCV's IPP path rounds the last bit
 //                           differently, so the parity suite's reference turns IPP off.
-//   minmax_per_image        per-image min, max and a NaN/inf flag (one block per image).
+//                           Also gathers each image's min, max and a NaN/inf flag (block
+//                           reduction, then one atomic per block on order-preserving integer
+//                           codes of the floats: min and max do not depend on the order).
 //   normalize_quantize      map -> floor(255 * (v - min) / (max - min)) as uint8; a constant or
-//                           non-finite map becomes all zeros (the protocol's guard).
-//   ccl_init / ccl_merge / ccl_compress / ccl_stats / ccl_largest_box
+//                           non-finite map becomes all zeros (the protocol's guard); also each
+//                           image's largest u8 value, which the thresholds scale.
+//   ccl_init / ccl_merge / ccl_compress / ccl_stats / ccl_best / ccl_box
 //                           8-connected components of (u8 > int(tau * max_u8)) for every
 //                           (image, threshold) pair at once, union-find with atomicMin
-//                           (Playne & Hawick 2018), per-component pixel count and bounds, and
+//                           (Playne & Hawick 2018), per-component pixel count and bounds
+//                           (aggregated per warp before the atomics: a large component would
+//                           otherwise send every pixel's atomics to the same five words), and
 //                           the box of the component with the MOST PIXELS (ties: lowest root).
+//
+// Per-image stats [B, 4] (unsigned): ~code(min) and code(max) accumulated with atomicMax, the
+// NaN/inf flag, max u8; the host zeroes them before each batch (zero is below every code).
 //
 // The GPU rule for "largest" is pixel count; the wsoleval CPU rule is cv2.contourArea of the
 // outer contour. They differ e.g. for a thin ring vs a small solid blob. The CPU reference for
@@ -37,9 +46,12 @@ __device__ __forceinline__ float half_bits_to_float(unsigned short h) {
 __device__ __forceinline__ float load_feature(const float* f) { return *f; }
 __device__ __forceinline__ float load_feature(const unsigned short* f) { return half_bits_to_float(*f); }
 
-// One block per (pixel tile, image): the classifier row of the image's class goes to shared
-// memory, each thread contracts it with its pixel's C features (accumulated in FP32: FP16 sums
-// over 1280 channels would lose the CAM's shape).
+#define CAM_GROUPS 8  // warps per CAM block, each summing every 8th channel for 32 pixels
+
+// One block per (32-pixel tile, image): the classifier row of the image's class goes to shared
+// memory; warp g sums channels g, g + 8, ... for its 32 pixels (a warp's loads are one 128-byte
+// line per channel), then the 8 partial sums are added in a fixed order (deterministic). FP32
+// accumulation: FP16 sums over 1280 channels would lose the CAM's shape.
 template <typename T>
 __device__ void cam_fused(const T* __restrict__ features,            // [B, C, HW]
                           const float* __restrict__ weights,         // [K, C]
@@ -47,17 +59,27 @@ __device__ void cam_fused(const T* __restrict__ features,            // [B, C, H
                           float* __restrict__ cams,                  // [B, HW]
                           int C, int HW, int K) {
     extern __shared__ float row[];
+    __shared__ float partial[CAM_GROUPS][32];
     const int b = blockIdx.y;
     const long long k = class_ids[b];
     const bool valid = k >= 0 && k < K;
     for (int c = threadIdx.x; c < C; c += blockDim.x) row[c] = valid ? weights[k * C + c] : 0.0f;
     __syncthreads();
-    const int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= HW) return;
-    const T* f = features + (size_t)b * C * HW + p;
+    const int lane = threadIdx.x & 31, g = threadIdx.x >> 5;
+    const int p = blockIdx.x * 32 + lane;
     float acc = 0.0f;
-    for (int c = 0; c < C; ++c) acc = fmaf(row[c], load_feature(f + (size_t)c * HW), acc);
-    cams[(size_t)b * HW + p] = acc;
+    if (p < HW) {
+        const T* f = features + (size_t)b * C * HW + p;
+#pragma unroll 8
+        for (int c = g; c < C; c += CAM_GROUPS) acc = fmaf(row[c], load_feature(f + (size_t)c * HW), acc);
+    }
+    partial[g][lane] = acc;
+    __syncthreads();
+    if (g == 0 && p < HW) {
+        float sum = partial[0][lane];
+        for (int j = 1; j < CAM_GROUPS; ++j) sum = __fadd_rn(sum, partial[j][lane]);
+        cams[(size_t)b * HW + p] = sum;
+    }
 }
 
 extern "C" __global__ void cam_fused_f32(const float* __restrict__ features, const float* __restrict__ weights,
@@ -82,96 +104,101 @@ __device__ __forceinline__ void cubic_coeffs(float x, float* c) {
 
 __device__ __forceinline__ int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-// One thread per output pixel of one image; blockIdx.y = image.
-extern "C" __global__ void upsample_bicubic(const float* __restrict__ cams,  // [B, h, w]
-                                            float* __restrict__ maps,        // [B, S, S]
-                                            int h, int w, int S) {
-    const int b = blockIdx.y;
-    const int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= S * S) return;
-    const int dy = p / S, dx = p % S;
-    const double scale_x = 1.0 / ((double)S / w), scale_y = 1.0 / ((double)S / h);  // as cv::resize: 1 / inv_scale
-    float fx = (float)((dx + 0.5) * scale_x - 0.5);
-    float fy = (float)((dy + 0.5) * scale_y - 0.5);
-    const int sx = (int)floorf(fx), sy = (int)floorf(fy);
-    fx -= sx;
-    fy -= sy;
-    float cx[4], cy[4];
-    cubic_coeffs(fx, cx);
-    cubic_coeffs(fy, cy);
-    const float* src = cams + (size_t)b * h * w;
-    float rows[4];
-    for (int j = 0; j < 4; ++j) {  // OpenCV's horizontal pass: products added left to right
-        const int yy = clampi(sy - 1 + j, 0, h - 1);
-        float rowv = 0.f;
-        for (int i = 0; i < 4; ++i) rowv = __fadd_rn(rowv, __fmul_rn(cx[i], src[yy * w + clampi(sx - 1 + i, 0, w - 1)]));
-        rows[j] = rowv;
-    }
-    // OpenCV's vertical pass (VResizeCubicVec_32f): r0*b0 + (r1*b1 + (r2*b2 + r3*b3)), no FMA
-    float out = __fmul_rn(rows[3], cy[3]);
-    for (int j = 2; j >= 0; --j) out = __fadd_rn(__fmul_rn(rows[j], cy[j]), out);
-    maps[(size_t)b * S * S + p] = out;
+// Order-preserving code of a (non-NaN) float as an unsigned int: a < b  <=>  code(a) < code(b).
+__device__ __forceinline__ unsigned float_code(float f) {
+    const unsigned u = __float_as_uint(f);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-// One block per image: min, max, and whether any value is NaN/inf.
-extern "C" __global__ void minmax_per_image(const float* __restrict__ maps, float* __restrict__ stats,  // [B, 3]
-                                            int n) {
-    __shared__ float smin[WSOL_BLOCK], smax[WSOL_BLOCK];
-    __shared__ int sbad[WSOL_BLOCK];
-    const float* m = maps + (size_t)blockIdx.x * n;
+__device__ __forceinline__ float code_float(unsigned c) {
+    return __uint_as_float((c & 0x80000000u) ? (c & 0x7fffffffu) : ~c);
+}
+
+// One thread per output pixel of one image; blockIdx.y = image. stats: [B, 4], zeroed by the host.
+extern "C" __global__ void upsample_bicubic(const float* __restrict__ cams,  // [B, h, w]
+                                            float* __restrict__ maps,        // [B, S, S]
+                                            unsigned* __restrict__ stats,
+                                            int h, int w, int S) {
+    __shared__ float smin[WSOL_BLOCK / 32], smax[WSOL_BLOCK / 32];
+    __shared__ int sbad[WSOL_BLOCK / 32];
+    const int b = blockIdx.y;
+    const int p = blockIdx.x * blockDim.x + threadIdx.x;
     float lo = __int_as_float(0x7f800000), hi = __int_as_float(0xff800000);  // +inf, -inf (no math.h in NVRTC)
     int bad = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float v = m[i];
-        if (!isfinite(v)) bad = 1;
-        else { lo = fminf(lo, v); hi = fmaxf(hi, v); }
-    }
-    smin[threadIdx.x] = lo; smax[threadIdx.x] = hi; sbad[threadIdx.x] = bad;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) {
-            smin[threadIdx.x] = fminf(smin[threadIdx.x], smin[threadIdx.x + s]);
-            smax[threadIdx.x] = fmaxf(smax[threadIdx.x], smax[threadIdx.x + s]);
-            sbad[threadIdx.x] |= sbad[threadIdx.x + s];
+    if (p < S * S) {
+        const int dy = p / S, dx = p % S;
+        const double scale_x = 1.0 / ((double)S / w), scale_y = 1.0 / ((double)S / h);  // as cv::resize: 1 / inv_scale
+        float fx = (float)((dx + 0.5) * scale_x - 0.5);
+        float fy = (float)((dy + 0.5) * scale_y - 0.5);
+        const int sx = (int)floorf(fx), sy = (int)floorf(fy);
+        fx -= sx;
+        fy -= sy;
+        float cx[4], cy[4];
+        cubic_coeffs(fx, cx);
+        cubic_coeffs(fy, cy);
+        const float* src = cams + (size_t)b * h * w;
+        float rows[4];
+        for (int j = 0; j < 4; ++j) {  // OpenCV's horizontal pass: products added left to right
+            const int yy = clampi(sy - 1 + j, 0, h - 1);
+            float rowv = 0.f;
+            for (int i = 0; i < 4; ++i) rowv = __fadd_rn(rowv, __fmul_rn(cx[i], src[yy * w + clampi(sx - 1 + i, 0, w - 1)]));
+            rows[j] = rowv;
         }
-        __syncthreads();
+        // OpenCV's vertical pass (VResizeCubicVec_32f): r0*b0 + (r1*b1 + (r2*b2 + r3*b3)), no FMA
+        float out = __fmul_rn(rows[3], cy[3]);
+        for (int j = 2; j >= 0; --j) out = __fadd_rn(__fmul_rn(rows[j], cy[j]), out);
+        maps[(size_t)b * S * S + p] = out;
+        if (!isfinite(out)) bad = 1;
+        else lo = hi = out;
     }
+    for (int off = 16; off > 0; off >>= 1) {
+        lo = fminf(lo, __shfl_down_sync(0xffffffffu, lo, off));
+        hi = fmaxf(hi, __shfl_down_sync(0xffffffffu, hi, off));
+        bad |= __shfl_down_sync(0xffffffffu, bad, off);
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) { smin[warp] = lo; smax[warp] = hi; sbad[warp] = bad; }
+    __syncthreads();
     if (threadIdx.x == 0) {
-        stats[blockIdx.x * 3 + 0] = smin[0];
-        stats[blockIdx.x * 3 + 1] = smax[0];
-        stats[blockIdx.x * 3 + 2] = (float)sbad[0];
+        for (int i = 1; i < WSOL_BLOCK / 32; ++i) {
+            lo = fminf(lo, smin[i]);
+            hi = fmaxf(hi, smax[i]);
+            bad |= sbad[i];
+        }
+        unsigned* s = stats + b * 4;
+        if (lo <= hi) {  // the block saw a finite value
+            atomicMax(&s[0], ~float_code(lo));
+            atomicMax(&s[1], float_code(hi));
+        }
+        if (bad) atomicOr(&s[2], 1u);
     }
 }
 
 // u8 = floor(255 * normalised) with the same float steps as the CPU reference:
-// (v - min) / (max - min) in float32, then * 255 and truncation.
-extern "C" __global__ void normalize_quantize(float* __restrict__ maps, const float* __restrict__ stats,
+// (v - min) / (max - min) in float32, then * 255 and truncation; stats[b][3] = max u8.
+extern "C" __global__ void normalize_quantize(const float* __restrict__ maps, unsigned* __restrict__ stats,
                                               unsigned char* __restrict__ u8, int n) {
+    __shared__ unsigned smax[WSOL_BLOCK / 32];
     const int b = blockIdx.y;
     const int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= n) return;
-    const float lo = stats[b * 3], hi = stats[b * 3 + 1];
-    const bool zero = stats[b * 3 + 2] != 0.f || hi == lo;
-    const size_t i = (size_t)b * n + p;
-    const float v = zero ? 0.f : __fdiv_rn(__fsub_rn(maps[i], lo), __fsub_rn(hi, lo));
-    maps[i] = v;
-    u8[i] = (unsigned char)__fmul_rn(v, 255.f);
-}
-
-// Per (image, threshold) pair q = b * T + t: the threshold in u8 units, int(tau * max_u8).
-extern "C" __global__ void u8_thresholds(const unsigned char* __restrict__ u8, const double* __restrict__ taus,
-                                         int* __restrict__ cut, int n, int T) {
-    __shared__ int smax[WSOL_BLOCK];
-    const int b = blockIdx.x;
-    int mx = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) mx = max(mx, (int)u8[(size_t)b * n + i]);
-    smax[threadIdx.x] = mx;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) smax[threadIdx.x] = max(smax[threadIdx.x], smax[threadIdx.x + s]);
-        __syncthreads();
+    unsigned q = 0;
+    if (p < n) {
+        const unsigned* s = stats + b * 4;
+        const float lo = code_float(~s[0]), hi = code_float(s[1]);
+        const bool zero = s[2] != 0u || hi == lo;
+        const size_t i = (size_t)b * n + p;
+        const float v = zero ? 0.f : __fdiv_rn(__fsub_rn(maps[i], lo), __fsub_rn(hi, lo));
+        q = (unsigned char)__fmul_rn(v, 255.f);
+        u8[i] = (unsigned char)q;
     }
-    for (int t = threadIdx.x; t < T; t += blockDim.x) cut[b * T + t] = (int)(taus[t] * (double)smax[0]);
+    for (int off = 16; off > 0; off >>= 1) q = max(q, __shfl_down_sync(0xffffffffu, q, off));
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) smax[warp] = q;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int i = 1; i < WSOL_BLOCK / 32; ++i) q = max(q, smax[i]);
+        atomicMax(&stats[b * 4 + 3], q);
+    }
 }
 
 __device__ __forceinline__ int find_root(const int* labels, int p) {
@@ -192,14 +219,16 @@ __device__ void union_roots(int* labels, int a, int b) {
     }
 }
 
-// labels: [Q, n] with Q = B * T pairs; -1 = background, else the pixel's own index (within the pair).
-extern "C" __global__ void ccl_init(const unsigned char* __restrict__ u8, const int* __restrict__ cut,
-                                    int* __restrict__ labels, int n, int T) {
+// labels: [Q, n] with Q = B * T pairs (q = b * T + t); -1 = background, else the pixel's own index.
+// The cut in u8 units is int(tau * max_u8), as the CPU reference computes it.
+extern "C" __global__ void ccl_init(const unsigned char* __restrict__ u8, const unsigned* __restrict__ stats,
+                                    const double* __restrict__ taus, int* __restrict__ labels, int n, int T) {
     const int q = blockIdx.y;
     const int p = blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= n) return;
     const int b = q / T;
-    labels[(size_t)q * n + p] = ((int)u8[(size_t)b * n + p] > cut[q]) ? p : -1;
+    const int cut = (int)(taus[q % T] * (double)stats[b * 4 + 3]);
+    labels[(size_t)q * n + p] = ((int)u8[(size_t)b * n + p] > cut) ? p : -1;
 }
 
 extern "C" __global__ void ccl_merge(int* labels, int S) {
@@ -219,65 +248,81 @@ extern "C" __global__ void ccl_merge(int* labels, int S) {
     }
 }
 
-extern "C" __global__ void ccl_compress(int* labels, int n) {
+// Every foreground pixel to its root; each root also resets its component's stats [Q, n, 5]
+// (area, xmin, ymin, xmax, ymax), so only roots' entries are ever written or read.
+extern "C" __global__ void ccl_compress(int* labels, int* __restrict__ stats, int n) {
     const int q = blockIdx.y;
     const int p = blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= n) return;
     int* L = labels + (size_t)q * n;
-    if (L[p] >= 0) L[p] = find_root(L, p);
+    if (L[p] < 0) return;
+    const int r = find_root(L, p);
+    L[p] = r;
+    if (r == p) {
+        int* s = stats + ((size_t)q * n + p) * 5;
+        s[0] = 0; s[1] = 0x7fffffff; s[2] = 0x7fffffff; s[3] = 0; s[4] = 0;
+    }
 }
 
-// stats: [Q, n, 5] per root: area, xmin, ymin, xmax, ymax (initialised by ccl_stats_init).
-extern "C" __global__ void ccl_stats_init(int* stats, long long count) {
-    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= count) return;
-    const int field = (int)(i % 5);
-    stats[i] = (field == 0 || field >= 3) ? 0 : 0x7fffffff;
-}
-
+// Lanes of a warp with the same root (consecutive pixels of one run, usually) combine their
+// count and bounds first; one lane per root and warp then does the five atomics.
 extern "C" __global__ void ccl_stats(const int* __restrict__ labels, int* __restrict__ stats, int S) {
     const int q = blockIdx.y;
     const int n = S * S;
-    const int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= n) return;
-    const int r = labels[(size_t)q * n + p];
+    const int p = blockIdx.x * blockDim.x + threadIdx.x;  // no early return: every lane takes part in the match
+    const int r = p < n ? labels[(size_t)q * n + p] : -1;
+    const unsigned group = __match_any_sync(0xffffffffu, r);
     if (r < 0) return;
+    const int x = p % S, y = p / S;
+    const int xmin = __reduce_min_sync(group, x), xmax = __reduce_max_sync(group, x);
+    const int ymin = __reduce_min_sync(group, y), ymax = __reduce_max_sync(group, y);
+    if ((threadIdx.x & 31) != __ffs(group) - 1) return;
     int* s = stats + ((size_t)q * n + r) * 5;
-    atomicAdd(&s[0], 1);
-    atomicMin(&s[1], p % S);
-    atomicMin(&s[2], p / S);
-    atomicMax(&s[3], p % S);
-    atomicMax(&s[4], p / S);
+    atomicAdd(&s[0], __popc(group));
+    atomicMin(&s[1], xmin);
+    atomicMin(&s[2], ymin);
+    atomicMax(&s[3], xmax);
+    atomicMax(&s[4], ymax);
 }
 
-// One block per pair: the root with the largest area (ties: lowest root index) -> box [Q, 4].
-extern "C" __global__ void ccl_largest_box(const int* __restrict__ labels, const int* __restrict__ stats,
-                                           int* __restrict__ boxes, int S) {
-    __shared__ long long best[WSOL_BLOCK];
-    const int q = blockIdx.x;
-    const int n = S * S;
-    long long mine = -1;  // key = area * 2^32 + (2^31 - 1 - root): max key = most pixels, then lowest root
-    for (int p = threadIdx.x; p < n; p += blockDim.x) {
-        if (labels[(size_t)q * n + p] == p) {
-            const long long area = stats[((size_t)q * n + p) * 5];
-            const long long key = (area << 32) | (long long)(0x7fffffff - p);
-            if (key > mine) mine = key;
-        }
+// best[q] = max over roots of key = area * 2^32 + (2^31 - 1 - root): the most pixels, then the
+// lowest root (zeroed by the host; 0 = no component). Block reduction, one atomic per block.
+extern "C" __global__ void ccl_best(const int* __restrict__ labels, const int* __restrict__ stats,
+                                    unsigned long long* __restrict__ best, int n) {
+    __shared__ unsigned long long sbest[WSOL_BLOCK / 32];
+    const int q = blockIdx.y;
+    const int p = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned long long key = 0;
+    if (p < n && labels[(size_t)q * n + p] == p) {
+        const unsigned long long area = (unsigned)stats[((size_t)q * n + p) * 5];
+        key = (area << 32) | (unsigned long long)(0x7fffffff - p);
     }
-    best[threadIdx.x] = mine;
+    for (int off = 16; off > 0; off >>= 1) {
+        const unsigned long long other = __shfl_down_sync(0xffffffffu, key, off);
+        if (other > key) key = other;
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) sbest[warp] = key;
     __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s && best[threadIdx.x + s] > best[threadIdx.x]) best[threadIdx.x] = best[threadIdx.x + s];
-        __syncthreads();
-    }
     if (threadIdx.x == 0) {
-        int* out = boxes + q * 4;
-        if (best[0] < 0) { out[0] = out[1] = out[2] = out[3] = 0; return; }
-        const int root = 0x7fffffff - (int)(best[0] & 0xffffffffLL);
-        const int* s = stats + ((size_t)q * n + root) * 5;
-        out[0] = s[1];
-        out[1] = s[2];
-        out[2] = min(s[3] + 1, S - 1);
-        out[3] = min(s[4] + 1, S - 1);
+        for (int i = 1; i < WSOL_BLOCK / 32; ++i) if (sbest[i] > key) key = sbest[i];
+        if (key) atomicMax(&best[q], key);
     }
+}
+
+// One thread per pair: the best root's box -> boxes [Q, 4].
+extern "C" __global__ void ccl_box(const unsigned long long* __restrict__ best, const int* __restrict__ stats,
+                                   int* __restrict__ boxes, int S, int Q) {
+    const int q = blockIdx.x * blockDim.x + threadIdx.x;
+    if (q >= Q) return;
+    const int n = S * S;
+    int* out = boxes + q * 4;
+    const unsigned long long key = best[q];
+    if (key == 0) { out[0] = out[1] = out[2] = out[3] = 0; return; }
+    const int root = 0x7fffffff - (int)(key & 0xffffffffULL);
+    const int* s = stats + ((size_t)q * n + root) * 5;
+    out[0] = s[1];
+    out[1] = s[2];
+    out[2] = min(s[3] + 1, S - 1);
+    out[3] = min(s[4] + 1, S - 1);
 }

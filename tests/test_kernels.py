@@ -244,6 +244,44 @@ def test_gpu_cam_then_boxes_without_host_round_trip(kernels):
     assert np.array_equal(kernels.boxes(on_gpu, (B, h, w), taus, 224), reference_boxes(cams, taus, 224))
 
 
+@needs_gpu
+def test_gpu_graph_of_cam_and_boxes_replays_to_the_cpu_reference(kernels):
+    """The camera-loop path: class ids already on the GPU, CAM + boxes captured once as a CUDA
+    graph, replayed on new features (a graph reads its buffers at replay time)."""
+    from benchmarks.cam_cases import reference_boxes
+
+    rng = np.random.default_rng(2)
+    B, C, h, w, K = 16, 128, 14, 14, 20
+    weights = rng.normal(size=(K, C)).astype(np.float32)
+    kernels.set_classifier(weights)
+    stream = kernels.stream()
+    ids = rng.integers(0, K, B)
+    ids_d = kernels._upload("test_ids", ids.astype(np.int64), stream)
+    taus_d = kernels._upload("test_taus", np.array([0.3]), stream)
+    feats_d = kernels._buffer("test_features", B * C * h * w * 4)
+    cams_d = kernels._buffer("test_graph_cams", B * h * w * 4)
+
+    def enqueue(s):
+        kernels.cams(feats_d, ids_d, (B, C, h, w), out=cams_d, stream=s)
+        return kernels.enqueue_boxes(cams_d, (B, h, w), taus_d, 1, 224, s)
+
+    boxes_d = enqueue(stream)  # sizes the buffers before the capture
+    graph = kernels.capture(enqueue, stream)
+    try:
+        for _ in range(3):
+            feats = np.maximum(rng.normal(size=(B, C, h, w)), 0).astype(np.float32)
+            kernels._upload("test_features", feats, stream)
+            graph.launch(stream)
+            got = kernels._download(boxes_d, np.zeros((B, 1, 4), np.int32), stream)
+            cams = kernels._download(cams_d, np.zeros((B, h, w), np.float32), stream)
+            want_cams = np.einsum("bc,bchw->bhw", weights[ids].astype(np.float64), feats.astype(np.float64))
+            assert np.abs(cams - want_cams).max() <= 1e-3 * np.abs(want_cams).max()
+            assert np.array_equal(got, reference_boxes(cams, [0.3], 224))
+    finally:
+        graph.close()
+        kernels.rt.cudaStreamDestroy(stream)
+
+
 @pytest.mark.skipif(not nvrtc_available(), reason="cuda-python/NVRTC not installed")
 def test_compiling_leaves_interpreter_constants_intact():
     loader.compile_cubin("90")
@@ -276,6 +314,10 @@ class FakeCuda:
     def cudaStreamSynchronize(self, stream):
         return (0,)
 
+    def cudaMemsetAsync(self, ptr, value, n, stream):
+        self.launches.append(("memset", n))
+        return (0,)
+
     def cuLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, args, extra):
         self.launches.append((fn, (gx, gy, gz), bx, shared, args[0]))
         return (0,)
@@ -293,8 +335,9 @@ def test_box_launch_sequence_and_buffer_reuse_without_a_gpu():
     cams = np.zeros((3, 7, 7), np.float32)
     out = k.boxes(cams, cams.shape, np.arange(0, 1, 0.1), 64, threshold_chunk=4)  # 10 thresholds: chunks 4, 4, 2
     names = [launch[0] for launch in fake.launches]
-    per_chunk = ["u8_thresholds", "ccl_init", "ccl_merge", "ccl_compress", "ccl_stats_init", "ccl_stats", "ccl_largest_box"]
-    assert names == ["upsample_bicubic", "minmax_per_image", "normalize_quantize"] + per_chunk * 3
+    per_chunk = ["ccl_init", "ccl_merge", "ccl_compress", "ccl_stats", "memset", "ccl_best", "ccl_box"]
+    assert names == ["memset", "upsample_bicubic", "normalize_quantize"] + per_chunk * 3
+    assert [launch[1] for launch in fake.launches if launch[0] == "memset"] == [3 * 4 * 4] + [3 * 4 * 8] * 2 + [3 * 2 * 8]
     assert out.shape == (3, 10, 4) and out.dtype == np.int32
     grids = [launch[1] for launch in fake.launches if launch[0] == "ccl_init"]
     assert grids == [((64 * 64 + 255) // 256, 3 * 4, 1)] * 2 + [((64 * 64 + 255) // 256, 3 * 2, 1)]
@@ -318,7 +361,7 @@ def test_cam_launch_checks_without_a_gpu():
     got = k.cams(feats, [0, 4], feats.shape)
     assert got.shape == (2, 7, 7)
     fn, grid, block, shared, args = fake.launches[-1]
-    assert fn == "cam_fused_f32" and grid == (1, 2, 1) and block == 256 and shared == 16 * 4 and args[4:] == (16, 49, 5)
+    assert fn == "cam_fused_f32" and grid == (2, 2, 1) and block == 256  # 49 pixels: two tiles of 32 and shared == 16 * 4 and args[4:] == (16, 49, 5)
     k.cams(feats.astype(np.float16), [0, 4], feats.shape, fp16=True)
     assert fake.launches[-1][0] == "cam_fused_f16"
     for bad_ids, why in (([0, 5], "class ids"), ([0], "one class per image")):

@@ -10,3 +10,12 @@ def test_only_result_file_changes_do_not_mark_the_commit_dirty():
     assert has_code_changes("R  wsol_edge/old.py -> benchmarks/results/x.json\n")  # the code file is gone
     assert not has_code_changes('R  benchmarks/results/a.json -> "benchmarks/results/b c.json"\n')
     assert has_code_changes(" M benchmarks/results.py\n")  # the folder, not a prefix of a file name
+
+
+def test_a_named_commit_overrides_the_checkouts_own(monkeypatch):
+    from wsol_edge.runinfo import git_commit
+
+    monkeypatch.delenv("WSOL_EDGE_COMMIT", raising=False)
+    own = git_commit()
+    monkeypatch.setenv("WSOL_EDGE_COMMIT", "0123abc")
+    assert git_commit() == "0123abc" != own

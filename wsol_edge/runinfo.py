@@ -27,7 +27,13 @@ def has_code_changes(porcelain: str) -> bool:
 
 
 def git_commit() -> str | None:
-    """HEAD, with "-dirty" when tracked files other than result files have uncommitted changes."""
+    """HEAD, with "-dirty" when tracked files other than result files have uncommitted changes.
+
+    ``WSOL_EDGE_COMMIT`` overrides it, for a copy of the tree whose .git is absent or stale (the
+    lent GPU machine gets the working tree with the .git of an earlier commit): the caller names
+    the commit it sent."""
+    if os.environ.get("WSOL_EDGE_COMMIT"):
+        return os.environ["WSOL_EDGE_COMMIT"]
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
