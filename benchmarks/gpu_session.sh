@@ -36,8 +36,9 @@ $py -c "from wsol_edge.kernels.loader import BoxKernels; k = BoxKernels(); print
 # The CPU reference dominates the parity suite's time: spread it over the cores when xdist is there.
 xdist=$($py -c "import xdist" 2>/dev/null && echo "-n 8")
 if want parity; then
-  timeout 300 $py -m pytest -q -rs $xdist tests/test_kernels.py >"$out/parity.log" 2>&1
-  echo "parity suite exit $?" | tee -a "$out/parity.log"
+  timeout 300 $py -m pytest -q -rs $xdist --junitxml=/tmp/parity.xml tests/test_kernels.py >/tmp/parity.log 2>&1
+  echo "parity suite exit $?" | tee -a /tmp/parity.log
+  tail -5 /tmp/parity.log
 fi
 small="fused_cam or host_round_trip or graph or (adversarial and 224)"
 for tool in memcheck racecheck synccheck; do
@@ -49,6 +50,11 @@ for tool in memcheck racecheck synccheck; do
     -k "$small" >>"$out/sanitizer.log" 2>&1
   echo "compute-sanitizer $tool exit $?" | tee -a "$out/sanitizer.log"
 done
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+if [ -f /tmp/parity.xml ]; then
+  $py -m benchmarks.kernel_checks --junit /tmp/parity.xml --gpu "$gpu" --output "$out/kernel_checks.json" \
+    $([ -f "$out/sanitizer.log" ] && echo --sanitizer-log "$out/sanitizer.log")
+fi
 if want kernels; then
   timeout 240 $py -m benchmarks.kernels --cpu-reference benchmarks/results/kernels_cpu_reference.json --output "$out/kernels_gpu.json"
   echo "kernel benchmark exit $?"
@@ -56,7 +62,7 @@ fi
 if want profile; then
   # per-kernel GPU time of the benchmark's batch-64, 224^2 case (ncu serialises launches: durations only)
   timeout 180 ncu --csv --metrics gpu__time_duration.sum $py -m benchmarks.kernels --batches 64 --sizes 224 \
-    --repeats 1 --output /tmp/ncu_kernels.json >"$out/ncu.csv" 2>"$out/ncu.log"
+    --repeats 1 --output /tmp/ncu_kernels.json >"$out/ncu.csv" 2>/tmp/ncu.log
   echo "ncu exit $?"
 fi
 if want speed && [ -f $in/model.pt ] && [ -f $in/model.onnx ]; then

@@ -20,7 +20,7 @@ import numpy as np
 
 SOURCE = Path(__file__).with_name("wsol_kernels.cu")
 KERNELS = ("cam_fused_f32", "cam_fused_f16", "upsample_bicubic", "normalize_quantize",
-           "ccl_init", "ccl_merge", "ccl_compress", "ccl_stats", "ccl_best", "ccl_box")
+           "ccl_init", "ccl_merge", "ccl_compress_stats", "ccl_best", "ccl_box")
 BLOCK = 256
 CAM_PIXELS = 32  # pixels per CAM block (its 8 warps split the channels)
 # --fmad=false: float steps as the CPU reference rounds them. No -Werror=all-warnings: NVRTC 13.2
@@ -267,16 +267,17 @@ class BoxKernels:
         if scoremaps:
             grid_px = ((n + BLOCK - 1) // BLOCK, B, 1)
             self._memset(stats, B * 4 * 4, stream)  # min/max codes, flags and max u8 are accumulated with atomics
+            f64 = ctypes.c_double  # cv::resize's scales: 1 / (S / w) in double
             self._launch("upsample_bicubic", grid_px, BLOCK, [(cams_ptr, u64), (maps, u64), (stats, u64), (h, i32),
-                                                              (w, i32), (size, i32)], stream=stream)
+                                                              (w, i32), (size, i32), (1.0 / (size / w), f64),
+                                                              (1.0 / (size / h), f64)], stream=stream)
             self._launch("normalize_quantize", grid_px, BLOCK, [(maps, u64), (stats, u64), (u8, u64), (n, i32)],
                          stream=stream)
         grid_q = ((n + BLOCK - 1) // BLOCK, Q, 1)
-        self._launch("ccl_init", grid_q, BLOCK, [(u8, u64), (stats, u64), (taus_ptr, u64), (labels, u64), (n, i32),
-                                                 (T, i32)], stream=stream)
+        self._launch("ccl_init", grid_q, BLOCK, [(u8, u64), (stats, u64), (taus_ptr, u64), (labels, u64), (cstats, u64),
+                                                 (size, i32), (T, i32)], stream=stream)
         self._launch("ccl_merge", grid_q, BLOCK, [(labels, u64), (size, i32)], stream=stream)
-        self._launch("ccl_compress", grid_q, BLOCK, [(labels, u64), (cstats, u64), (n, i32)], stream=stream)
-        self._launch("ccl_stats", grid_q, BLOCK, [(labels, u64), (cstats, u64), (size, i32)], stream=stream)
+        self._launch("ccl_compress_stats", grid_q, BLOCK, [(labels, u64), (cstats, u64), (size, i32)], stream=stream)
         self._memset(best, Q * 8, stream)
         self._launch("ccl_best", grid_q, BLOCK, [(labels, u64), (cstats, u64), (best, u64), (n, i32)], stream=stream)
         self._launch("ccl_box", ((Q + BLOCK - 1) // BLOCK, 1, 1), BLOCK, [(best, u64), (cstats, u64), (boxes, u64),

@@ -16,13 +16,14 @@
 //   normalize_quantize      map -> floor(255 * (v - min) / (max - min)) as uint8; a constant or
 //                           non-finite map becomes all zeros (the protocol's guard); also each
 //                           image's largest u8 value, which the thresholds scale.
-//   ccl_init / ccl_merge / ccl_compress / ccl_stats / ccl_best / ccl_box
+//   ccl_init / ccl_merge / ccl_compress_stats / ccl_best / ccl_box
 //                           8-connected components of (u8 > int(tau * max_u8)) for every
-//                           (image, threshold) pair at once, union-find with atomicMin
-//                           (Playne & Hawick 2018), per-component pixel count and bounds
-//                           (aggregated per warp before the atomics: a large component would
-//                           otherwise send every pixel's atomics to the same five words), and
-//                           the box of the component with the MOST PIXELS (ties: lowest root).
+//                           (image, threshold) pair at once: horizontal runs first (a warp
+//                           ballot), then union-find with atomicMin between runs of neighbouring
+//                           rows (Playne & Hawick 2018, one union per pair of touching runs),
+//                           per-component pixel count and bounds (aggregated per warp before the
+//                           atomics), and the box of the component with the MOST PIXELS (ties:
+//                           lowest root).
 //
 // Per-image stats [B, 4] (unsigned): ~code(min) and code(max) accumulated with atomicMax, the
 // NaN/inf flag, max u8; the host zeroes them before each batch (zero is below every code).
@@ -115,10 +116,12 @@ __device__ __forceinline__ float code_float(unsigned c) {
 }
 
 // One thread per output pixel of one image; blockIdx.y = image. stats: [B, 4], zeroed by the host.
+// scale_x, scale_y: 1 / (S / w) and 1 / (S / h) in double, as cv::resize computes them (the
+// host passes them: a double division per pixel cost more than the rest of the kernel).
 extern "C" __global__ void upsample_bicubic(const float* __restrict__ cams,  // [B, h, w]
                                             float* __restrict__ maps,        // [B, S, S]
                                             unsigned* __restrict__ stats,
-                                            int h, int w, int S) {
+                                            int h, int w, int S, double scale_x, double scale_y) {
     __shared__ float smin[WSOL_BLOCK / 32], smax[WSOL_BLOCK / 32];
     __shared__ int sbad[WSOL_BLOCK / 32];
     const int b = blockIdx.y;
@@ -127,7 +130,6 @@ extern "C" __global__ void upsample_bicubic(const float* __restrict__ cams,  // 
     int bad = 0;
     if (p < S * S) {
         const int dy = p / S, dx = p % S;
-        const double scale_x = 1.0 / ((double)S / w), scale_y = 1.0 / ((double)S / h);  // as cv::resize: 1 / inv_scale
         float fx = (float)((dx + 0.5) * scale_x - 0.5);
         float fy = (float)((dy + 0.5) * scale_y - 0.5);
         const int sx = (int)floorf(fx), sy = (int)floorf(fy);
@@ -201,6 +203,42 @@ extern "C" __global__ void normalize_quantize(const float* __restrict__ maps, un
     }
 }
 
+// labels: [Q, n] with Q = B * T pairs (q = b * T + t); -1 = background. The cut in u8 units is
+// int(tau * max_u8), as the CPU reference computes it. Each foreground pixel starts pointing at
+// the first pixel of its horizontal run inside its warp (one ballot), or at the pixel before the
+// warp when the run comes from there: a row's runs are trees before any union, so the merge
+// only has to join runs of neighbouring rows. A pixel that is its own label (a run's start) may
+// become a component's root: its stats [Q, n, 5] are zeroed here.
+extern "C" __global__ void ccl_init(const unsigned char* __restrict__ u8, const unsigned* __restrict__ stats,
+                                    const double* __restrict__ taus, int* __restrict__ labels,
+                                    int* __restrict__ cstats, int S, int T) {
+    const int q = blockIdx.y;
+    const int n = S * S;
+    const int p = blockIdx.x * blockDim.x + threadIdx.x;  // no early return before the ballots
+    const int b = q / T;
+    const int cut = (int)(taus[q % T] * (double)stats[b * 4 + 3]);
+    const unsigned char* U = u8 + (size_t)b * n;
+    const bool in = p < n;
+    const bool fg = in && (int)U[p] > cut;
+    const unsigned fg_lanes = __ballot_sync(0xffffffffu, fg);
+    const unsigned row_starts = __ballot_sync(0xffffffffu, in && p % S == 0);
+    if (!in) return;
+    int* L = labels + (size_t)q * n;
+    if (!fg) { L[p] = -1; return; }
+    const int lane = threadIdx.x & 31;
+    const unsigned upto = lane == 31 ? 0xffffffffu : (1u << (lane + 1)) - 1u;  // lanes 0..lane
+    const unsigned gaps = ~fg_lanes & upto, rows = row_starts & upto;
+    int start = gaps ? 32 - __clz(gaps) : 0;             // after the last background lane before this one
+    if (rows) start = max(start, 31 - __clz(rows));      // not before this row's first pixel
+    const int p0 = p - lane + start;
+    const int label = (start == 0 && p0 % S != 0 && (int)U[p0 - 1] > cut) ? p0 - 1 : p0;
+    L[p] = label;
+    if (label == p) {
+        int* s = cstats + ((size_t)q * n + p) * 5;
+        s[0] = s[1] = s[2] = s[3] = s[4] = 0;
+    }
+}
+
 __device__ __forceinline__ int find_root(const int* labels, int p) {
     while (labels[p] != p) p = labels[p];
     return p;
@@ -219,68 +257,51 @@ __device__ void union_roots(int* labels, int a, int b) {
     }
 }
 
-// labels: [Q, n] with Q = B * T pairs (q = b * T + t); -1 = background, else the pixel's own index.
-// The cut in u8 units is int(tau * max_u8), as the CPU reference computes it.
-extern "C" __global__ void ccl_init(const unsigned char* __restrict__ u8, const unsigned* __restrict__ stats,
-                                    const double* __restrict__ taus, int* __restrict__ labels, int n, int T) {
-    const int q = blockIdx.y;
-    const int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= n) return;
-    const int b = q / T;
-    const int cut = (int)(taus[q % T] * (double)stats[b * 4 + 3]);
-    labels[(size_t)q * n + p] = ((int)u8[(size_t)b * n + p] > cut) ? p : -1;
-}
-
+// 8-connectivity between a run of row y and the runs of row y - 1 touching columns
+// [start - 1, end + 1]: one union per touching run. The run's first pixel joins the run over
+// its up-left (else up) neighbour; any pixel whose up-right neighbour starts a run above
+// (up is background, up-right is not) joins that one. Together they reach every touching run.
 extern "C" __global__ void ccl_merge(int* labels, int S) {
     const int q = blockIdx.y;
     const int n = S * S;
     const int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= n) return;
+    if (p >= n || p < S) return;
     int* L = labels + (size_t)q * n;
     if (L[p] < 0) return;
-    const int y = p / S, x = p % S;
-    // 8-connectivity; looking at the 4 "earlier" neighbours covers every pair once.
-    if (x > 0 && L[p - 1] >= 0) union_roots(L, p, p - 1);
-    if (y > 0) {
-        if (L[p - S] >= 0) union_roots(L, p, p - S);
+    const int x = p % S;
+    const bool up = L[p - S] >= 0;
+    if (x == 0 || L[p - 1] < 0) {
         if (x > 0 && L[p - S - 1] >= 0) union_roots(L, p, p - S - 1);
-        if (x + 1 < S && L[p - S + 1] >= 0) union_roots(L, p, p - S + 1);
+        else if (up) union_roots(L, p, p - S);
     }
+    if (x + 1 < S && !up && L[p - S + 1] >= 0) union_roots(L, p, p - S + 1);
 }
 
-// Every foreground pixel to its root; each root also resets its component's stats [Q, n, 5]
-// (area, xmin, ymin, xmax, ymax), so only roots' entries are ever written or read.
-extern "C" __global__ void ccl_compress(int* labels, int* __restrict__ stats, int n) {
-    const int q = blockIdx.y;
-    const int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= n) return;
-    int* L = labels + (size_t)q * n;
-    if (L[p] < 0) return;
-    const int r = find_root(L, p);
-    L[p] = r;
-    if (r == p) {
-        int* s = stats + ((size_t)q * n + p) * 5;
-        s[0] = 0; s[1] = 0x7fffffff; s[2] = 0x7fffffff; s[3] = 0; s[4] = 0;
-    }
-}
-
-// Lanes of a warp with the same root (consecutive pixels of one run, usually) combine their
-// count and bounds first; one lane per root and warp then does the five atomics.
-extern "C" __global__ void ccl_stats(const int* __restrict__ labels, int* __restrict__ stats, int S) {
+// Every foreground pixel to its root, and the root's stats: area, S-1-xmin, S-1-ymin, xmax, ymax
+// (kept as maxima so that the zeros ccl_init wrote are the identity). Lanes of a warp with the
+// same root (consecutive pixels of one run, usually) combine theirs first; one lane per root and
+// warp then does the five atomics: a large component would otherwise send every pixel's atomics
+// to the same five words.
+extern "C" __global__ void ccl_compress_stats(int* labels, int* __restrict__ cstats, int S) {
     const int q = blockIdx.y;
     const int n = S * S;
     const int p = blockIdx.x * blockDim.x + threadIdx.x;  // no early return: every lane takes part in the match
-    const int r = p < n ? labels[(size_t)q * n + p] : -1;
+    int* L = labels + (size_t)q * n;
+    int r = -1;
+    if (p < n && L[p] >= 0) {
+        r = find_root(L, p);
+        L[p] = r;
+    }
     const unsigned group = __match_any_sync(0xffffffffu, r);
     if (r < 0) return;
     const int x = p % S, y = p / S;
-    const int xmin = __reduce_min_sync(group, x), xmax = __reduce_max_sync(group, x);
-    const int ymin = __reduce_min_sync(group, y), ymax = __reduce_max_sync(group, y);
+    const int xmin_flip = __reduce_max_sync(group, S - 1 - x), xmax = __reduce_max_sync(group, x);
+    const int ymin_flip = __reduce_max_sync(group, S - 1 - y), ymax = __reduce_max_sync(group, y);
     if ((threadIdx.x & 31) != __ffs(group) - 1) return;
-    int* s = stats + ((size_t)q * n + r) * 5;
+    int* s = cstats + ((size_t)q * n + r) * 5;
     atomicAdd(&s[0], __popc(group));
-    atomicMin(&s[1], xmin);
-    atomicMin(&s[2], ymin);
+    atomicMax(&s[1], xmin_flip);
+    atomicMax(&s[2], ymin_flip);
     atomicMax(&s[3], xmax);
     atomicMax(&s[4], ymax);
 }
@@ -321,8 +342,8 @@ extern "C" __global__ void ccl_box(const unsigned long long* __restrict__ best, 
     if (key == 0) { out[0] = out[1] = out[2] = out[3] = 0; return; }
     const int root = 0x7fffffff - (int)(key & 0xffffffffULL);
     const int* s = stats + ((size_t)q * n + root) * 5;
-    out[0] = s[1];
-    out[1] = s[2];
+    out[0] = S - 1 - s[1];
+    out[1] = S - 1 - s[2];
     out[2] = min(s[3] + 1, S - 1);
     out[3] = min(s[4] + 1, S - 1);
 }

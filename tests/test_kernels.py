@@ -335,7 +335,7 @@ def test_box_launch_sequence_and_buffer_reuse_without_a_gpu():
     cams = np.zeros((3, 7, 7), np.float32)
     out = k.boxes(cams, cams.shape, np.arange(0, 1, 0.1), 64, threshold_chunk=4)  # 10 thresholds: chunks 4, 4, 2
     names = [launch[0] for launch in fake.launches]
-    per_chunk = ["ccl_init", "ccl_merge", "ccl_compress", "ccl_stats", "memset", "ccl_best", "ccl_box"]
+    per_chunk = ["ccl_init", "ccl_merge", "ccl_compress_stats", "memset", "ccl_best", "ccl_box"]
     assert names == ["memset", "upsample_bicubic", "normalize_quantize"] + per_chunk * 3
     assert [launch[1] for launch in fake.launches if launch[0] == "memset"] == [3 * 4 * 4] + [3 * 4 * 8] * 2 + [3 * 2 * 8]
     assert out.shape == (3, 10, 4) and out.dtype == np.int32
