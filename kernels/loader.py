@@ -23,6 +23,13 @@ KERNELS = ("cam_fused_f32", "cam_fused_f16", "upsample_bicubic", "normalize_quan
            "ccl_init", "ccl_merge", "ccl_compress_stats", "ccl_best", "ccl_box")
 BLOCK = 256
 CAM_PIXELS = 32  # pixels per CAM block (its 8 warps split the channels)
+UP_ROWS = 8  # output rows per upsampling block (as in the .cu)
+
+
+def upsample_rows_bound(h: int, size: int) -> int:
+    """Source rows one tile of UP_ROWS output rows can need: the span of floor((y + 0.5) * h / S - 0.5)
+    over UP_ROWS consecutive y, plus the 4 taps, plus one for float rounding."""
+    return (UP_ROWS - 1) * h // size + 6
 # --fmad=false: float steps as the CPU reference rounds them. No -Werror=all-warnings: NVRTC 13.2
 # takes it, 13.0 (the H100 machines' wheel) refuses it; any compiler output fails the build instead.
 COMPILE_OPTIONS = ("-std=c++17", "--fmad=false")
@@ -266,11 +273,15 @@ class BoxKernels:
         i32, u64 = ctypes.c_int, ctypes.c_void_p
         if scoremaps:
             grid_px = ((n + BLOCK - 1) // BLOCK, B, 1)
+            rows = upsample_rows_bound(h, size)
+            shared = (5 * size + 5 * UP_ROWS + rows * size) * 4
+            if shared > 48 * 1024:
+                raise ValueError(f"a {h}x{w} CAM at {size}x{size} needs {shared} bytes of shared memory per block (48 KiB max)")
             self._memset(stats, B * 4 * 4, stream)  # min/max codes, flags and max u8 are accumulated with atomics
             f64 = ctypes.c_double  # cv::resize's scales: 1 / (S / w) in double
-            self._launch("upsample_bicubic", grid_px, BLOCK, [(cams_ptr, u64), (maps, u64), (stats, u64), (h, i32),
-                                                              (w, i32), (size, i32), (1.0 / (size / w), f64),
-                                                              (1.0 / (size / h), f64)], stream=stream)
+            self._launch("upsample_bicubic", ((size + UP_ROWS - 1) // UP_ROWS, B, 1), BLOCK,
+                         [(cams_ptr, u64), (maps, u64), (stats, u64), (h, i32), (w, i32), (size, i32),
+                          (1.0 / (size / w), f64), (1.0 / (size / h), f64), (rows, i32)], shared=shared, stream=stream)
             self._launch("normalize_quantize", grid_px, BLOCK, [(maps, u64), (stats, u64), (u8, u64), (n, i32)],
                          stream=stream)
         grid_q = ((n + BLOCK - 1) // BLOCK, Q, 1)
