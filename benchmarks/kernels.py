@@ -20,6 +20,7 @@ the GPU run divides by with ``--cpu-reference FILE``: a ratio across machines, s
 
 ``python -m benchmarks.kernels --cpu-only --output benchmarks/results/kernels_cpu_reference.json``
 ``python -m benchmarks.kernels --cpu-reference benchmarks/results/kernels_cpu_reference.json --output R.json``
+``python -m benchmarks.kernels --rescore R.json --cpu-reference NEWER_CPU.json --output R2.json``
 """
 from __future__ import annotations
 
@@ -120,6 +121,45 @@ def cupy_stage(kernels, x: dict, size: int):
     return lambda: label_boxes(u8, x["tau"], cp, ndimage.label, cupyx.scatter_max, cupyx.scatter_min).get()
 
 
+def attach_cpu_reference(row: dict, workload: str, size: int, batch: int, cpu_ref: dict) -> None:
+    """The speed-up over the CPU reference's record of the same work (cam_box_graph does cam_box's)."""
+    ref = cpu_ref.get(("cam_box" if workload == "cam_box_graph" else workload, size, batch))
+    if ref:
+        row["speedup_over_cpu_reference"] = ref["us_per_image"] / row["us_per_image"]
+        row["cpu_reference"] = {"us_per_image": ref["us_per_image"], "machine": ref["machine"], "run_id": ref["run_id"],
+                                "commit": ref.get("commit"), "note": "another machine: a cross-machine ratio"}
+
+
+def load_cpu_reference(path: str) -> dict:
+    import json
+    from pathlib import Path
+
+    from benchmarks.summary import records as result_records
+
+    return {(r["workload"], r["input_size"], r["batch"]): r for r in result_records(json.loads(Path(path).read_text()))}
+
+
+def rescore(gpu_file: str, cpu_file: str, output: str) -> None:
+    """A GPU run's speed-ups recomputed against another CPU reference run (no GPU needed): the
+    GPU timings and their records stay as measured; only the ratios and the cpu_reference change."""
+    import json
+    from pathlib import Path
+
+    from wsol_edge.atomic import atomic_write_json
+
+    data = json.loads(Path(gpu_file).read_text())
+    cpu_ref = load_cpu_reference(cpu_file)
+    for r in data["records"]:
+        if r.get("backend") == "cuda_kernels":
+            attach_cpu_reference(r, r["workload"], r["input_size"], r["batch"], cpu_ref)
+            r["rescored_by"] = command_line_of_rescore(gpu_file, cpu_file, output)
+    atomic_write_json(output, data)
+
+
+def command_line_of_rescore(gpu_file: str, cpu_file: str, output: str) -> str:
+    return f"python -m benchmarks.kernels --rescore {gpu_file} --cpu-reference {cpu_file} --output {output}"
+
+
 def graph_device_ms(kernels, graph, stream: int, replays: int) -> float:
     """Device time per replay: CUDA events around ``replays`` back-to-back launches (the host
     enqueues them faster than the GPU runs them, so the gaps between replays are the GPU's own)."""
@@ -156,21 +196,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-repeats", type=positive_int, default=5)
     p.add_argument("--cpu-only", action="store_true", help="measure the CPU reference alone (no GPU needed)")
     p.add_argument("--cpu-reference", help="a --cpu-only result file to divide by (another machine's CPU)")
+    p.add_argument("--rescore", metavar="GPU_RESULT",
+                   help="recompute a GPU result's speed-ups against --cpu-reference (no GPU needed; writes --output)")
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
     import cv2
 
     from benchmarks.cam_cases import reference_boxes
 
-    cpu_ref = {}
-    if args.cpu_reference:
-        import json
-        from pathlib import Path
-
-        from benchmarks.summary import records as result_records
-
-        for r in result_records(json.loads(Path(args.cpu_reference).read_text())):
-            cpu_ref[(r["workload"], r["input_size"], r["batch"])] = r
+    if args.rescore:
+        if not args.cpu_reference:
+            p.error("--rescore needs --cpu-reference")
+        rescore(args.rescore, args.cpu_reference, args.output)
+        return 0
+    cpu_ref = load_cpu_reference(args.cpu_reference) if args.cpu_reference else {}
     kernels = None
     if not args.cpu_only:
         from wsol_edge.kernels.loader import BoxKernels
@@ -242,11 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                     lat = timed(fn, args.repeats, 5)
                     rows[name] = {"backend": "cuda_kernels", "device": machine["gpu"], "latency_ms": lat,
                                   "us_per_image": lat["median"] * 1e3 / batch, "boxes_differing_from_cpu": mism[name]}
-                    ref = cpu_ref.get(("cam_box" if name == "cam_box_graph" else name, size, batch))
-                    if ref:
-                        rows[name]["speedup_over_cpu_reference"] = ref["us_per_image"] / rows[name]["us_per_image"]
-                        rows[name]["cpu_reference"] = {"us_per_image": ref["us_per_image"], "machine": ref["machine"],
-                                                       "run_id": ref["run_id"], "note": "another machine: a cross-machine ratio"}
+                    attach_cpu_reference(rows[name], name, size, batch, cpu_ref)
                 rows["cam_box_graph"]["device_ms"] = graph_device_ms(kernels, graph, stream, 50)
                 graph.close()
                 kernels.rt.cudaStreamDestroy(stream)

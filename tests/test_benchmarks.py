@@ -647,3 +647,27 @@ def test_box_offsets_bad_input_is_one_line(tmp_path, capsys):
                  "--output", str(tmp_path / "o.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and not (tmp_path / "o.json").exists()
+
+
+def test_kernel_checks_reads_pytest_junit_and_the_sanitizer_log(tmp_path):
+    from benchmarks.kernel_checks import parity_from_junit, sanitizer_from_log
+
+    junit = tmp_path / "p.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_kernels" name="test_a" time="1.5"/>'
+        '<testcase classname="tests.test_kernels" name="test_b" time="0.1"><failure message="3 boxes differ">x</failure></testcase>'
+        '<testcase classname="tests.test_kernels" name="test_c" time="0"><skipped message="no CUDA GPU"/></testcase>'
+        '</testsuite></testsuites>')
+    parity = parity_from_junit(str(junit))
+    assert (parity["passed"], parity["failed"], parity["skipped"], parity["error"]) == (1, 1, 1, 0)
+    assert parity["tests"][1] == {"id": "tests.test_kernels::test_b", "outcome": "failed", "seconds": 0.1,
+                                  "message": "3 boxes differ"}
+    log = ("=== compute-sanitizer --tool memcheck\n========= COMPUTE-SANITIZER\n4 passed, 18 deselected in 3.5s\n"
+           "========= LEAK SUMMARY: 0 bytes leaked in 0 allocations\n========= ERROR SUMMARY: 0 errors\n"
+           "compute-sanitizer memcheck exit 0\n=== compute-sanitizer --tool racecheck\n"
+           "========= RACECHECK SUMMARY: 2 hazards displayed (2 errors, 0 warnings)\ncompute-sanitizer racecheck exit 9\n")
+    tools = sanitizer_from_log(log)
+    assert tools["memcheck"] == {"exit": 0, "passed_line": "4 passed, 18 deselected in 3.5s",
+                                 "summary": ["LEAK SUMMARY: 0 bytes leaked in 0 allocations", "ERROR SUMMARY: 0 errors"]}
+    assert tools["racecheck"]["exit"] == 9 and tools["racecheck"]["passed_line"] is None

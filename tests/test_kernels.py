@@ -149,6 +149,80 @@ def test_kernel_bicubic_steps_equal_opencv_without_ipp_bit_for_bit(hw, size):
     assert cv2.ipp.useIPP() == before
 
 
+def kernel_ccl_steps(u8: np.ndarray, cut: int, warp: int = 32) -> list[int]:
+    """A sequential transcription of the kernels' labelling (ccl_init's warp-local runs,
+    ccl_merge's one-union-per-touching-run rules, then the most-pixels box): the rules a GPU
+    cannot be asked about in CI. Unions run in a shuffled order, as threads may."""
+    S = u8.shape[0]
+    U = u8.reshape(-1).astype(int)
+    fg = U > cut
+    L = np.full(S * S, -1)
+    for p in np.nonzero(fg)[0]:
+        w0, lane = p - p % warp, p % warp
+        start = 0
+        for j in range(lane, -1, -1):  # back to the last background lane, not before a row start
+            if not fg[w0 + j]:
+                start = j + 1
+                break
+            if (w0 + j) % S == 0:
+                start = j
+                break
+        p0 = w0 + start
+        L[p] = p0 - 1 if start == 0 and p0 % S != 0 and fg[p0 - 1] else p0
+
+    def find(p):
+        while L[p] != p:
+            p = L[p]
+        return p
+
+    def union(a, b):
+        a, b = sorted((find(a), find(b)))
+        L[b] = a
+
+    for p in np.random.default_rng(0).permutation(S * S):
+        if p < S or L[p] < 0:
+            continue
+        x, up = p % S, L[p - S] >= 0
+        if x == 0 or L[p - 1] < 0:
+            if x > 0 and L[p - S - 1] >= 0:
+                union(p, p - S - 1)
+            elif up:
+                union(p, p - S)
+        if x + 1 < S and not up and L[p - S + 1] >= 0:
+            union(p, p - S + 1)
+    roots = np.array([find(p) if L[p] >= 0 else -1 for p in range(S * S)])
+    if (roots < 0).all():
+        return [0, 0, 0, 0]
+    ids, counts = np.unique(roots[roots >= 0], return_counts=True)
+    r = ids[np.argmax(counts)]  # the most pixels; ties: the lowest root (np.unique sorts)
+    ys, xs = np.divmod(np.nonzero(roots == r)[0], S)
+    return [int(xs.min()), int(ys.min()), int(min(xs.max() + 1, S - 1)), int(min(ys.max() + 1, S - 1))]
+
+
+@pytest.mark.parametrize("size", [33, 64])  # rows that cross warps and rows that fill them
+def test_kernel_labelling_rules_give_the_reference_boxes(size):
+    from benchmarks.cam_cases import adversarial_cams, random_cams
+
+    cams = [c for _, c in adversarial_cams(size)] + list(random_cams(10, size, seed=size))
+    for cam in cams:
+        sm = cam_to_scoremap(cam, size)
+        u8 = (sm * np.float32(255)).astype(np.uint8)
+        for tau in (0.0, 0.25, 0.6):
+            assert kernel_ccl_steps(u8, int(tau * int(u8.max()))) == largest_component_box(sm, tau).tolist()
+
+
+def test_upsampling_tiles_never_need_more_source_rows_than_the_bound():
+    """The kernel traps if a tile of UP_ROWS output rows needs more source rows than the host's
+    bound sized its shared memory for; the bound, checked with the kernel's float steps."""
+    for size in (32, 57, 100, 224, 288, 448, 513):
+        for h in sorted({1, 2, 7, 13, 14, 28, 33, size // 2, size - 1, size}):
+            fy = ((np.arange(size) + 0.5) * (1.0 / (size / h)) - 0.5).astype(np.float32)
+            first = np.floor(fy).astype(int) - 1
+            for y0 in range(0, size, loader.UP_ROWS):
+                last = first[min(y0 + loader.UP_ROWS, size) - 1]
+                assert last + 4 - first[y0] <= loader.upsample_rows_bound(h, size), (size, h, y0)
+
+
 def gpu_available():
     try:
         from cuda.bindings import runtime

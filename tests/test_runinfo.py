@@ -19,3 +19,18 @@ def test_a_named_commit_overrides_the_checkouts_own(monkeypatch):
     own = git_commit()
     monkeypatch.setenv("WSOL_EDGE_COMMIT", "0123abc")
     assert git_commit() == "0123abc" != own
+
+
+def test_machine_info_names_the_gpu_and_its_driver_from_nvidia_smi(monkeypatch, tmp_path):
+    import os
+
+    from wsol_edge.runinfo import machine_info
+
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 580.159.04'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    info = machine_info()
+    assert info["gpu_driver"] == "580.159.04" and info["gpu"]  # torch's name, where it sees a GPU, else nvidia-smi's
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert "gpu_driver" not in machine_info()

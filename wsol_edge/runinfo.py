@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,7 +67,25 @@ def machine_info() -> dict:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(0)
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu, "versions": versions}
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu, "versions": versions}
+    nvidia = nvidia_smi_gpu()
+    if nvidia:
+        info["gpu"] = info["gpu"] or nvidia[0]
+        info["gpu_driver"] = nvidia[1]
+    return info
+
+
+def nvidia_smi_gpu() -> tuple[str, str] | None:
+    """(name, driver version) of the first GPU as nvidia-smi reports it; None without one."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    fields = out.stdout.splitlines()[0].rsplit(",", 1) if out.returncode == 0 and out.stdout.strip() else []
+    return (fields[0].strip(), fields[1].strip()) if len(fields) == 2 else None
 
 
 def command_line(module: str, argv: list[str] | None) -> str:
