@@ -671,3 +671,27 @@ def test_kernel_checks_reads_pytest_junit_and_the_sanitizer_log(tmp_path):
     assert tools["memcheck"] == {"exit": 0, "passed_line": "4 passed, 18 deselected in 3.5s",
                                  "summary": ["LEAK SUMMARY: 0 bytes leaked in 0 allocations", "ERROR SUMMARY: 0 errors"]}
     assert tools["racecheck"]["exit"] == 9 and tools["racecheck"]["passed_line"] is None
+
+
+def test_kernel_rescore_recomputes_speedups_against_another_cpu_run(tmp_path):
+    import json
+
+    from benchmarks.kernels import main
+
+    cpu = {"records": [{"workload": w, "input_size": 224, "batch": 64, "us_per_image": us, "machine": {"cores": 2},
+                        "run_id": "cpu2", "commit": "abc"} for w, us in (("cam_box", 350.0), ("box_100", 20000.0))]}
+    gpu = {"records": [
+        {"workload": "cam_box_graph", "input_size": 224, "batch": 64, "backend": "cuda_kernels", "us_per_image": 3.5,
+         "speedup_over_cpu_reference": 200.0, "commit": "gpu1"},
+        {"workload": "box_100", "input_size": 224, "batch": 64, "backend": "cuda_kernels", "us_per_image": 100.0},
+        {"workload": "cupyx_label_box", "input_size": 224, "batch": 64, "backend": "cupyx.scipy.ndimage.label",
+         "us_per_image": 70.0}]}
+    (tmp_path / "cpu.json").write_text(json.dumps(cpu))
+    (tmp_path / "gpu.json").write_text(json.dumps(gpu))
+    assert main(["--rescore", str(tmp_path / "gpu.json"), "--cpu-reference", str(tmp_path / "cpu.json"),
+                 "--output", str(tmp_path / "out.json")]) == 0
+    out = json.loads((tmp_path / "out.json").read_text())["records"]
+    assert out[0]["speedup_over_cpu_reference"] == 100.0 and out[0]["cpu_reference"]["run_id"] == "cpu2"
+    assert out[0]["commit"] == "gpu1"  # the GPU measurement keeps its own provenance
+    assert out[1]["speedup_over_cpu_reference"] == 200.0
+    assert "speedup_over_cpu_reference" not in out[2]
