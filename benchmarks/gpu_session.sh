@@ -3,7 +3,7 @@
 # it from the repository root; the files it writes to $OUT come back, 8 at most):
 #   1. the kernels' GPU parity suite (tests/test_kernels.py: thousands of random and adversarial
 #      CAMs, and real ones when carried, against the CPU reference; fused CAM against NumPy);
-#   2. compute-sanitizer memcheck, racecheck and synccheck on the small parity tests;
+#   2. compute-sanitizer memcheck (with leak check), racecheck and synccheck on the small parity tests;
 #   3. the kernel benchmark, divided by this repo's committed CPU-reference figures;
 #   4. when a checkpoint and its ONNX export are carried: the speed harness with PyTorch on the GPU
 #      (FP32, FP16) beside PyTorch and ONNX Runtime on the CPU, in one interleaved run.
@@ -11,8 +11,11 @@
 #   runs/gpu_inputs/real_cams.npz   python -m benchmarks.cam_cases --model M.onnx --data-root DATA --output ...
 #   runs/gpu_inputs/model.pt, runs/gpu_inputs/model.onnx   a checkpoint and its export
 # Stages to run (default: all): bash benchmarks/gpu_session.sh [parity] [sanitizer] [kernels] [profile] [speed];
-# a device call lasts at most 10 minutes, so run e.g. "parity sanitizer" and "kernels speed" apart.
-# Not yet run anywhere: no GPU has been lent to this project so far.
+# "parity sanitizer kernels profile" took about 3 minutes on an H100, "speed" about 2 more.
+# Writes machine.txt, kernel_checks.json (parity + sanitizer outcome), sanitizer.log, kernels_gpu.json,
+# ncu.csv and gpu_speed.{json,csv,png}: 8 files, the most a device call brings back.
+# The copy of the tree on a device machine may carry an older .git: name the commit sent with
+# WSOL_EDGE_COMMIT=<sha> so that the records say which code ran.
 set -uo pipefail
 stages=${*:-parity sanitizer kernels profile speed}
 want() { [[ " $stages " == *" $1 "* ]]; }

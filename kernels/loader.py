@@ -6,9 +6,10 @@ is how CI checks every kernel for sm_87 (Jetson Orin) and sm_90 (H100). Ahead of
 
 Launching (``BoxKernels``) uses the CUDA driver API from cuda-python on a caller-given stream, and
 takes device pointers (ints, e.g. TensorRT output buffers, so nothing leaves the GPU) or host
-numpy arrays (copied in and out). The launch path has not yet been run on a GPU by this project:
-its parity suite (the GPU tests of tests/test_kernels.py) skips without one;
-``bash benchmarks/gpu_session.sh`` runs it, compute-sanitizer and the benchmark in one go.
+numpy arrays (copied in and out); ``enqueue_boxes`` + ``capture`` give a CUDA graph of CAM + boxes
+for a camera loop. Checked on an H100 (parity suite, compute-sanitizer memcheck/racecheck/
+synccheck, benchmark: README, "On an H100"); the GPU tests of tests/test_kernels.py skip without a
+GPU, and ``bash benchmarks/gpu_session.sh`` runs them, compute-sanitizer and the benchmark in one go.
 """
 from __future__ import annotations
 
