@@ -9,15 +9,19 @@ from wsol_edge.atomic import atomic_write, atomic_write_bytes
 
 
 def speed_rows(records: list[dict]) -> list[dict]:
+    """One row per speed record; every row has the same stage columns (GPU rows split inference
+    into h2d, inference, d2h; other rows leave those two empty)."""
+    speed = [r for r in records if r.get("kind") == "speed"]
+    stages = [k for k in ("decode", "preprocess", "h2d", "inference", "d2h", "postprocess")
+              if any(k in r["stages_ms"] for r in speed)]
+    stages += [k for r in speed for k in r["stages_ms"] if k not in stages]
     rows = []
-    for r in records:
-        if r.get("kind") != "speed":
-            continue
+    for r in speed:
         rows.append({"model_file": r.get("model_file", ""), "backend": r["backend"], "precision": r["precision"],
                      "device": r["device"], "batch": r["batch"],
                      "images_per_s": round(r["images_per_s"], 2), "latency_median_ms": round(r["latency_ms"]["median"], 2),
                      "latency_p90_ms": round(r["latency_ms"]["p90"], 2), "latency_p99_ms": round(r["latency_ms"]["p99"], 2),
-                     **{f"{k}_ms": round(v, 3) for k, v in r["stages_ms"].items()}})
+                     **{f"{k}_ms": round(r["stages_ms"][k], 3) if k in r["stages_ms"] else "" for k in stages}})
     return rows
 
 

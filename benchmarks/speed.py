@@ -19,6 +19,8 @@ from wsol_edge.postprocess import cams_to_boxes
 from wsol_edge.preprocess import eval_input
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
+# A backend with infer_staged (PyTorch) on a GPU splits "inference" into these three.
+GPU_STAGES = ("decode", "preprocess", "h2d", "inference", "d2h", "postprocess")
 
 
 @dataclass
@@ -63,6 +65,7 @@ def sample(backend, blobs: list[bytes], samples: Samples, *, warmup: int, repeat
         blobs = (blobs * (batch // len(blobs) + 1))[:batch]
     e2e = []
     k = 0
+    staged = getattr(backend, "infer_staged", None) if str(backend.device).startswith("cuda") else None
     for it in range(warmup + repeats):
         chunk = [blobs[(k + j) % len(blobs)] for j in range(batch)]
         k += batch
@@ -71,14 +74,20 @@ def sample(backend, blobs: list[bytes], samples: Samples, *, warmup: int, repeat
         t1 = time.perf_counter()
         x = np.stack([eval_input(im, size, mean, std) for im in images])
         t2 = time.perf_counter()
-        out = backend.infer(x)
+        if staged:
+            out, parts = staged(x)
+        else:
+            out, parts = backend.infer(x), None
         t3 = time.perf_counter()
         cams_to_boxes(out["cams"], tau, size)
         t4 = time.perf_counter()
         if it < warmup:
             continue
-        for name, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            samples.stages[name].append(dt * 1e3)
+        times = {"decode": t1 - t0, "preprocess": t2 - t1, "inference": t3 - t2, "postprocess": t4 - t3}
+        if parts:
+            times.update(parts)
+        for name, dt in times.items():
+            samples.stages.setdefault(name, []).append(dt * 1e3)
         e2e.append((t4 - t0) * 1e3)
     samples.e2e += e2e
     samples.round_images_per_s.append(batch * 1e3 / float(np.median(e2e)))
@@ -89,7 +98,8 @@ def summarize(backend, samples: Samples) -> SpeedResult:
     lat = percentiles(samples.e2e)
     return SpeedResult(backend.name, backend.precision, backend.device, samples.batch,
                        images_per_s=samples.batch * 1e3 / lat["median"], latency_ms=lat,
-                       stages_ms={k: float(np.median(v)) / samples.batch for k, v in samples.stages.items()},
+                       stages_ms={k: float(np.median(samples.stages[k])) / samples.batch
+                                  for k in GPU_STAGES if k in samples.stages},
                        repeats=len(samples.e2e))
 
 

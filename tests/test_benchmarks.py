@@ -695,3 +695,37 @@ def test_kernel_rescore_recomputes_speedups_against_another_cpu_run(tmp_path):
     assert out[0]["commit"] == "gpu1"  # the GPU measurement keeps its own provenance
     assert out[1]["speedup_over_cpu_reference"] == 200.0
     assert "speedup_over_cpu_reference" not in out[2]
+
+
+def test_gpu_rows_split_inference_into_copies_and_model_and_reports_keep_one_set_of_columns():
+    from benchmarks.speed import new_samples, sample, summarize
+
+    class Backend:
+        name, precision, meta = "pytorch", "fp32", {"input_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3,
+                                                   "cam_threshold": 0.5}
+
+        def __init__(self, device):
+            self.device, self.staged_calls = device, 0
+
+        def infer(self, x):
+            return {"cams": np.random.default_rng(0).random((len(x), 4, 4)).astype(np.float32)}
+
+        def infer_staged(self, x):
+            self.staged_calls += 1
+            return self.infer(x), {"h2d": 0.001, "inference": 0.002, "d2h": 0.0005}
+
+    blob = (REPO / "wsol_edge/samples/images").glob("*.jpg").__next__().read_bytes()
+    records = []
+    for device in ("cuda", "cpu"):
+        backend, samples = Backend(device), new_samples(2)
+        sample(backend, [blob], samples, warmup=1, repeats=3)
+        assert backend.staged_calls == (4 if device == "cuda" else 0)  # only GPU rows pay for the synchronisation
+        res = summarize(backend, samples)
+        records.append({"kind": "speed", "backend": res.backend, "precision": res.precision, "device": device,
+                        "batch": 2, "images_per_s": res.images_per_s, "latency_ms": res.latency_ms,
+                        "stages_ms": res.stages_ms})
+    assert list(records[0]["stages_ms"]) == ["decode", "preprocess", "h2d", "inference", "d2h", "postprocess"]
+    assert records[0]["stages_ms"]["h2d"] == pytest.approx(0.5) and records[0]["stages_ms"]["d2h"] == pytest.approx(0.25)
+    assert list(records[1]["stages_ms"]) == ["decode", "preprocess", "inference", "postprocess"]
+    rows = speed_rows(records)
+    assert list(rows[0]) == list(rows[1]) and rows[1]["h2d_ms"] == "" and rows[0]["h2d_ms"] == 0.5

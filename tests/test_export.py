@@ -259,3 +259,14 @@ def test_flip_tta_export_matches_the_pytorch_wrapper(ckpt, tmp_path, capsys):
     assert out["cams"].shape == plain["cams"].shape == (3, 6, 6)
     assert np.abs(out["logits"] - plain["logits"]).max() > 1e-4
     np.testing.assert_allclose(out["cams_all"][np.arange(3), out["class_ids"]], out["cams"], rtol=1e-5, atol=1e-5)
+
+
+def test_pytorch_backend_times_copies_and_model_apart(ckpt):
+    from wsol_edge.backends.pytorch_backend import PyTorchBackend
+
+    b = PyTorchBackend(ckpt)
+    x = np.random.default_rng(0).normal(size=(2, 3, 96, 96)).astype(np.float32)
+    out, parts = b.infer_staged(x)
+    want = b.infer(x)
+    assert set(parts) == {"h2d", "inference", "d2h"} and all(v >= 0 for v in parts.values())
+    assert out.keys() == want.keys() and all(np.array_equal(out[k], want[k]) for k in out)

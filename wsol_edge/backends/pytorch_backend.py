@@ -1,6 +1,8 @@
 """PyTorch backend (the reference): a training checkpoint served through the same contract."""
 from __future__ import annotations
 
+import time
+
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +53,29 @@ class PyTorchBackend(Backend):
             self.meta.update(cam_threshold=state.get("cam_threshold"), cam_threshold_source=state.get("cam_threshold_source"))
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self._to_host(self._forward(self._to_device(images)))
+
+    def infer_staged(self, images: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """``infer`` with its host-to-device copy, the model and the device-to-host copy timed
+        apart (seconds: h2d, inference, d2h). On a GPU each part ends synchronised, which
+        ``infer`` does not wait for between them; the speed harness uses this for GPU rows."""
+        sync = self.torch.cuda.synchronize if self.device.startswith("cuda") else (lambda: None)
+        t0 = time.perf_counter()
+        x = self._to_device(images)
+        sync()
+        t1 = time.perf_counter()
+        out = self._forward(x)
+        sync()
+        t2 = time.perf_counter()
+        host = self._to_host(out)
+        t3 = time.perf_counter()
+        return host, {"h2d": t1 - t0, "inference": t2 - t1, "d2h": t3 - t2}
+
+    def _to_device(self, images: np.ndarray):
+        return self.torch.from_numpy(self.check_batch(images)).to(self.device)
+
+    def _forward(self, x) -> dict:
         torch = self.torch
-        images = self.check_batch(images)
-        x = torch.from_numpy(images).to(self.device)
         with torch.inference_mode():
             if self.half:
                 x = x.half()
@@ -62,4 +84,8 @@ class PyTorchBackend(Backend):
             out = {"logits": logits, "cams": self.model.cams(feats, ids), "class_ids": ids}
             if self.all_cams:
                 out["cams_all"] = self.model.all_cams(feats)
+        return out
+
+    @staticmethod
+    def _to_host(out: dict) -> dict[str, np.ndarray]:
         return {k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy() for k, v in out.items()}
