@@ -66,7 +66,7 @@ def run_speed(args, argv) -> int:
     from .speed import new_run_id, new_samples, parse_model_spec, ratios_to_reference, sample, summarize
 
     threads = args.threads or os.cpu_count()
-    files = pick_images(args.images, args.num_images)
+    files = pick_images(args.images, args.num_images, for_int8=False)
     run_id = new_run_id()
     jetson_mode = power_mode()
     backends = []
@@ -153,7 +153,7 @@ def run_overlays(args, argv) -> int:
 
     from .overlay_grid import overlay_grid
 
-    grid = overlay_grid(args.models, pick_images(args.images, args.num_images), threads=args.threads,
+    grid = overlay_grid(args.models, pick_images(args.images, args.num_images, for_int8=False), threads=args.threads,
                         threshold=args.threshold)
     write_png(args.output, grid)
     print(f"wrote {args.output} ({len(args.models)} rows x {args.num_images} images)")

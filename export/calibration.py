@@ -23,12 +23,15 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def pick_images(source, count: int = DEFAULT_CALIBRATION_IMAGES, seed: int = 0) -> list[Path]:
-    """``count`` images of a folder or a list of files (a seeded sample, sorted); warns when fewer exist."""
+def pick_images(source, count: int = DEFAULT_CALIBRATION_IMAGES, seed: int = 0, *, for_int8: bool = True) -> list[Path]:
+    """``count`` images of a folder or a list of files (a seeded sample, sorted); warns when fewer
+    exist and they are meant for INT8 calibration (``for_int8``; the speed harness just cycles them)."""
     files = [Path(f) for f in source] if isinstance(source, (list, tuple)) else list_images(source)
     if not files:
-        raise FileNotFoundError("no calibration images given")
+        raise FileNotFoundError("no calibration images given" if for_int8 else "no images given")
     if len(files) < count:
+        if not for_int8:
+            return files
         print(f"warning: only {len(files)} calibration images (asked for {count}); "
               f"INT8 ranges from few images can cost accuracy", file=sys.stderr)
         return files
