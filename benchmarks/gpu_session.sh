@@ -43,7 +43,7 @@ if want parity; then
   echo "parity suite exit $?" | tee -a /tmp/parity.log
   tail -5 /tmp/parity.log
 fi
-small="fused_cam or fused_box_small or host_round_trip or graph or (adversarial and 224)"
+small="fused_cam or host_round_trip or graph or (adversarial and 224)"
 for tool in memcheck racecheck synccheck; do
   want sanitizer || break
   echo "=== compute-sanitizer --tool $tool" >>"$out/sanitizer.log"

@@ -7,9 +7,7 @@ Workloads per (size, batch):
   ``cam_box_graph``  the same captured once as a CUDA graph, with the class ids already on the
                 GPU (as an engine's class_ids output is): one launch + the boxes' copy to the host
                 per call; also its device time alone (``device_ms``: CUDA events around 50
-                back-to-back replays), the floor a camera loop can reach. The default path: box_fused
-                (one block per image) where an image's labels fit in shared memory;
-  ``cam_box_graph_unfused``  the same graph with the stages as separate kernels;
+                back-to-back replays), the floor a camera loop can reach;
   ``box_100``   raw CAMs -> boxes at the protocol's 100 thresholds (evaluation on the GPU).
 The CPU reference is wsol_edge.postprocess (NumPy/OpenCV, the kernels' "most pixels" rule); the
 GPU path is kernels/loader.py, with the inputs already on the GPU and the boxes copied back (each
@@ -125,7 +123,7 @@ def cupy_stage(kernels, x: dict, size: int):
 
 def attach_cpu_reference(row: dict, workload: str, size: int, batch: int, cpu_ref: dict) -> None:
     """The speed-up over the CPU reference's record of the same work (cam_box_graph does cam_box's)."""
-    ref = cpu_ref.get(("cam_box" if workload.startswith("cam_box") else workload, size, batch))
+    ref = cpu_ref.get(("cam_box" if workload == "cam_box_graph" else workload, size, batch))
     if ref:
         row["speedup_over_cpu_reference"] = ref["us_per_image"] / row["us_per_image"]
         row["cpu_reference"] = {"us_per_image": ref["us_per_image"], "machine": ref["machine"], "run_id": ref["run_id"],
@@ -262,46 +260,34 @@ def main(argv: list[str] | None = None) -> int:
                 ids_d = kernels._upload("bench_class_ids", x["class_ids"].astype(np.int64), stream)
                 tau_d = kernels._upload("bench_tau", np.array([x["tau"]], np.float64), stream)
 
-                def graph_call(fused):
-                    def enqueue(s):
-                        kernels.cams(feats_d, ids_d, (B, C, hw, hw), out=cams_d, stream=s)  # noqa: B023
-                        return kernels.enqueue_boxes(cams_d, (B, hw, hw), tau_d, 1, size, s, fused=fused)  # noqa: B023
+                def enqueue(s):
+                    kernels.cams(feats_d, ids_d, (B, C, hw, hw), out=cams_d, stream=s)  # noqa: B023
+                    return kernels.enqueue_boxes(cams_d, (B, hw, hw), tau_d, 1, size, s)  # noqa: B023
 
-                    boxes_d = enqueue(stream)  # noqa: B023
-                    kernels._check(kernels.rt.cudaStreamSynchronize(stream))  # noqa: B023
-                    graph = kernels.capture(enqueue, stream)  # noqa: B023
+                boxes_d = enqueue(stream)
+                kernels._check(kernels.rt.cudaStreamSynchronize(stream))
+                graph = kernels.capture(enqueue, stream)
 
-                    def call():
-                        graph.launch(stream)  # noqa: B023
-                        return kernels._download(boxes_d, np.zeros((B, 1, 4), np.int32), stream)  # noqa: B023
-                    return graph, call
+                def cam_box_graph():
+                    graph.launch(stream)  # noqa: B023
+                    return kernels._download(boxes_d, np.zeros((B, 1, 4), np.int32), stream)  # noqa: B023
 
-                # the graph of the default path (box_fused where an image's labels fit in shared
-                # memory) and of the stage-by-stage kernels
-                graph, cam_box_graph = graph_call(None)
-                graph_unfused, cam_box_graph_unfused = graph_call(False)
                 # parity on these inputs, from the GPU's own CAMs (the CAM kernel is held to NumPy in the tests)
                 want_1 = reference_boxes(gpu_cams, [x["tau"]], size)
                 mism["cam_box"] = int((cam_box() != want_1).any(-1).sum())
                 mism["cam_box_graph"] = int((cam_box_graph() != want_1).any(-1).sum())
-                mism["cam_box_graph_unfused"] = int((cam_box_graph_unfused() != want_1).any(-1).sum())
-                for name, fn in (("cam_box", cam_box), ("cam_box_graph", cam_box_graph),
-                                 ("cam_box_graph_unfused", cam_box_graph_unfused), ("box_100", box_100)):
+                for name, fn in (("cam_box", cam_box), ("cam_box_graph", cam_box_graph), ("box_100", box_100)):
                     # box_100 reallocates nothing here: the buffers already have its size
                     lat = timed(fn, args.repeats, 5)
                     rows[name] = {"backend": "cuda_kernels", "device": machine["gpu"], "latency_ms": lat,
                                   "us_per_image": lat["median"] * 1e3 / batch, "boxes_differing_from_cpu": mism[name]}
                     attach_cpu_reference(rows[name], name, size, batch, cpu_ref)
                 rows["cam_box_graph"]["device_ms"] = graph_device_ms(kernels, graph, stream, 50)
-                rows["cam_box_graph"]["fused"] = kernels.fits_fused(hw, size)
-                rows["cam_box_graph_unfused"]["device_ms"] = graph_device_ms(kernels, graph_unfused, stream, 50)
-                rows["cam_box_graph_unfused"]["fused"] = False
                 graph.close()
-                graph_unfused.close()
                 kernels.rt.cudaStreamDestroy(stream)
                 try:
                     stage = cupy_stage(kernels, x, size)
-                    kernels.boxes(cams_d, (B, hw, hw), [x["tau"]], size, fused=False)  # leaves this batch's u8 maps
+                    kernels.boxes(cams_d, (B, hw, hw), [x["tau"]], size)  # leaves this batch's u8 maps in place
                     got = stage()
                     lat = timed(stage, args.repeats, 5)
                     rows["cupyx_label_box"] = {"backend": "cupyx.scipy.ndimage.label", "device": machine["gpu"],

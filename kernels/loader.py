@@ -21,17 +21,10 @@ import numpy as np
 
 SOURCE = Path(__file__).with_name("wsol_kernels.cu")
 KERNELS = ("cam_fused_f32", "cam_fused_f16", "upsample_bicubic", "normalize_quantize",
-           "ccl_init", "ccl_merge", "ccl_compress_stats", "ccl_best", "ccl_box", "box_fused")
+           "ccl_init", "ccl_merge", "ccl_compress_stats", "ccl_best", "ccl_box")
 BLOCK = 256
 CAM_PIXELS = 32  # pixels per CAM block (its 8 warps split the channels)
 UP_ROWS = 8  # output rows per upsampling block (as in the .cu)
-FUSED_THREADS = 1024  # box_fused's block (as in the .cu)
-
-
-def fused_shared_bytes(h: int, size: int) -> int:
-    """box_fused's shared memory: int labels for every pixel, the column and row taps, and the
-    horizontal pass of the h source rows."""
-    return (size * size + 10 * size + h * size) * 4
 
 
 def upsample_rows_bound(h: int, size: int) -> int:
@@ -131,17 +124,6 @@ class BoxKernels:
         self.arch = f"{major}{minor}"
         self.module = self._check(driver.cuModuleLoadData(cached_cubin(self.arch)))
         self.fn = {k: self._check(driver.cuModuleGetFunction(self.module, k.encode())) for k in KERNELS}
-        # box_fused keeps an image's labels in shared memory: allow it the device's opt-in maximum
-        # (227 KiB on an H100, 163 KiB on a Jetson Orin); images that need more take the multi-kernel path.
-        # The dynamic part may take what its own static arrays leave of that maximum.
-        optin = int(self._check(driver.cuDeviceGetAttribute(
-            driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev)))
-        static = int(self._check(driver.cuFuncGetAttribute(
-            driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, self.fn["box_fused"])))
-        self.max_shared = optin - static
-        self._check(driver.cuFuncSetAttribute(
-            self.fn["box_fused"], driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            self.max_shared))
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         self.classifier_shape: tuple[int, int] | None = None  # (K, C) of the uploaded classifier
 
@@ -249,7 +231,7 @@ class BoxKernels:
         return self._download(dst, np.empty((B, h, w), np.float32), stream)
 
     def boxes(self, cams, shape: tuple[int, int, int], thresholds, size: int = 224, stream: int = 0,
-              threshold_chunk: int = 8, fused: bool | None = None) -> np.ndarray:
+              threshold_chunk: int = 8) -> np.ndarray:
         """Boxes [B, T, 4] (int32) for raw CAMs [B, h, w] (float32 device pointer or host array) at
         every threshold, by the largest-8-connected-component rule. Thresholds are processed in
         chunks to bound memory (labels and stats grow with B * T * size^2). A CAM already at
@@ -269,41 +251,22 @@ class BoxKernels:
         for t0 in range(0, T, chunk):
             part = taus[t0:t0 + chunk]
             boxes = self.enqueue_boxes(cams_ptr, shape, self._upload("taus", part, stream), len(part), size, stream,
-                                       reserve=chunk, scoremaps=t0 == 0, fused=fused)
+                                       reserve=chunk, scoremaps=t0 == 0)
             # also orders the next chunk's upload of taus after this chunk's kernels have read them
             out[:, t0:t0 + len(part)] = self._download(boxes, np.zeros((B, len(part), 4), np.int32), stream)
         return out
 
-    def fits_fused(self, h: int, size: int) -> bool:
-        return fused_shared_bytes(h, size) <= self.max_shared
-
     def enqueue_boxes(self, cams_ptr: int, shape: tuple[int, int, int], taus_ptr: int, T: int, size: int = 224,
-                      stream: int = 0, *, reserve: int | None = None, scoremaps: bool = True,
-                      fused: bool | None = None) -> int:
+                      stream: int = 0, *, reserve: int | None = None, scoremaps: bool = True) -> int:
         """Enqueue every stage for raw CAMs and T thresholds (float64), all on the GPU, and return
         the device pointer of the boxes [B, T, 4] int32; nothing is copied or synchronised, so a
         CUDA graph can capture it (``capture``). ``scoremaps=False`` reuses the u8 maps of the
         previous call (the next chunk of thresholds); ``reserve`` sizes the buffers for that many
-        thresholds. Buffers grow (reallocate) only outside a capture: run once before capturing.
-        One threshold goes through box_fused (one block per image, no launch between stages) when
-        an image's labels fit in shared memory, unless ``fused=False``; it leaves no u8 maps."""
+        thresholds. Buffers grow (reallocate) only outside a capture: run once before capturing."""
         import ctypes
 
         B, h, w = shape
         n = size * size
-        if fused is None:
-            fused = T == 1 and scoremaps and self.fits_fused(h, size)
-        if fused:
-            if T != 1 or not scoremaps or not self.fits_fused(h, size):
-                raise ValueError(f"box_fused takes one threshold and a {h}x{w} CAM whose {size}x{size} labels fit in "
-                                 f"{self.max_shared} bytes of shared memory ({fused_shared_bytes(h, size)} needed)")
-            cstats, boxes = self._buffer("component_stats", B * n * 5 * 4), self._buffer("boxes", B * 4 * 4)
-            u64, i32, f64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
-            self._launch("box_fused", (B, 1, 1), FUSED_THREADS,
-                         [(cams_ptr, u64), (taus_ptr, u64), (cstats, u64), (boxes, u64), (h, i32), (w, i32), (size, i32),
-                          (1.0 / (size / w), f64), (1.0 / (size / h), f64)],
-                         shared=fused_shared_bytes(h, size), stream=stream)
-            return boxes
         Qmax, Q = B * max(T, reserve or T), B * T
         maps, stats, u8 = self._buffer("maps", B * n * 4), self._buffer("image_stats", B * 4 * 4), self._buffer("u8", B * n)
         labels, cstats = self._buffer("labels", Qmax * n * 4), self._buffer("component_stats", Qmax * n * 5 * 4)

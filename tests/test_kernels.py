@@ -281,39 +281,6 @@ def test_gpu_boxes_match_cpu_reference_on_real_cams(kernels):
         assert not diff.any(), f"{int(diff.sum())} boxes differ in CAMs {start}..{start + len(part) - 1}"
 
 
-def fused_parity(kernels, sets):
-    from benchmarks.cam_cases import reference_boxes
-
-    for cams in sets:
-        assert kernels.fits_fused(cams.shape[1], 224)
-        for tau in (0.0, 0.2, 0.5, 0.9):
-            got = kernels.boxes(cams, cams.shape, [tau], 224)
-            assert np.array_equal(got, kernels.boxes(cams, cams.shape, [tau], 224, fused=False))
-            diff = (got != reference_boxes(cams, [tau], 224)).any(-1)
-            assert not diff.any(), f"{int(diff.sum())} boxes differ at tau {tau}, {cams.shape}"
-
-
-@needs_gpu
-def test_gpu_fused_box_kernel_matches_cpu_reference_at_single_thresholds(kernels):
-    """box_fused (one threshold, one block per image) on random and, when carried, real CAMs:
-    every box as the CPU reference's and as the multi-kernel path's."""
-    from benchmarks.cam_cases import random_cams
-
-    sets = [random_cams(1000, 14, seed=5), random_cams(500, 7, seed=6)]
-    if os.environ.get("WSOL_EDGE_REAL_CAMS"):
-        sets.append(np.load(os.environ["WSOL_EDGE_REAL_CAMS"])["cams"])
-    fused_parity(kernels, sets)
-
-
-@needs_gpu
-def test_gpu_fused_box_small_on_extreme_cams(kernels):
-    """The same on NaN, inf, constant, huge, subnormal and patterned 14x14 CAMs (small enough
-    for compute-sanitizer)."""
-    from benchmarks.cam_cases import adversarial_cams, random_cams
-
-    fused_parity(kernels, [np.stack([c[:14, :14] for _, c in adversarial_cams(32)]), random_cams(8, 14, seed=7)])
-
-
 @needs_gpu
 def test_gpu_fused_cam_matches_numpy_fp32_and_fp16(kernels):
     rng = np.random.default_rng(0)
@@ -434,7 +401,6 @@ def fake_kernels():
     fake = FakeCuda()
     k = object.__new__(loader.BoxKernels)
     k.cu, k.rt, k.fn, k._buffers, k.classifier_shape = fake, fake, {n: n for n in loader.KERNELS}, {}, None
-    k.max_shared = 0  # no room for box_fused: the multi-kernel path
     return k, fake
 
 
@@ -458,24 +424,6 @@ def test_box_launch_sequence_and_buffer_reuse_without_a_gpu():
     assert len(fake.frees) == len(fake.allocs) and k._buffers == {}
     with pytest.raises(ValueError, match="expected"):
         k.boxes(cams, (2, 7, 7), [0.5], 64)
-
-
-def test_one_threshold_takes_the_fused_kernel_where_an_image_fits_in_shared_memory():
-    k, fake = fake_kernels()
-    k.max_shared = 227 * 1024  # an H100's opt-in maximum
-    assert loader.fused_shared_bytes(14, 224) <= k.max_shared < loader.fused_shared_bytes(28, 224)
-    out = k.boxes(np.zeros((3, 14, 14), np.float32), (3, 14, 14), [0.3], 224)
-    fn, grid, block, shared, args = fake.launches[-1]
-    assert (fn, grid, block, shared) == ("box_fused", (3, 1, 1), 1024, loader.fused_shared_bytes(14, 224))
-    assert args[4:7] == (14, 14, 224) and out.shape == (3, 1, 4)
-    k.boxes(np.zeros((3, 28, 28), np.float32), (3, 28, 28), [0.3], 224)  # too large: the stages one by one
-    assert fake.launches[-1][0] == "ccl_box"
-    k.boxes(np.zeros((3, 14, 14), np.float32), (3, 14, 14), [0.3, 0.5], 224)  # two thresholds: likewise
-    assert fake.launches[-1][0] == "ccl_box"
-    k.boxes(np.zeros((3, 14, 14), np.float32), (3, 14, 14), [0.3], 224, fused=False)
-    assert fake.launches[-1][0] == "ccl_box"
-    with pytest.raises(ValueError, match="shared memory"):
-        k.boxes(np.zeros((3, 28, 28), np.float32), (3, 28, 28), [0.3], 224, fused=True)
 
 
 def test_cam_launch_checks_without_a_gpu():
