@@ -25,15 +25,15 @@ KERNELS = ("cam_fused_f32", "cam_fused_f16", "upsample_bicubic", "normalize_quan
 BLOCK = 256
 CAM_PIXELS = 32  # pixels per CAM block (its 8 warps split the channels)
 UP_ROWS = 8  # output rows per upsampling block (as in the .cu)
+# --fmad=false: float steps as the CPU reference rounds them. No -Werror=all-warnings: NVRTC 13.2
+# takes it, 13.0 (the H100 machines' wheel) refuses it; any compiler output fails the build instead.
+COMPILE_OPTIONS = ("-std=c++17", "--fmad=false")
 
 
 def upsample_rows_bound(h: int, size: int) -> int:
     """Source rows one tile of UP_ROWS output rows can need: the span of floor((y + 0.5) * h / S - 0.5)
     over UP_ROWS consecutive y, plus the 4 taps, plus one for float rounding."""
     return (UP_ROWS - 1) * h // size + 6
-# --fmad=false: float steps as the CPU reference rounds them. No -Werror=all-warnings: NVRTC 13.2
-# takes it, 13.0 (the H100 machines' wheel) refuses it; any compiler output fails the build instead.
-COMPILE_OPTIONS = ("-std=c++17", "--fmad=false")
 
 
 class KernelCompileError(RuntimeError):
@@ -235,7 +235,9 @@ class BoxKernels:
         """Boxes [B, T, 4] (int32) for raw CAMs [B, h, w] (float32 device pointer or host array) at
         every threshold, by the largest-8-connected-component rule. Thresholds are processed in
         chunks to bound memory (labels and stats grow with B * T * size^2). A CAM already at
-        ``size`` x ``size`` passes the bicubic stage unchanged (a score map, e.g. a test pattern)."""
+        ``size`` x ``size`` passes the bicubic stage unchanged (a score map, e.g. a test pattern).
+        Sizes up to 682 x 682: an upsampling tile's rows must fit in 48 KiB of shared memory
+        (larger ones are refused in one line)."""
         B, h, w = shape
         taus = np.asarray(thresholds, dtype=np.float64).reshape(-1)
         T = len(taus)
