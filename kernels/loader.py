@@ -236,7 +236,7 @@ class BoxKernels:
         every threshold, by the largest-8-connected-component rule. Thresholds are processed in
         chunks to bound memory (labels and stats grow with B * T * size^2). A CAM already at
         ``size`` x ``size`` passes the bicubic stage unchanged (a score map, e.g. a test pattern).
-        Sizes up to 682 x 682: an upsampling tile's rows must fit in 48 KiB of shared memory
+        Sizes up to 680 x 680: an upsampling tile's rows must fit in 48 KiB of shared memory
         (larger ones are refused in one line)."""
         B, h, w = shape
         taus = np.asarray(thresholds, dtype=np.float64).reshape(-1)
