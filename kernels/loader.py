@@ -236,8 +236,8 @@ class BoxKernels:
         every threshold, by the largest-8-connected-component rule. Thresholds are processed in
         chunks to bound memory (labels and stats grow with B * T * size^2). A CAM already at
         ``size`` x ``size`` passes the bicubic stage unchanged (a score map, e.g. a test pattern).
-        Sizes up to 680 x 680: an upsampling tile's rows must fit in 48 KiB of shared memory
-        (larger ones are refused in one line)."""
+        An upsampling tile's source rows must fit in 48 KiB of shared memory: sizes up to 1113 x 1113
+        from a 14 x 14 CAM, 680 x 680 for a map already at full size (larger ones are refused in one line)."""
         B, h, w = shape
         taus = np.asarray(thresholds, dtype=np.float64).reshape(-1)
         T = len(taus)

@@ -424,9 +424,9 @@ def test_box_launch_sequence_and_buffer_reuse_without_a_gpu():
     assert len(fake.frees) == len(fake.allocs) and k._buffers == {}
     with pytest.raises(ValueError, match="expected"):
         k.boxes(cams, (2, 7, 7), [0.5], 64)
-    k.boxes(np.zeros((1, 7, 7), np.float32), (1, 7, 7), [0.5], 680)  # the largest size whose tile fits
+    k.boxes(np.zeros((1, 680, 680), np.float32), (1, 680, 680), [0.5], 680)  # the largest full-size map whose tile fits
     with pytest.raises(ValueError, match="shared memory"):
-        k.boxes(np.zeros((1, 7, 7), np.float32), (1, 7, 7), [0.5], 681)
+        k.boxes(np.zeros((1, 681, 681), np.float32), (1, 681, 681), [0.5], 681)
 
 
 def test_cam_launch_checks_without_a_gpu():
