@@ -7,14 +7,14 @@ from pathlib import Path
 
 from wsol_edge.atomic import atomic_write, atomic_write_bytes
 
+from .speed import STAGES
+
 
 def speed_rows(records: list[dict]) -> list[dict]:
     """One row per speed record; every row has the same stage columns (GPU rows split inference
     into h2d, inference, d2h; other rows leave those two empty)."""
     speed = [r for r in records if r.get("kind") == "speed"]
-    stages = [k for k in ("decode", "preprocess", "h2d", "inference", "d2h", "postprocess")
-              if any(k in r["stages_ms"] for r in speed)]
-    stages += [k for r in speed for k in r["stages_ms"] if k not in stages]
+    stages = [k for k in STAGES if any(k in r["stages_ms"] for r in speed)]
     rows = []
     for r in speed:
         rows.append({"model_file": r.get("model_file", ""), "backend": r["backend"], "precision": r["precision"],

@@ -18,9 +18,9 @@ from wsol_edge.imageio import decode_image
 from wsol_edge.postprocess import cams_to_boxes
 from wsol_edge.preprocess import eval_input
 
-STAGES = ("decode", "preprocess", "inference", "postprocess")
-# A backend with infer_staged (PyTorch) on a GPU splits "inference" into these three.
-GPU_STAGES = ("decode", "preprocess", "h2d", "inference", "d2h", "postprocess")
+# Every stage a record can hold, in pipeline order; only GPU rows of a backend with infer_staged
+# (PyTorch) have h2d and d2h, split off their inference.
+STAGES = ("decode", "preprocess", "h2d", "inference", "d2h", "postprocess")
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Samples:
 
 
 def new_samples(batch: int) -> Samples:
-    return Samples(batch, [], {k: [] for k in STAGES}, [])
+    return Samples(batch, [], {}, [])
 
 
 def sample(backend, blobs: list[bytes], samples: Samples, *, warmup: int, repeats: int,
@@ -99,7 +99,7 @@ def summarize(backend, samples: Samples) -> SpeedResult:
     return SpeedResult(backend.name, backend.precision, backend.device, samples.batch,
                        images_per_s=samples.batch * 1e3 / lat["median"], latency_ms=lat,
                        stages_ms={k: float(np.median(samples.stages[k])) / samples.batch
-                                  for k in GPU_STAGES if k in samples.stages},
+                                  for k in STAGES if k in samples.stages},
                        repeats=len(samples.e2e))
 
 
