@@ -46,12 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.kernel_checks", description=__doc__.split("\n\n")[0])
     p.add_argument("--junit", required=True, help="pytest --junitxml file of tests/test_kernels.py")
     p.add_argument("--sanitizer-log", help="the log of gpu_session.sh's sanitizer stage")
-    p.add_argument("--gpu", help="the GPU's name, for the record")
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
-    machine = machine_info()
-    machine["gpu"] = args.gpu
-    record = {"kind": "kernel_checks", "device": args.gpu, "parity": parity_from_junit(args.junit),
+    machine = machine_info()  # names the GPU (nvidia-smi)
+    record = {"kind": "kernel_checks", "device": machine["gpu"], "parity": parity_from_junit(args.junit),
               "sanitizer": sanitizer_from_log(Path(args.sanitizer_log).read_text()) if args.sanitizer_log else None,
               "command": command_line("benchmarks.kernel_checks", argv), "commit": git_commit(), "machine": machine}
     atomic_write_json(args.output, {"records": [record]})

@@ -139,7 +139,7 @@ def load_cpu_reference(path: str) -> dict:
     return {(r["workload"], r["input_size"], r["batch"]): r for r in result_records(json.loads(Path(path).read_text()))}
 
 
-def rescore(gpu_file: str, cpu_file: str, output: str) -> None:
+def rescore(gpu_file: str, cpu_file: str, output: str, command: str) -> None:
     """A GPU run's speed-ups recomputed against another CPU reference run (no GPU needed): the
     GPU timings and their records stay as measured; only the ratios and the cpu_reference change."""
     import json
@@ -152,12 +152,8 @@ def rescore(gpu_file: str, cpu_file: str, output: str) -> None:
     for r in data["records"]:
         if r.get("backend") == "cuda_kernels":
             attach_cpu_reference(r, r["workload"], r["input_size"], r["batch"], cpu_ref)
-            r["rescored_by"] = command_line_of_rescore(gpu_file, cpu_file, output)
+            r["rescored_by"] = command
     atomic_write_json(output, data)
-
-
-def command_line_of_rescore(gpu_file: str, cpu_file: str, output: str) -> str:
-    return f"python -m benchmarks.kernels --rescore {gpu_file} --cpu-reference {cpu_file} --output {output}"
 
 
 def graph_device_ms(kernels, graph, stream: int, replays: int) -> float:
@@ -207,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rescore:
         if not args.cpu_reference:
             p.error("--rescore needs --cpu-reference")
-        rescore(args.rescore, args.cpu_reference, args.output)
+        rescore(args.rescore, args.cpu_reference, args.output, command_line("benchmarks.kernels", argv))
         return 0
     cpu_ref = load_cpu_reference(args.cpu_reference) if args.cpu_reference else {}
     kernels = None
