@@ -269,6 +269,10 @@ class BoxKernels:
 
         B, h, w = shape
         n = size * size
+        rows = upsample_rows_bound(h, size)
+        shared = (5 * size + 5 * UP_ROWS + rows * size) * 4
+        if scoremaps and shared > 48 * 1024:  # refused before any buffer is allocated or work enqueued
+            raise ValueError(f"a {h}x{w} CAM at {size}x{size} needs {shared} bytes of shared memory per block (48 KiB max)")
         Qmax, Q = B * max(T, reserve or T), B * T
         maps, stats, u8 = self._buffer("maps", B * n * 4), self._buffer("image_stats", B * 4 * 4), self._buffer("u8", B * n)
         labels, cstats = self._buffer("labels", Qmax * n * 4), self._buffer("component_stats", Qmax * n * 5 * 4)
@@ -276,10 +280,6 @@ class BoxKernels:
         i32, u64 = ctypes.c_int, ctypes.c_void_p
         if scoremaps:
             grid_px = ((n + BLOCK - 1) // BLOCK, B, 1)
-            rows = upsample_rows_bound(h, size)
-            shared = (5 * size + 5 * UP_ROWS + rows * size) * 4
-            if shared > 48 * 1024:
-                raise ValueError(f"a {h}x{w} CAM at {size}x{size} needs {shared} bytes of shared memory per block (48 KiB max)")
             self._memset(stats, B * 4 * 4, stream)  # min/max codes, flags and max u8 are accumulated with atomics
             f64 = ctypes.c_double  # cv::resize's scales: 1 / (S / w) in double
             self._launch("upsample_bicubic", ((size + UP_ROWS - 1) // UP_ROWS, B, 1), BLOCK,

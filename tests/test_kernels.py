@@ -425,8 +425,10 @@ def test_box_launch_sequence_and_buffer_reuse_without_a_gpu():
     with pytest.raises(ValueError, match="expected"):
         k.boxes(cams, (2, 7, 7), [0.5], 64)
     k.boxes(np.zeros((1, 680, 680), np.float32), (1, 680, 680), [0.5], 680)  # the largest full-size map whose tile fits
+    launches, allocs = len(fake.launches), len(fake.allocs)
     with pytest.raises(ValueError, match="shared memory"):
         k.boxes(np.zeros((1, 681, 681), np.float32), (1, 681, 681), [0.5], 681)
+    assert len(fake.launches) == launches and len(fake.allocs) == allocs + 1  # only the CAMs' upload
 
 
 def test_cam_launch_checks_without_a_gpu():
