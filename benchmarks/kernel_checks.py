@@ -13,8 +13,12 @@ from pathlib import Path
 
 
 def parity_from_junit(path: str) -> dict:
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise ValueError(f"{path} is not pytest's JUnit XML ({exc})") from None
     tests = []
-    for case in ET.parse(path).getroot().iter("testcase"):
+    for case in root.iter("testcase"):
         outcome, message = "passed", None
         for tag in ("failure", "error", "skipped"):
             node = case.find(tag)

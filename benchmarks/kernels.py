@@ -136,7 +136,10 @@ def load_cpu_reference(path: str) -> dict:
 
     from benchmarks.summary import records as result_records
 
-    return {(r["workload"], r["input_size"], r["batch"]): r for r in result_records(json.loads(Path(path).read_text()))}
+    records = result_records(json.loads(Path(path).read_text()))
+    if not records or any(k not in r for r in records for k in ("workload", "input_size", "batch", "us_per_image")):
+        raise ValueError(f"{path} is not a kernel benchmark result (python -m benchmarks.kernels --cpu-only)")
+    return {(r["workload"], r["input_size"], r["batch"]): r for r in records}
 
 
 def rescore(gpu_file: str, cpu_file: str, output: str, command: str) -> None:
@@ -148,6 +151,8 @@ def rescore(gpu_file: str, cpu_file: str, output: str, command: str) -> None:
     from wsol_edge.atomic import atomic_write_json
 
     data = json.loads(Path(gpu_file).read_text())
+    if not isinstance(data, dict) or not any(r.get("backend") == "cuda_kernels" for r in data.get("records") or []):
+        raise ValueError(f"{gpu_file} is not a kernel benchmark result (no cuda_kernels records)")
     cpu_ref = load_cpu_reference(cpu_file)
     for r in data["records"]:
         if r.get("backend") == "cuda_kernels":

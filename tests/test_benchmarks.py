@@ -671,6 +671,9 @@ def test_kernel_checks_reads_pytest_junit_and_the_sanitizer_log(tmp_path):
     assert tools["memcheck"] == {"exit": 0, "passed_line": "4 passed, 18 deselected in 3.5s",
                                  "summary": ["LEAK SUMMARY: 0 bytes leaked in 0 allocations", "ERROR SUMMARY: 0 errors"]}
     assert tools["racecheck"]["exit"] == 9 and tools["racecheck"]["passed_line"] is None
+    (tmp_path / "bad.xml").write_text("<testsuites")
+    with pytest.raises(ValueError, match="not pytest's JUnit XML"):
+        parity_from_junit(str(tmp_path / "bad.xml"))
 
 
 def test_kernel_rescore_recomputes_speedups_against_another_cpu_run(tmp_path):
@@ -695,6 +698,12 @@ def test_kernel_rescore_recomputes_speedups_against_another_cpu_run(tmp_path):
     assert out[0]["commit"] == "gpu1"  # the GPU measurement keeps its own provenance
     assert out[1]["speedup_over_cpu_reference"] == 200.0
     assert "speedup_over_cpu_reference" not in out[2]
+    (tmp_path / "other.json").write_text(json.dumps({"records": [{"kind": "speed", "batch": 1}]}))
+    for gpu_file, cpu_file in (("other.json", "cpu.json"), ("gpu.json", "other.json")):
+        with pytest.raises(ValueError, match="not a kernel benchmark result"):
+            main(["--rescore", str(tmp_path / gpu_file), "--cpu-reference", str(tmp_path / cpu_file),
+                  "--output", str(tmp_path / "x.json")])
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_gpu_rows_split_inference_into_copies_and_model_and_reports_keep_one_set_of_columns():
