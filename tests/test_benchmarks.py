@@ -136,6 +136,10 @@ def test_methods_tables_build_the_models_their_flags_name():
     assert bg["bg_drop_only_no_losses"] == {**bg["bg_drop_only"], "use_contrastive": False, "use_consistency": False}
     assert bg["bg_drop_only_no_contrastive"] == {**bg["bg_drop_only"], "use_contrastive": False}
     assert bg["bg_drop_only_hide_patches"] == {**bg["bg_drop_only"], "hide_grid_sizes": [0, 16, 32, 44, 56]}
+    winner = vars(parser.parse_args(["--data-root", "x", *TABLES["icl_background"]["bg_drop_only"]]))
+    for size in (224, 240):  # the same model and method; only the training resize before the 224 crop differs
+        row = vars(parser.parse_args(["--data-root", "x", *TABLES["icl_background"][f"bg_drop_only_resize_{size}"]]))
+        assert row == {**winner, "resize": size} and winner["resize"] == 256
     sat = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
            for name, flags in TABLES["sat_ablation"].items()}
     full = sat["spatial_token+area+norm"]
