@@ -36,6 +36,14 @@ def upsample_rows_bound(h: int, size: int) -> int:
     return (UP_ROWS - 1) * h // size + 6
 
 
+def upsample_shared_bytes(h: int, w: int, size: int) -> int:
+    """Shared memory of one upsampling block (source rows + weights); refused above 48 KiB."""
+    shared = (5 * size + 5 * UP_ROWS + upsample_rows_bound(h, size) * size) * 4
+    if shared > 48 * 1024:
+        raise ValueError(f"a {h}x{w} CAM at {size}x{size} needs {shared} bytes of shared memory per block (48 KiB max)")
+    return shared
+
+
 class KernelCompileError(RuntimeError):
     pass
 
@@ -125,6 +133,7 @@ class BoxKernels:
         self.module = self._check(driver.cuModuleLoadData(cached_cubin(self.arch)))
         self.fn = {k: self._check(driver.cuModuleGetFunction(self.module, k.encode())) for k in KERNELS}
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+        self._generation, self._capturing = 0, False  # generation: bumped by every reallocation (see capture)
         self.classifier_shape: tuple[int, int] | None = None  # (K, C) of the uploaded classifier
 
     def _check(self, result):
@@ -144,6 +153,10 @@ class BoxKernels:
         The caller's stream must be done with the old one: every public call here ends synchronised."""
         ptr, size = self._buffers.get(name, (0, 0))
         if size < nbytes:
+            if self._capturing:  # the graph would keep the freed buffer; cudaFree cannot be captured either
+                raise RuntimeError(f"buffer {name!r} must grow to {nbytes} bytes during a CUDA graph capture: "
+                                   "run the same work once before capturing it")
+            self._generation += 1
             if ptr:
                 self._check(self.rt.cudaFree(ptr))
             ptr, size = int(self._check(self.rt.cudaMalloc(max(nbytes, 1)))), max(nbytes, 1)
@@ -239,6 +252,7 @@ class BoxKernels:
         An upsampling tile's source rows must fit in 48 KiB of shared memory: sizes up to 1113 x 1113
         from a 14 x 14 CAM, 680 x 680 for a map already at full size (larger ones are refused in one line)."""
         B, h, w = shape
+        upsample_shared_bytes(h, w, size)  # a refusal before the CAMs' upload
         taus = np.asarray(thresholds, dtype=np.float64).reshape(-1)
         T = len(taus)
         if isinstance(cams, int):
@@ -270,9 +284,7 @@ class BoxKernels:
         B, h, w = shape
         n = size * size
         rows = upsample_rows_bound(h, size)
-        shared = (5 * size + 5 * UP_ROWS + rows * size) * 4
-        if scoremaps and shared > 48 * 1024:  # refused before any buffer is allocated or work enqueued
-            raise ValueError(f"a {h}x{w} CAM at {size}x{size} needs {shared} bytes of shared memory per block (48 KiB max)")
+        shared = upsample_shared_bytes(h, w, size) if scoremaps else 0  # refused before any allocation or work
         Qmax, Q = B * max(T, reserve or T), B * T
         maps, stats, u8 = self._buffer("maps", B * n * 4), self._buffer("image_stats", B * 4 * 4), self._buffer("u8", B * n)
         labels, cstats = self._buffer("labels", Qmax * n * 4), self._buffer("component_stats", Qmax * n * 5 * 4)
@@ -305,12 +317,15 @@ class BoxKernels:
     def capture(self, enqueue, stream: int) -> "CudaGraph":
         """A CUDA graph of what ``enqueue(stream)`` puts on ``stream`` (kernels, memsets; no host
         copies or synchronisation), replayed with one launch: a camera loop then pays one API call
-        per frame instead of one per stage. The graph holds today's buffers: re-capture after a
-        call that grew them (a larger batch), and before ``close()``."""
+        per frame instead of one per stage. The graph holds today's buffers: a buffer that would
+        grow during the capture is refused (run the work once first), and ``CudaGraph.launch`` refuses
+        once a later call has grown any (re-capture after a larger batch; close graphs before ``close()``)."""
         self._check(self.rt.cudaStreamBeginCapture(stream, self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeRelaxed))
+        self._capturing = True
         try:
             enqueue(stream)
         finally:
+            self._capturing = False
             graph = self._check(self.rt.cudaStreamEndCapture(stream))
         return CudaGraph(self, graph, self._check(self.rt.cudaGraphInstantiate(graph, 0)))
 
@@ -318,8 +333,12 @@ class BoxKernels:
 class CudaGraph:
     def __init__(self, kernels: BoxKernels, graph, exe):
         self.kernels, self.graph, self.exe = kernels, graph, exe
+        self.generation = kernels._generation  # the buffers it was captured with
 
     def launch(self, stream: int) -> None:
+        if self.kernels._generation != self.generation:  # its kernels would write freed memory
+            raise RuntimeError("the kernels' buffers were reallocated (a larger batch) after this graph was captured: "
+                               "capture it again")
         self.kernels._check(self.kernels.rt.cudaGraphLaunch(self.exe, stream))
 
     def close(self) -> None:

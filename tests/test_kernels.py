@@ -392,6 +392,24 @@ class FakeCuda:
         self.launches.append(("memset", n))
         return (0,)
 
+    class cudaStreamCaptureMode:
+        cudaStreamCaptureModeRelaxed = 2
+
+    def cudaStreamBeginCapture(self, stream, mode):
+        self.launches.append(("begin_capture", stream))
+        return (0,)
+
+    def cudaStreamEndCapture(self, stream):
+        self.launches.append(("end_capture", stream))
+        return 0, "graph"
+
+    def cudaGraphInstantiate(self, graph, flags):
+        return 0, "exe"
+
+    def cudaGraphLaunch(self, exe, stream):
+        self.launches.append(("graph_launch", exe))
+        return (0,)
+
     def cuLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, args, extra):
         self.launches.append((fn, (gx, gy, gz), bx, shared, args[0]))
         return (0,)
@@ -401,7 +419,34 @@ def fake_kernels():
     fake = FakeCuda()
     k = object.__new__(loader.BoxKernels)
     k.cu, k.rt, k.fn, k._buffers, k.classifier_shape = fake, fake, {n: n for n in loader.KERNELS}, {}, None
+    k._generation, k._capturing = 0, False
     return k, fake
+
+
+def test_a_graph_refuses_buffers_that_grow_during_or_after_its_capture():
+    """A captured graph keeps raw device pointers: a buffer reallocated under it would be written
+    after cudaFree. Growth during a capture and a launch after growth are each one clear error."""
+    k, fake = fake_kernels()
+    cams = k._buffer("test_cams", 2 * 7 * 7 * 4)
+    taus = k._buffer("test_taus", 8)
+
+    def enqueue(batch):
+        return lambda s: k.enqueue_boxes(cams, (batch, 7, 7), taus, 1, 64, s)
+
+    with pytest.raises(RuntimeError, match="run the same work once before capturing"):
+        k.capture(enqueue(2), 7)  # nothing sized yet
+    assert fake.launches[-1] == ("end_capture", 7) and not k._capturing  # the capture was ended, the flag cleared
+    enqueue(2)(7)
+    graph = k.capture(enqueue(2), 7)
+    graph.launch(7)
+    assert fake.launches[-1] == ("graph_launch", "exe")
+    enqueue(1)(7)  # smaller: buffers reused, the graph stays valid
+    graph.launch(7)
+    enqueue(3)(7)  # larger: buffers reallocated
+    with pytest.raises(RuntimeError, match="capture it again"):
+        graph.launch(7)
+    assert fake.launches[-1][0] != "graph_launch"
+    k.capture(enqueue(3), 7).launch(7)
 
 
 def test_box_launch_sequence_and_buffer_reuse_without_a_gpu():
@@ -425,10 +470,10 @@ def test_box_launch_sequence_and_buffer_reuse_without_a_gpu():
     with pytest.raises(ValueError, match="expected"):
         k.boxes(cams, (2, 7, 7), [0.5], 64)
     k.boxes(np.zeros((1, 680, 680), np.float32), (1, 680, 680), [0.5], 680)  # the largest full-size map whose tile fits
-    launches, allocs = len(fake.launches), len(fake.allocs)
+    launches, allocs, copies = len(fake.launches), len(fake.allocs), len(fake.copies)
     with pytest.raises(ValueError, match="shared memory"):
         k.boxes(np.zeros((1, 681, 681), np.float32), (1, 681, 681), [0.5], 681)
-    assert len(fake.launches) == launches and len(fake.allocs) == allocs + 1  # only the CAMs' upload
+    assert len(fake.launches) == launches and len(fake.allocs) == allocs and len(fake.copies) == copies  # not even an upload
 
 
 def test_cam_launch_checks_without_a_gpu():
@@ -440,7 +485,8 @@ def test_cam_launch_checks_without_a_gpu():
     got = k.cams(feats, [0, 4], feats.shape)
     assert got.shape == (2, 7, 7)
     fn, grid, block, shared, args = fake.launches[-1]
-    assert fn == "cam_fused_f32" and grid == (2, 2, 1) and block == 256  # 49 pixels: two tiles of 32 and shared == 16 * 4 and args[4:] == (16, 49, 5)
+    assert fn == "cam_fused_f32" and grid == (2, 2, 1) and block == 256  # 49 pixels: two tiles of 32
+    assert shared == 16 * 4 and args[4:] == (16, 49, 5)  # the classifier row in shared memory; C, h*w, K
     k.cams(feats.astype(np.float16), [0, 4], feats.shape, fp16=True)
     assert fake.launches[-1][0] == "cam_fused_f16"
     for bad_ids, why in (([0, 5], "class ids"), ([0], "one class per image")):
