@@ -180,6 +180,8 @@ def graph_device_ms(kernels, graph, stream: int, replays: int) -> float:
 
 
 def gpu_name() -> str:
+    """The device the kernels ran on, from the CUDA runtime: with CUDA_VISIBLE_DEVICES it can differ
+    from the first GPU nvidia-smi lists (machine_info's ``gpu``), so it replaces that entry."""
     from wsol_edge.cuda_runtime import cudart
 
     err, props = cudart().cudaGetDeviceProperties(0)

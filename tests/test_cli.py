@@ -97,6 +97,15 @@ def test_adamw_decays_weight_matrices_only_and_keeps_the_two_learning_rates():
     assert [(len(g["params"]), g["weight_decay"]) for g in sgd.param_groups] == [(4, 1e-4), (3, 1e-4)]
 
 
+def test_sat_names_its_undecayed_tokens():
+    from wsol_edge.methods import build_method
+
+    model = build_method("sat", "efficientnet_lite0", 3, pretrained=False)
+    ids = {id(p) for p in model.no_weight_decay()}
+    assert {n for n, p in model.named_parameters() if id(p) in ids} == {"cls_token", "pos_embed", "spatial_token",
+                                                                        "spatial_pos"}
+
+
 def test_sat_trains_with_adamw_and_resume_refuses_another_optimizer(tmp_path, capsys):
     common = [*SYN, "--method", "sat", "--batch-size", "8", "--epochs", "1", "--precise-bn", "0",
               "--threshold-images", "0", "--out", str(tmp_path)]

@@ -136,7 +136,6 @@ METHOD_FLAGS = {
     "sat": (*HYBRID_SAT_FLAGS, "sat_area", "no_area_loss", "no_norm_loss"),
 }
 OPTIMIZERS = ("sgd", "adamw")
-TOKEN_PARAMETERS = ("cls_token", "pos_embed", "spatial_token", "spatial_pos")  # SAT's; never weight-decayed by AdamW
 
 
 def make_optimizer(kind: str, body: list, head: list, lr: float, head_lr_mult: float, momentum: float,
@@ -275,7 +274,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     body_ids |= {id(p) for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] in ("delta_x", "delta_xt", "alpha")}
     body = [p for p in model.parameters() if p.requires_grad and id(p) in body_ids]
     head = [p for p in model.parameters() if p.requires_grad and id(p) not in body_ids]
-    tokens = [p for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] in TOKEN_PARAMETERS]
+    tokens = model.no_weight_decay() if hasattr(model, "no_weight_decay") else []  # a method's learned tokens
     opt = make_optimizer(args.optimizer, body, head, args.lr, args.head_lr_mult, args.momentum, args.weight_decay,
                          tokens)
     base_lrs = [g["lr"] for g in opt.param_groups]

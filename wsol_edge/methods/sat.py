@@ -153,6 +153,11 @@ class SAT(nn.Module):
         self.num_classes = num_classes
         self.mean, self.std = backbone.mean, backbone.std
 
+    def no_weight_decay(self) -> list[nn.Parameter]:
+        """The learned tokens and position embeddings, which AdamW leaves undecayed (timm's and
+        SAT's authors' rule: decaying a token towards 0 only shrinks it)."""
+        return [self.cls_token, self.pos_embed, self.spatial_token, self.spatial_pos]
+
     def pretrained_modules(self) -> list[nn.Module | nn.Parameter]:
         """What ImageNet weights initialise (trained at the backbone's learning rate)."""
         if isinstance(self.backbone, PatchEmbed):
