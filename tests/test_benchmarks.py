@@ -140,6 +140,8 @@ def test_methods_tables_build_the_models_their_flags_name():
     for size in (224, 240):  # the same model and method; only the training resize before the 224 crop differs
         row = vars(parser.parse_args(["--data-root", "x", *TABLES["icl_background"][f"bg_drop_only_resize_{size}"]]))
         assert row == {**winner, "resize": size} and winner["resize"] == 256
+    for w in (2, 4):
+        assert bg[f"bg_drop_only_ca_{w}"] == {**bg["bg_drop_only"], "lambda_ca": float(w), "lambda_fc": 1.0}
     sat = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
            for name, flags in TABLES["sat_ablation"].items()}
     full = sat["spatial_token+area+norm"]

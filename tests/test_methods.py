@@ -306,6 +306,21 @@ def test_icl_total_loss_and_ablation_flags():
     assert full.insert_after == [11, 15, 17] and torch.isfinite(full.training_loss(x, y)[0])
 
 
+def test_icl_loss_weights_scale_their_terms():
+    """L = CE + lambda_ca L_ca + lambda_fc L_fc (--icl-loss-weights), each term as logged."""
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 1])
+    kw = dict(attention="channel_mean", drop_probs=(0, 1, 0))
+    for ca, fc in ((1.0, 1.0), (2.0, 1.0), (4.0, 0.5)):
+        m = icl_model(lambda_ca=ca, lambda_fc=fc, **kw).eval()
+        loss, _ = m.training_loss(x, y)
+        t = m.loss_terms
+        assert t["contrastive"] > 0 and t["consistency"] > 0
+        torch.testing.assert_close(loss.detach(), t["ce"] + ca * t["contrastive"] + fc * t["consistency"])
+    for bad in ((-1.0, 1.0), (1.0, float("nan")), (float("inf"), 1.0)):
+        with pytest.raises(ValueError, match="ICL loss weights"):
+            icl_model(lambda_ca=bad[0], lambda_fc=bad[1])
+
+
 def test_icl_input_hiding_is_hide_and_seeks_step_and_off_by_default():
     x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 1])
     kw = dict(attention="channel_mean", drop_probs=(0, 0, 1), use_contrastive=False, use_consistency=False)

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--icl-hide-patches", type=int, nargs="+", default=[], metavar="SIZE",
                    help="ICL plus Hide-and-Seek's input hiding: a patch size drawn per step from these (0: no hiding), "
                         "each patch hidden with p 0.5 (HaS draws from 0 16 32 44 56); off by default")
+    m.add_argument("--icl-loss-weights", type=float, nargs=2, default=[1.0, 1.0], metavar=("CONTRASTIVE", "CONSISTENCY"),
+                   help="ICL: lambda_ca and lambda_fc (the paper does not give them; 1 1 by default)")
     m.add_argument("--no-bg-drop", action="store_true", help="ICL ablation: no background drop")
     m.add_argument("--no-contrastive", action="store_true", help="ICL ablation: no contrastive attention loss")
     m.add_argument("--no-consistency", action="store_true", help="ICL ablation: no foreground consistency loss")
@@ -130,8 +132,8 @@ METHOD_FLAGS = {
     "has": ("has_grid_sizes",),
     "wtl": ("wtl_patch", "wtl_beta", "wtl_agg_channels", "wtl_aggregation", "wtl_fuse_reduction", "wtl_fuse_map",
             "wtl_beta_warmup", "no_caam", "no_ssam", "no_fuse"),
-    "icl": ("icl_attention", "icl_drop_probs", "icl_gamma_bg", "icl_hide_patches", "no_bg_drop", "no_contrastive",
-            "no_consistency"),
+    "icl": ("icl_attention", "icl_drop_probs", "icl_gamma_bg", "icl_hide_patches", "icl_loss_weights", "no_bg_drop",
+            "no_contrastive", "no_consistency"),
     "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor"),
     "sat": (*HYBRID_SAT_FLAGS, "sat_area", "no_area_loss", "no_norm_loss"),
 }
@@ -192,7 +194,9 @@ def method_kwargs(args: argparse.Namespace) -> dict:
                 "use_bg_drop": not args.no_bg_drop,
                 "use_contrastive": not args.no_contrastive, "use_consistency": not args.no_consistency,
                 # only when given, so the runs without it keep the method_kwargs their records already hold
-                **({"hide_grid_sizes": list(args.icl_hide_patches)} if args.icl_hide_patches else {})}
+                **({"hide_grid_sizes": list(args.icl_hide_patches)} if args.icl_hide_patches else {}),
+                **({"lambda_ca": args.icl_loss_weights[0], "lambda_fc": args.icl_loss_weights[1]}
+                   if list(args.icl_loss_weights) != [1.0, 1.0] else {})}
     if args.method == "twopath":
         return {"channels": args.twopath_channels, "share_extractor": args.share_extractor,
                 "use_mask": not args.no_attention_mask, "extractor_kind": args.twopath_extractor}

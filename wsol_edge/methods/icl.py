@@ -21,7 +21,7 @@ computes the attention (the features themselves pass unchanged, which keeps infe
 to CAM and export untouched); masks use the per-image min-max normalised attention; the drop
 choice probabilities are (discriminative 0.5, background 0.25, importance 0.25); gamma = 0.8,
 gamma_bg = 0.2 (``--icl-gamma-bg``; it must stay below tau_fg), tau_fg = 0.5, T = 0.1, both
-lambdas 1; on EfficientNet-Lite0 the blocks sit at the ends of the last two MBConv stages and after
+lambdas 1 (``--icl-loss-weights``); on EfficientNet-Lite0 the blocks sit at the ends of the last two MBConv stages and after
 the 1x1 head (all 14x14 at output stride 16), on other backbones after the last three layers.
 
 On cub50 with EfficientNet-Lite0 at 12 epochs the discriminative drop read from the non-local map
@@ -138,6 +138,8 @@ class ICL(nn.Module):
         if not 0 < gamma_bg < tau_fg:  # a background reaching into the foreground would contrast it with itself
             raise ValueError(f"ICL gamma_bg must lie between 0 and tau_fg ({tau_fg}); got {gamma_bg}")
         self.gamma, self.gamma_bg, self.tau_fg, self.temperature = gamma, gamma_bg, tau_fg, temperature
+        if not all(math.isfinite(v) and v >= 0 for v in (lambda_ca, lambda_fc)):
+            raise ValueError(f"ICL loss weights must be finite and non-negative; got {lambda_ca}, {lambda_fc}")
         self.lambda_ca = lambda_ca if use_contrastive else 0.0
         self.lambda_fc = lambda_fc if use_consistency else 0.0
         self.hide_grid_sizes, self.hide_p = check_grid_sizes(hide_grid_sizes, "ICL input hiding"), hide_p
