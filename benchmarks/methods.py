@@ -110,7 +110,7 @@ TABLES: dict[str, dict[str, list[str]]] = {
                                     "0", "--resize", "224"],
         "bg_drop_only_resize_240": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0", "1",
                                     "0", "--resize", "240"],
-        # The contrastive loss is what ICL adds to the background drop here (without it: -2.2 / -1.6 on
+        # The contrastive loss is what ICL adds to the background drop here (without it: -2.2 / -1.6 / -1.7 on
         # test); the paper gives no weight. More of it, chosen between on training images.
         "bg_drop_only_ca_2": ["--method", "icl", "--icl-attention", "channel_mean", "--icl-drop-probs", "0", "1", "0",
                               "--icl-loss-weights", "2", "1"],

@@ -33,9 +33,9 @@ it; both changes together localise better than either (benchmarks/METHODS.md, "I
 better still with the background drop on every step (``drop_probs=(0, 1, 0)``, chosen on training
 images, ahead with each of three seeds on test; ``gamma_bg`` 0.3 or 0.1 hurt there: "More background
 drop"): configs/cub50_icl_lite0.yaml trains that. The defaults stay the paper's. In that row the
-contrastive loss is not idle: without it MaxBoxAccV2 falls 2.21 / 1.63 on test (seeds 0 / 1), without
-both losses 2.62 / 1.58 ("Is the winner just its background drop?"), though in the paper's setting it
-did little.
+contrastive loss is not idle: without it MaxBoxAccV2 falls 2.21 / 1.63 / 1.66 on test (seeds 0 / 1 /
+2), without both losses 2.62 / 1.58 / 2.06 ("Is the winner just its background drop?"), though in
+the paper's setting it did little.
 
 ``hide_grid_sizes`` (``--icl-hide-patches``; off by default) adds Hide-and-Seek's input hiding to each
 step, a project combination rather than part of ICL: HaS's misses lean to boxes too small, while the
