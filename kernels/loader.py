@@ -133,7 +133,7 @@ class BoxKernels:
         self.module = self._check(driver.cuModuleLoadData(cached_cubin(self.arch)))
         self.fn = {k: self._check(driver.cuModuleGetFunction(self.module, k.encode())) for k in KERNELS}
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
-        self._generation, self._capturing = 0, False  # generation: bumped by every reallocation (see capture)
+        self._generation, self._capturing = 0, False  # generation: bumped whenever a buffer is freed (see capture)
         self.classifier_shape: tuple[int, int] | None = None  # (K, C) of the uploaded classifier
 
     def _check(self, result):
@@ -156,8 +156,8 @@ class BoxKernels:
             if self._capturing:  # the graph would keep the freed buffer; cudaFree cannot be captured either
                 raise RuntimeError(f"buffer {name!r} must grow to {nbytes} bytes during a CUDA graph capture: "
                                    "run the same work once before capturing it")
-            self._generation += 1
-            if ptr:
+            if ptr:  # a graph captured before still points here; a first allocation frees nothing
+                self._generation += 1
                 self._check(self.rt.cudaFree(ptr))
             ptr, size = int(self._check(self.rt.cudaMalloc(max(nbytes, 1)))), max(nbytes, 1)
             self._buffers[name] = (ptr, size)

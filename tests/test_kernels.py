@@ -442,6 +442,9 @@ def test_a_graph_refuses_buffers_that_grow_during_or_after_its_capture():
     assert fake.launches[-1] == ("graph_launch", "exe")
     enqueue(1)(7)  # smaller: buffers reused, the graph stays valid
     graph.launch(7)
+    k._upload("cam_class_ids", np.zeros(2, np.int64), 7)  # a buffer's first allocation frees none the graph holds
+    graph.launch(7)
+    assert fake.launches[-1] == ("graph_launch", "exe")
     enqueue(3)(7)  # larger: buffers reallocated
     with pytest.raises(RuntimeError, match="capture it again"):
         graph.launch(7)

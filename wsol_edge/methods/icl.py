@@ -22,9 +22,9 @@ to CAM and export untouched); masks use the per-image min-max normalised attenti
 choice probabilities are (discriminative 0.5, background 0.25, importance 0.25); gamma = 0.8,
 gamma_bg = 0.2 (``--icl-gamma-bg``; it must stay below tau_fg), tau_fg = 0.5, T = 0.1, both
 lambdas 1 (``--icl-loss-weights``; on the winner described below, lambda_ca 2 ties and 4 loses:
-benchmarks/METHODS.md, "The training crop's scale, and more contrastive loss"); on EfficientNet-Lite0 the blocks sit at the ends of the last
-two MBConv stages and after the 1x1 head (all 14x14 at output stride 16), on other backbones after
-the last three layers.
+benchmarks/METHODS.md, "The training crop's scale, and more contrastive loss"); on
+EfficientNet-Lite0 the blocks sit at the ends of the last two MBConv stages and after the 1x1 head
+(all 14x14 at output stride 16), on other backbones after the last three layers.
 
 On cub50 with EfficientNet-Lite0 at 12 epochs the discriminative drop read from the non-local map
 is what costs ICL its localisation: ``drop_probs=(0, 0.25, 0.25)`` (``--icl-drop-probs 0 0.25 0.25``)
