@@ -63,6 +63,10 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # The full method with lighter extractors: without the 3x3 depthwise conv, or a bare 1x1 conv.
         "two_extractors+reweight_pointwise": ["--method", "twopath", "--twopath-extractor", "pointwise"],
         "two_extractors+reweight_linear": ["--method", "twopath", "--twopath-extractor", "linear"],
+        # The lightest head with the class maps' gradient stopped before the mask head: the perception
+        # loss then trains the mask head and the backbone but not the deployed maps.
+        "two_extractors+reweight_linear_detach_maps": ["--method", "twopath", "--twopath-extractor", "linear",
+                                                       "--twopath-detach-maps"],
     },
     # ICL: which component costs its localisation at 12 epochs (ahead of CAM at 3 and 8)? Each row
     # takes one away: background drop (bg_drop), the contrastive attention loss (ca), the foreground

@@ -401,6 +401,26 @@ def test_twopath_loss_is_the_sum_of_both_cross_entropies_and_the_shared_ablation
     torch.testing.assert_close(logits, unmasked.classifier(fp.mean((2, 3))))
 
 
+def test_twopath_detached_maps_keep_the_forward_and_stop_only_the_perception_loss_at_the_maps():
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([1, 3])
+    grads = {}
+    for detach in (False, True):
+        m = twopath_model(extractor_kind="linear", detach_maps=detach).eval()
+        logits, logits_att, _, maps, mask = m.paths(x)
+        grads[detach] = torch.autograd.grad(F.cross_entropy(logits, y),  # the perception path's loss alone
+                                            [m.att_classifier.weight, m.extract_attention[0].weight,
+                                             m.att_to_mask[0].weight, m.extract_perception[0].weight],
+                                            allow_unused=True, materialize_grads=True)
+        if detach:  # same seed, same weights: the forward pass is unchanged
+            torch.testing.assert_close(logits, plain_logits)
+            torch.testing.assert_close(mask, plain_mask)
+        plain_logits, plain_mask = logits.detach(), mask.detach()
+    att_w, att_extractor, mask_head, perception = grads[True]
+    assert att_w.abs().max() == 0 and att_extractor.abs().max() == 0    # the maps learn from CE(logits_att) alone
+    assert mask_head.abs().max() > 0 and perception.abs().max() > 0     # the mask head and E_p still train
+    assert grads[False][0].abs().max() > 0 and grads[False][1].abs().max() > 0
+
+
 def test_twopath_extractor_kinds():
     from wsol_edge.methods.twopath import extractor
 

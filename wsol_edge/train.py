@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--twopath-extractor", choices=TWOPATH_EXTRACTORS, default="pointwise_depthwise",
                    help="two-path extractors: 1x1 conv+BN+ReLU then 3x3 depthwise+BN+ReLU (default), the 1x1 part "
                         "only, or a bare 1x1 conv")
+    m.add_argument("--twopath-detach-maps", action="store_true",
+                   help="two-path: the mask head reads the class maps with their gradient stopped, so the perception "
+                        "path's loss does not shape the deployed maps")
     m.add_argument("--sat-dim", type=positive_int, default=192, help="hybrid SAT token width")
     m.add_argument("--sat-heads", type=positive_int, default=3)
     m.add_argument("--sat-depth", type=positive_int, default=3, help="hybrid SAT: number of spatial-aware blocks")
@@ -134,7 +137,7 @@ METHOD_FLAGS = {
             "wtl_beta_warmup", "no_caam", "no_ssam", "no_fuse"),
     "icl": ("icl_attention", "icl_drop_probs", "icl_gamma_bg", "icl_hide_patches", "icl_loss_weights", "no_bg_drop",
             "no_contrastive", "no_consistency"),
-    "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor"),
+    "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor", "twopath_detach_maps"),
     "sat": (*HYBRID_SAT_FLAGS, "sat_area", "no_area_loss", "no_norm_loss"),
 }
 OPTIMIZERS = ("sgd", "adamw")
@@ -199,7 +202,9 @@ def method_kwargs(args: argparse.Namespace) -> dict:
                    if list(args.icl_loss_weights) != [1.0, 1.0] else {})}
     if args.method == "twopath":
         return {"channels": args.twopath_channels, "share_extractor": args.share_extractor,
-                "use_mask": not args.no_attention_mask, "extractor_kind": args.twopath_extractor}
+                "use_mask": not args.no_attention_mask, "extractor_kind": args.twopath_extractor,
+                # only when given, so the runs without it keep the method_kwargs their records already hold
+                **({"detach_maps": True} if args.twopath_detach_maps else {})}
     if args.method == "sat":
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
         if args.backbone in DEIT_CONFIGS:

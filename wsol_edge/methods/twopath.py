@@ -20,7 +20,11 @@ part of the new head costs the localisation, benchmarks/METHODS.md "Two-path abl
 class-agnostic attention (a 1x1 conv over the class maps) so that training and test use the same
 map whatever the label; equal loss weights. ``share_extractor=True`` uses one extractor for both
 paths (the ablation of the two-extractor design); ``use_mask=False`` classifies E_p(F) without
-the attention re-weighting (the ablation of the perception path's attention).
+the attention re-weighting (the ablation of the perception path's attention). ``detach_maps=True``
+feeds the mask head the class maps with their gradient stopped, so the perception path's loss still
+trains the mask head (and, through E_p, the backbone) but no longer shapes the class maps the method
+deploys: they learn from CE(logits_att) alone, as a CAM does (the question: does the perception loss,
+asking for whatever mask helps it classify, cost the maps their extent?).
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ class TwoPath(nn.Module):
     method = "twopath"
 
     def __init__(self, backbone: nn.Module, num_classes: int, channels: int = 256, share_extractor: bool = False,
-                 use_mask: bool = True, extractor_kind: str = "pointwise_depthwise"):
+                 use_mask: bool = True, extractor_kind: str = "pointwise_depthwise", detach_maps: bool = False):
         super().__init__()
         c = backbone.out_channels
         self.backbone = backbone
@@ -60,7 +64,7 @@ class TwoPath(nn.Module):
         self.att_classifier = nn.Conv2d(att_channels, num_classes, 1)  # the CAM classifier of the attention path
         self.att_to_mask = nn.Sequential(nn.Conv2d(num_classes, 1, 1, bias=False), nn.BatchNorm2d(1))
         self.classifier = nn.Linear(channels, num_classes)              # the perception path's
-        self.num_classes, self.use_mask = num_classes, use_mask
+        self.num_classes, self.use_mask, self.detach_maps = num_classes, use_mask, detach_maps
         self.mean, self.std = backbone.mean, backbone.std
 
     def paths(self, images: torch.Tensor):
@@ -70,7 +74,7 @@ class TwoPath(nn.Module):
         f_att = fp if self.extract_attention is None else torch.cat([self.extract_attention(f), fp], 1)
         maps = self.att_classifier(f_att)                      # [B, K, h, w], bias included
         logits_att = maps.mean((2, 3))
-        mask = torch.sigmoid(self.att_to_mask(maps))           # [B, 1, h, w]
+        mask = torch.sigmoid(self.att_to_mask(maps.detach() if self.detach_maps else maps))  # [B, 1, h, w]
         logits = self.classifier((fp * (1 + mask) if self.use_mask else fp).mean((2, 3)))
         return logits, logits_att, f_att, maps, mask
 
