@@ -106,6 +106,24 @@ def test_sat_names_its_undecayed_tokens():
                                                                         "spatial_pos"}
 
 
+@pytest.mark.parametrize("kw, gates", [({}, {"caam.delta_x", "caam.delta_xt", "ssam_x.alpha", "ssam_xt.alpha"}),
+                                       ({"use_caam": False}, {"ssam_x.alpha", "ssam_xt.alpha"}),
+                                       ({"use_ssam": False}, {"caam.delta_x", "caam.delta_xt"})])
+def test_where_to_look_gates_train_at_the_backbones_rate(kw, gates):
+    """CAAM's deltas and SSAM's alphas go with the pretrained weights (at --lr); every other new
+    parameter with the head (at --lr x --head-lr-mult)."""
+    from wsol_edge.methods import backbone_of, build_method
+
+    model = build_method("wtl", "efficientnet_lite0", 3, pretrained=False, method_kwargs=kw)
+    body, head = train.split_by_learning_rate(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    backbone = {id(p) for p in backbone_of(model).parameters()}
+    assert {names[id(p)] for p in body if id(p) not in backbone} == gates
+    assert len(body) == len(backbone) + len(gates) and len(body) + len(head) == len(names)
+    assert {names[id(p)].split(".")[0] for p in head} == {"ssam_x", "ssam_xt", "agg", "cls_x", "cls_xt"} - (
+        {"ssam_x", "ssam_xt"} if kw.get("use_ssam") is False else set())
+
+
 def test_sat_trains_with_adamw_and_resume_refuses_another_optimizer(tmp_path, capsys):
     common = [*SYN, "--method", "sat", "--batch-size", "8", "--epochs", "1", "--precise-bn", "0",
               "--threshold-images", "0", "--out", str(tmp_path)]

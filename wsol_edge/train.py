@@ -171,6 +171,19 @@ def make_optimizer(kind: str, body: list, head: list, lr: float, head_lr_mult: f
     return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
 
 
+def split_by_learning_rate(model) -> tuple[list, list]:
+    """(body, head): the trainable parameters at --lr (what ImageNet weights initialise, plus a
+    method's ``backbone_rate_parameters()``) and those at --lr x --head-lr-mult, in model order."""
+    from .methods import pretrained_parameter_ids
+
+    body_ids = pretrained_parameter_ids(model)
+    if hasattr(model, "backbone_rate_parameters"):  # new parameters that train at the backbone's rate (wtl.py)
+        body_ids |= {id(p) for p in model.backbone_rate_parameters()}
+    body = [p for p in model.parameters() if p.requires_grad and id(p) in body_ids]
+    head = [p for p in model.parameters() if p.requires_grad and id(p) not in body_ids]
+    return body, head
+
+
 def flags_given(args: argparse.Namespace, names, parser: argparse.ArgumentParser) -> list[str]:
     """The flags among ``names`` whose value differs from ``parser``'s default, as typed (--sat-dim)."""
     return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) != parser.get_default(name)]
@@ -256,7 +269,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import open_dataset
     from .data.torch_dataset import TrainDataset, collate_skip_bad
-    from .methods import backbone_of, pretrained_parameter_ids
+    from .methods import backbone_of
     from .modelio import build_from_config, model_config
     from .models.cam import freeze_early_layers, set_frozen_eval
     from .precise_bn import recalibrate_batchnorm
@@ -277,12 +290,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                        args.method, method_kwargs(args))
     model = build_from_config(cfg, pretrained=args.pretrained, weights=args.weights)
     frozen = freeze_early_layers(backbone_of(model), args.freeze_layers)
-    # CAAM's delta and SSAM's alpha gate attention that can be ~C times larger than the features:
-    # they learn at the backbone's rate, not the new head's.
-    body_ids = pretrained_parameter_ids(model)
-    body_ids |= {id(p) for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] in ("delta_x", "delta_xt", "alpha")}
-    body = [p for p in model.parameters() if p.requires_grad and id(p) in body_ids]
-    head = [p for p in model.parameters() if p.requires_grad and id(p) not in body_ids]
+    body, head = split_by_learning_rate(model)
     tokens = model.no_weight_decay() if hasattr(model, "no_weight_decay") else []  # a method's learned tokens
     opt = make_optimizer(args.optimizer, body, head, args.lr, args.head_lr_mult, args.momentum, args.weight_decay,
                          tokens)

@@ -174,6 +174,12 @@ class WhereToLook(nn.Module):
         self.num_classes = num_classes
         self.mean, self.std = backbone.mean, backbone.std
 
+    def backbone_rate_parameters(self) -> list[nn.Parameter]:
+        """CAAM's deltas and SSAM's alphas: they gate attention that can be ~C times larger than the
+        features, so they learn at the backbone's rate, not the new head's (faster, they diverge)."""
+        gates = [self.caam.delta_x, self.caam.delta_xt] if self.caam is not None else []
+        return gates + [ssam.alpha for ssam in (self.ssam_x, self.ssam_xt) if ssam is not None]
+
     def set_progress(self, epochs_done: float) -> None:
         """Called by the training loop before each step (fractional epochs)."""
         self.epochs_done = epochs_done
