@@ -67,6 +67,10 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # loss then trains the mask head and the backbone but not the deployed maps.
         "two_extractors+reweight_linear_detach_maps": ["--method", "twopath", "--twopath-extractor", "linear",
                                                        "--twopath-detach-maps"],
+        # The lightest head without its bottleneck: two 640-channel extractors, so the attention CAM reads
+        # 1280 channels, as many as the backbone gives (a 256-channel pair leaves it rank 512).
+        "two_extractors+reweight_linear_640": ["--method", "twopath", "--twopath-extractor", "linear",
+                                               "--twopath-channels", "640"],
     },
     # ICL: which component costs its localisation at 12 epochs (ahead of CAM at 3 and 8)? Each row
     # takes one away: background drop (bg_drop), the contrastive attention loss (ca), the foreground
