@@ -24,7 +24,8 @@ the attention re-weighting (the ablation of the perception path's attention). ``
 feeds the mask head the class maps with their gradient stopped, so the perception path's loss still
 trains the mask head (and, through E_p, the backbone) but no longer shapes the class maps the method
 deploys: they learn from CE(logits_att) alone, as a CAM does (the question: does the perception loss,
-asking for whatever mask helps it classify, cost the maps their extent?).
+asking for whatever mask helps it classify, cost the maps their extent? On cub50, no: a tie with the
+method, benchmarks/METHODS.md "Two-path ablation").
 """
 from __future__ import annotations
 
