@@ -406,7 +406,7 @@ def test_twopath_detached_maps_keep_the_forward_and_stop_only_the_perception_los
     grads = {}
     for detach in (False, True):
         m = twopath_model(extractor_kind="linear", detach_maps=detach).eval()
-        logits, logits_att, _, maps, mask = m.paths(x)
+        logits, _, _, _, mask = m.paths(x)
         grads[detach] = torch.autograd.grad(F.cross_entropy(logits, y),  # the perception path's loss alone
                                             [m.att_classifier.weight, m.extract_attention[0].weight,
                                              m.att_to_mask[0].weight, m.extract_perception[0].weight],
