@@ -71,6 +71,10 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # 1280 channels, as many as the backbone gives (a 256-channel pair leaves it rank 512).
         "two_extractors+reweight_linear_640": ["--method", "twopath", "--twopath-extractor", "linear",
                                                "--twopath-channels", "640"],
+        # The lightest head with its extractors at the backbone's rate (the attention CAM is a product
+        # of two new matrices; at the head's 10x rate both move fast at once, a CAM's one does not).
+        "two_extractors+reweight_linear_slow_extractors": ["--method", "twopath", "--twopath-extractor", "linear",
+                                                           "--twopath-slow-extractors"],
     },
     # ICL: which component costs its localisation at 12 epochs (ahead of CAM at 3 and 8)? Each row
     # takes one away: background drop (bg_drop), the contrastive attention loss (ca), the foreground

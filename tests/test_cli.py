@@ -124,6 +124,27 @@ def test_where_to_look_gates_train_at_the_backbones_rate(kw, gates):
         {"ssam_x", "ssam_xt"} if kw.get("use_ssam") is False else set())
 
 
+@pytest.mark.parametrize("share", [False, True])
+def test_twopath_slow_extractors_train_at_the_backbones_rate_and_only_they_move(share):
+    """--twopath-slow-extractors moves exactly the extractors (both, or the shared one) to the body
+    group; without it they sit with the head, as every other new two-path layer does."""
+    from wsol_edge.methods import backbone_of, build_method
+
+    groups = {}
+    for slow in (False, True):
+        kw = {"channels": 16, "share_extractor": share, "extractor_kind": "linear", "slow_extractors": slow}
+        model = build_method("twopath", "efficientnet_lite0", 3, pretrained=False, method_kwargs=kw)
+        names = {id(p): n for n, p in model.named_parameters()}
+        body, head = train.split_by_learning_rate(model)
+        backbone = {id(p) for p in backbone_of(model).parameters()}
+        groups[slow] = ({names[id(p)] for p in body if id(p) not in backbone}, {names[id(p)] for p in head})
+        assert len(body) + len(head) == len(names)
+    extractors = {"extract_perception.0.weight"} | (set() if share else {"extract_attention.0.weight"})
+    assert groups[False][0] == set() and extractors <= groups[False][1]
+    assert groups[True][0] == extractors and groups[True][1] == groups[False][1] - extractors
+    assert {n.split(".")[0] for n in groups[True][1]} == {"att_classifier", "att_to_mask", "classifier"}
+
+
 def test_sat_trains_with_adamw_and_resume_refuses_another_optimizer(tmp_path, capsys):
     common = [*SYN, "--method", "sat", "--batch-size", "8", "--epochs", "1", "--precise-bn", "0",
               "--threshold-images", "0", "--out", str(tmp_path)]

@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--twopath-detach-maps", action="store_true",
                    help="two-path: the mask head reads the class maps with their gradient stopped, so the perception "
                         "path's loss does not shape the deployed maps")
+    m.add_argument("--twopath-slow-extractors", action="store_true",
+                   help="two-path: the extractors train at --lr (the backbone's rate), not at --lr x --head-lr-mult")
     m.add_argument("--sat-dim", type=positive_int, default=192, help="hybrid SAT token width")
     m.add_argument("--sat-heads", type=positive_int, default=3)
     m.add_argument("--sat-depth", type=positive_int, default=3, help="hybrid SAT: number of spatial-aware blocks")
@@ -137,7 +139,8 @@ METHOD_FLAGS = {
             "wtl_beta_warmup", "no_caam", "no_ssam", "no_fuse"),
     "icl": ("icl_attention", "icl_drop_probs", "icl_gamma_bg", "icl_hide_patches", "icl_loss_weights", "no_bg_drop",
             "no_contrastive", "no_consistency"),
-    "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor", "twopath_detach_maps"),
+    "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor", "twopath_detach_maps",
+                "twopath_slow_extractors"),
     "sat": (*HYBRID_SAT_FLAGS, "sat_area", "no_area_loss", "no_norm_loss"),
 }
 OPTIMIZERS = ("sgd", "adamw")
@@ -177,7 +180,7 @@ def split_by_learning_rate(model) -> tuple[list, list]:
     from .methods import pretrained_parameter_ids
 
     body_ids = pretrained_parameter_ids(model)
-    if hasattr(model, "backbone_rate_parameters"):  # new parameters that train at the backbone's rate (wtl.py)
+    if hasattr(model, "backbone_rate_parameters"):  # new parameters that train at the backbone's rate (wtl.py, twopath.py)
         body_ids |= {id(p) for p in model.backbone_rate_parameters()}
     body = [p for p in model.parameters() if p.requires_grad and id(p) in body_ids]
     head = [p for p in model.parameters() if p.requires_grad and id(p) not in body_ids]
@@ -217,7 +220,8 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         return {"channels": args.twopath_channels, "share_extractor": args.share_extractor,
                 "use_mask": not args.no_attention_mask, "extractor_kind": args.twopath_extractor,
                 # only when given, so the runs without it keep the method_kwargs their records already hold
-                **({"detach_maps": True} if args.twopath_detach_maps else {})}
+                **({"detach_maps": True} if args.twopath_detach_maps else {}),
+                **({"slow_extractors": True} if args.twopath_slow_extractors else {})}
     if args.method == "sat":
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
         if args.backbone in DEIT_CONFIGS:

@@ -25,7 +25,10 @@ feeds the mask head the class maps with their gradient stopped, so the perceptio
 trains the mask head (and, through E_p, the backbone) but no longer shapes the class maps the method
 deploys: they learn from CE(logits_att) alone, as a CAM does (the question: does the perception loss,
 asking for whatever mask helps it classify, cost the maps their extent? On cub50, no: a tie with the
-method, benchmarks/METHODS.md "Two-path ablation").
+method, benchmarks/METHODS.md "Two-path ablation"). ``slow_extractors=True`` trains both extractors
+at the backbone's learning rate instead of the new head's (10x by default): the attention CAM is
+W_att E(F), a product of two new matrices, and at the head's rate both move fast at once, which a
+CAM's single classifier does not (the question: is that what keeps two-path's maps behind CAM's?).
 """
 from __future__ import annotations
 
@@ -55,7 +58,8 @@ class TwoPath(nn.Module):
     method = "twopath"
 
     def __init__(self, backbone: nn.Module, num_classes: int, channels: int = 256, share_extractor: bool = False,
-                 use_mask: bool = True, extractor_kind: str = "pointwise_depthwise", detach_maps: bool = False):
+                 use_mask: bool = True, extractor_kind: str = "pointwise_depthwise", detach_maps: bool = False,
+                 slow_extractors: bool = False):
         super().__init__()
         c = backbone.out_channels
         self.backbone = backbone
@@ -66,7 +70,16 @@ class TwoPath(nn.Module):
         self.att_to_mask = nn.Sequential(nn.Conv2d(num_classes, 1, 1, bias=False), nn.BatchNorm2d(1))
         self.classifier = nn.Linear(channels, num_classes)              # the perception path's
         self.num_classes, self.use_mask, self.detach_maps = num_classes, use_mask, detach_maps
+        self.slow_extractors = slow_extractors
         self.mean, self.std = backbone.mean, backbone.std
+
+    def backbone_rate_parameters(self) -> list[nn.Parameter]:
+        """The extractors' parameters when ``slow_extractors`` (else none): train.py puts these with
+        the pretrained weights, at --lr."""
+        if not self.slow_extractors:
+            return []
+        extractors = [e for e in (self.extract_attention, self.extract_perception) if e is not None]
+        return [p for e in extractors for p in e.parameters()]
 
     def paths(self, images: torch.Tensor):
         """-> (perception logits, attention logits, attention features F_att, class maps A, mask M)."""
