@@ -106,21 +106,29 @@ def test_sat_names_its_undecayed_tokens():
                                                                         "spatial_pos"}
 
 
+def new_parameters_by_rate(method: str, kw: dict) -> tuple[set, set]:
+    """train.split_by_learning_rate on a fresh model: (names of the new parameters in the body group,
+    names in the head group), after checking that the two groups hold every parameter once and the
+    body every backbone parameter."""
+    from wsol_edge.methods import backbone_of, build_method
+
+    model = build_method(method, "efficientnet_lite0", 3, pretrained=False, method_kwargs=kw)
+    body, head = train.split_by_learning_rate(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    backbone = {id(p) for p in backbone_of(model).parameters()}
+    assert backbone <= {id(p) for p in body} and len(body) + len(head) == len(names)
+    return {names[id(p)] for p in body if id(p) not in backbone}, {names[id(p)] for p in head}
+
+
 @pytest.mark.parametrize("kw, gates", [({}, {"caam.delta_x", "caam.delta_xt", "ssam_x.alpha", "ssam_xt.alpha"}),
                                        ({"use_caam": False}, {"ssam_x.alpha", "ssam_xt.alpha"}),
                                        ({"use_ssam": False}, {"caam.delta_x", "caam.delta_xt"})])
 def test_where_to_look_gates_train_at_the_backbones_rate(kw, gates):
     """CAAM's deltas and SSAM's alphas go with the pretrained weights (at --lr); every other new
     parameter with the head (at --lr x --head-lr-mult)."""
-    from wsol_edge.methods import backbone_of, build_method
-
-    model = build_method("wtl", "efficientnet_lite0", 3, pretrained=False, method_kwargs=kw)
-    body, head = train.split_by_learning_rate(model)
-    names = {id(p): n for n, p in model.named_parameters()}
-    backbone = {id(p) for p in backbone_of(model).parameters()}
-    assert {names[id(p)] for p in body if id(p) not in backbone} == gates
-    assert len(body) == len(backbone) + len(gates) and len(body) + len(head) == len(names)
-    assert {names[id(p)].split(".")[0] for p in head} == {"ssam_x", "ssam_xt", "agg", "cls_x", "cls_xt"} - (
+    body, head = new_parameters_by_rate("wtl", kw)
+    assert body == gates
+    assert {n.split(".")[0] for n in head} == {"ssam_x", "ssam_xt", "agg", "cls_x", "cls_xt"} - (
         {"ssam_x", "ssam_xt"} if kw.get("use_ssam") is False else set())
 
 
@@ -128,17 +136,8 @@ def test_where_to_look_gates_train_at_the_backbones_rate(kw, gates):
 def test_twopath_slow_extractors_train_at_the_backbones_rate_and_only_they_move(share):
     """--twopath-slow-extractors moves exactly the extractors (both, or the shared one) to the body
     group; without it they sit with the head, as every other new two-path layer does."""
-    from wsol_edge.methods import backbone_of, build_method
-
-    groups = {}
-    for slow in (False, True):
-        kw = {"channels": 16, "share_extractor": share, "extractor_kind": "linear", "slow_extractors": slow}
-        model = build_method("twopath", "efficientnet_lite0", 3, pretrained=False, method_kwargs=kw)
-        names = {id(p): n for n, p in model.named_parameters()}
-        body, head = train.split_by_learning_rate(model)
-        backbone = {id(p) for p in backbone_of(model).parameters()}
-        groups[slow] = ({names[id(p)] for p in body if id(p) not in backbone}, {names[id(p)] for p in head})
-        assert len(body) + len(head) == len(names)
+    kw = {"channels": 16, "share_extractor": share, "extractor_kind": "linear"}
+    groups = {slow: new_parameters_by_rate("twopath", {**kw, "slow_extractors": slow}) for slow in (False, True)}
     extractors = {"extract_perception.0.weight"} | (set() if share else {"extract_attention.0.weight"})
     assert groups[False][0] == set() and extractors <= groups[False][1]
     assert groups[True][0] == extractors and groups[True][1] == groups[False][1] - extractors
