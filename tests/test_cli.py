@@ -144,6 +144,27 @@ def test_twopath_slow_extractors_train_at_the_backbones_rate_and_only_they_move(
     assert {n.split(".")[0] for n in groups[True][1]} == {"att_classifier", "att_to_mask", "classifier"}
 
 
+def test_resume_refuses_another_method_or_method_option_in_one_line(tmp_path, capsys):
+    """A flag that changes the model (the method, or one of its options, even one that keeps every
+    weight's shape, like --twopath-detach-maps) is refused on --resume, naming both values, and the
+    checkpoint is left as it was."""
+    common = [*SYN, "--batch-size", "8", "--precise-bn", "0", "--threshold-images", "0", "--out", str(tmp_path)]
+    twopath = [*common, "--method", "twopath", "--twopath-extractor", "linear"]
+    assert train.main([*twopath, "--epochs", "1"]) == 0
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    capsys.readouterr()  # the first run's own output
+    for extra, said in ((["--twopath-detach-maps"], "trained with detach_maps=(unset), resumed with detach_maps=True"),
+                        (["--twopath-slow-extractors"], "slow_extractors=(unset), resumed with slow_extractors=True"),
+                        (["--twopath-channels", "64"], "trained with channels=256, resumed with channels=64")):
+        assert train.main([*twopath, "--epochs", "2", "--resume", *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and said in err[0]
+    assert train.main([*common, "--method", "cam", "--epochs", "2", "--resume"]) == 2
+    assert "trained with --method twopath, resumed with --method cam" in capsys.readouterr().err
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert train.main([*twopath, "--epochs", "2", "--resume"]) == 0  # the same flags still resume
+
+
 def test_sat_trains_with_adamw_and_resume_refuses_another_optimizer(tmp_path, capsys):
     common = [*SYN, "--method", "sat", "--batch-size", "8", "--epochs", "1", "--precise-bn", "0",
               "--threshold-images", "0", "--out", str(tmp_path)]

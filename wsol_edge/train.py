@@ -187,6 +187,21 @@ def split_by_learning_rate(model) -> tuple[list, list]:
     return body, head
 
 
+def architecture_changes(saved: dict, cfg: dict) -> tuple[str, str] | None:
+    """(what the checkpoint's model config says, what this run's says) for the method, backbone options
+    and method options that differ, or None; configs saved before a field existed read as its default."""
+    defaults = {"method": "cam", "backbone_kwargs": {}, "method_kwargs": {}}
+    old = {k: saved.get(k, d) for k, d in defaults.items()}
+    if old == {k: cfg[k] for k in defaults}:
+        return None
+    if old["method"] != cfg["method"]:
+        return f"--method {old['method']}", f"--method {cfg['method']}"
+    pairs = [(f"{key}={old[group].get(key, '(unset)')}", f"{key}={cfg[group].get(key, '(unset)')}")
+             for group in ("backbone_kwargs", "method_kwargs")
+             for key in sorted(set(old[group]) | set(cfg[group])) if old[group].get(key) != cfg[group].get(key)]
+    return ", ".join(a for a, _ in pairs), ", ".join(b for _, b in pairs)
+
+
 def flags_given(args: argparse.Namespace, names, parser: argparse.ArgumentParser) -> list[str]:
     """The flags among ``names`` whose value differs from ``parser``'s default, as typed (--sat-dim)."""
     return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) != parser.get_default(name)]
@@ -321,6 +336,10 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         state = load_checkpoint(ckpt_path)
         if state["model_config"]["backbone"] != cfg["backbone"] or state["model_config"]["num_classes"] != cfg["num_classes"]:
             raise ValueError(f"{ckpt_path}: checkpoint is for a different backbone/dataset; use another --out")
+        changed = architecture_changes(state["model_config"], cfg)
+        if changed:  # else the run would go on as another model, or fail in load_state_dict with torch's message
+            raise ValueError(f"{ckpt_path}: trained with {changed[0]}, resumed with {changed[1]}; resume with the "
+                             "flags it was trained with or use another --out")
         saved_optimizer = (state.get("train_args") or {}).get("optimizer", "sgd")
         if saved_optimizer != args.optimizer:
             raise ValueError(f"{ckpt_path}: trained with --optimizer {saved_optimizer}, resumed with --optimizer "
