@@ -51,6 +51,9 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "caam+ssam+fuse_relu": ["--method", "wtl", "--wtl-fuse-map", "relu"],
         # The same with a bare 1x1 aggregation conv instead of the 3x3 conv + ReLU (see wtl.py).
         "caam+ssam+fuse_relu_linear": ["--method", "wtl", "--wtl-fuse-map", "relu", "--wtl-aggregation", "linear"],
+        # The same with that conv at the backbone's rate (what brought two-path's bare 1x1 extractors past CAM).
+        "caam+ssam+fuse_relu_linear_slow_aggregation": ["--method", "wtl", "--wtl-fuse-map", "relu", "--wtl-aggregation",
+                                                        "linear", "--wtl-slow-aggregation"],
     },
     # Two-path: which part costs its localisation? The two feature extractors, or the perception
     # path's re-weighting by the attention (F' = F * (1 + M))? One extractor without re-weighting

@@ -116,6 +116,8 @@ def test_methods_tables_build_the_models_their_flags_name():
            for name, flags in TABLES["wtl_ablation"].items()}
     assert wtl["caam+ssam+fuse_relu"]["aggregation"] == "conv3x3" and wtl["caam+ssam+fuse_relu"]["fuse_map"] == "relu"
     assert wtl["caam+ssam+fuse_relu_linear"] == {**wtl["caam+ssam+fuse_relu"], "aggregation": "linear"}  # only the head differs
+    assert wtl["caam+ssam+fuse_relu_linear_slow_aggregation"] == {**wtl["caam+ssam+fuse_relu_linear"],
+                                                                   "slow_aggregation": True}
     icl = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
            for name, flags in TABLES["icl_ablation"].items()}
     full = icl["nonlocal+bg_drop+ca+fc"]

@@ -132,6 +132,19 @@ def test_where_to_look_gates_train_at_the_backbones_rate(kw, gates):
         {"ssam_x", "ssam_xt"} if kw.get("use_ssam") is False else set())
 
 
+@pytest.mark.parametrize("aggregation", ["linear", "conv3x3"])
+def test_where_to_look_slow_aggregation_moves_only_the_aggregation_conv(aggregation):
+    """--wtl-slow-aggregation adds exactly the aggregation conv's weight and bias to the gates at the
+    backbone's rate; SSAM's convs and both classifiers stay with the head."""
+    kw = {"agg_channels": 16, "aggregation": aggregation}
+    (body, head), (slow_body, slow_head) = (new_parameters_by_rate("wtl", {**kw, "slow_aggregation": s})
+                                            for s in (False, True))
+    agg = {"agg.0.weight", "agg.0.bias"}
+    assert agg <= head and not agg & body
+    assert slow_body == body | agg and slow_head == head - agg
+    assert {n.split(".")[0] for n in slow_head} == {"ssam_x", "ssam_xt", "cls_x", "cls_xt"}
+
+
 @pytest.mark.parametrize("share", [False, True])
 def test_twopath_slow_extractors_train_at_the_backbones_rate_and_only_they_move(share):
     """--twopath-slow-extractors moves exactly the extractors (both, or the shared one) to the body

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--wtl-agg-channels", type=positive_int, default=512)
     m.add_argument("--wtl-aggregation", choices=WTL_AGGREGATIONS, default="conv3x3",
                    help="WTL aggregation conv: 3x3 conv+ReLU (default), 1x1 conv+ReLU, or a bare 1x1 conv")
+    m.add_argument("--wtl-slow-aggregation", action="store_true",
+                   help="WTL: the aggregation conv trains at --lr (the backbone's rate), not at --lr x --head-lr-mult")
     m.add_argument("--wtl-fuse-reduction", choices=("mean", "sum"), default="mean",
                    help="L_fuse averaged (attention-transfer convention, default) or summed over map positions")
     m.add_argument("--wtl-fuse-map", choices=("raw", "relu"), default="raw",
@@ -136,7 +138,7 @@ HYBRID_SAT_FLAGS = ("sat_dim", "sat_heads", "sat_depth", "sat_plain_blocks")
 METHOD_FLAGS = {
     "has": ("has_grid_sizes",),
     "wtl": ("wtl_patch", "wtl_beta", "wtl_agg_channels", "wtl_aggregation", "wtl_fuse_reduction", "wtl_fuse_map",
-            "wtl_beta_warmup", "no_caam", "no_ssam", "no_fuse"),
+            "wtl_beta_warmup", "wtl_slow_aggregation", "no_caam", "no_ssam", "no_fuse"),
     "icl": ("icl_attention", "icl_drop_probs", "icl_gamma_bg", "icl_hide_patches", "icl_loss_weights", "no_bg_drop",
             "no_contrastive", "no_consistency"),
     "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor", "twopath_detach_maps",
@@ -222,7 +224,9 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         return {"patch": patch, "beta": args.wtl_beta, "agg_channels": args.wtl_agg_channels,
                 "beta_warmup_epochs": args.wtl_beta_warmup, "fuse_reduction": args.wtl_fuse_reduction,
                 "fuse_map": args.wtl_fuse_map, "aggregation": args.wtl_aggregation,
-                "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse}
+                "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse,
+                # only when given, so the runs without it keep the method_kwargs their records already hold
+                **({"slow_aggregation": True} if args.wtl_slow_aggregation else {})}
     if args.method == "icl":
         return {"attention": args.icl_attention, "drop_probs": list(args.icl_drop_probs), "gamma_bg": args.icl_gamma_bg,
                 "use_bg_drop": not args.no_bg_drop,

@@ -33,6 +33,13 @@ two batches of 32) measured the gradient norm of 50 x summed L_fuse at 165-196x 
 cross-entropies, so under the gradient clipping CAAM/SSAM need the classifiers stayed at chance
 (train accuracy 2.3% after 3 epochs, with or without a beta warm-up); 50 x mean is 0.84-1.0x.
 
+``slow_aggregation=True`` (a project variant) trains the aggregation conv at the backbone's rate
+(``--lr``) instead of the new head's (``--lr x --head-lr-mult``); the classifiers stay at the
+head's. Why: the served map is classifier X over that conv, a product of two new matrices; on
+two-path the same change to its extractors (bare 1x1 convs, like ``aggregation="linear"``) took
+its attention path's training cross-entropy from far below CAM's to CAM's and its map from 2-4
+MaxBoxAccV2 behind CAM to ahead of it (benchmarks/METHODS.md, "Two-path ablation").
+
 ``fuse_map="relu"`` (a project variant, not the paper's: eq. 13's maps are raw and signed) applies
 L_fuse to the maps' positive parts, as the attention maps of [43] are non-negative. Why: every
 ablation row trained with the raw-map L_fuse has flat maps that carry no object (inside/outside
@@ -157,7 +164,7 @@ class WhereToLook(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, agg_channels: int = 512, patch: int | str = "mixed",
                  p: float = 0.5, beta: float = 50.0, use_caam: bool = True, use_ssam: bool = True,
                  use_fuse: bool = True, beta_warmup_epochs: float = 0.0, fuse_reduction: str = "mean",
-                 fuse_map: str = "raw", aggregation: str = "conv3x3"):
+                 fuse_map: str = "raw", aggregation: str = "conv3x3", slow_aggregation: bool = False):
         super().__init__()
         c = backbone.out_channels
         self.backbone = backbone
@@ -165,6 +172,7 @@ class WhereToLook(nn.Module):
         self.ssam_x = SSAM(c) if use_ssam else None
         self.ssam_xt = SSAM(c) if use_ssam else None
         self.agg = aggregation_conv(c, agg_channels, aggregation)
+        self.slow_aggregation = slow_aggregation
         self.cls_x = nn.Linear(agg_channels, num_classes)
         self.cls_xt = nn.Linear(agg_channels, num_classes)
         check_fuse_options(fuse_reduction, fuse_map)  # at construction, not at the first training step
@@ -176,9 +184,11 @@ class WhereToLook(nn.Module):
 
     def backbone_rate_parameters(self) -> list[nn.Parameter]:
         """CAAM's deltas and SSAM's alphas: they gate attention that can be ~C times larger than the
-        features, so they learn at the backbone's rate, not the new head's (faster, they diverge)."""
+        features, so they learn at the backbone's rate, not the new head's (faster, they diverge).
+        With ``slow_aggregation`` the aggregation conv too (see the module docstring)."""
         gates = [self.caam.delta_x, self.caam.delta_xt] if self.caam is not None else []
-        return gates + [ssam.alpha for ssam in (self.ssam_x, self.ssam_xt) if ssam is not None]
+        gates += [ssam.alpha for ssam in (self.ssam_x, self.ssam_xt) if ssam is not None]
+        return gates + (list(self.agg.parameters()) if self.slow_aggregation else [])
 
     def set_progress(self, epochs_done: float) -> None:
         """Called by the training loop before each step (fractional epochs)."""
