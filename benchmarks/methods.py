@@ -150,6 +150,9 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # new blocks included, as in their recipe (their new parts are only the spatial token's).
         "spatial_token+area+norm_adamw_one_lr": ["--method", "sat", "--optimizer", "adamw", "--lr", "0.0001",
                                                  "--weight-decay", "0.05", "--head-lr-mult", "1"],
+        # Not an ablation: SGD as every row, with every new layer but the classifier conv at the backbone's
+        # rate (what brought two-path's extractors past CAM).
+        "spatial_token+area+norm_slow_blocks": ["--method", "sat", "--sat-slow-blocks"],
     },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.

@@ -157,6 +157,18 @@ def test_twopath_slow_extractors_train_at_the_backbones_rate_and_only_they_move(
     assert {n.split(".")[0] for n in groups[True][1]} == {"att_classifier", "att_to_mask", "classifier"}
 
 
+def test_sat_slow_blocks_move_every_new_layer_but_the_classifier_conv():
+    """--sat-slow-blocks: the projection, tokens, position embeddings, blocks and norm go to the body
+    group; only the classifier conv stays at the head's rate. Without it every new layer is head."""
+    kw = {"dim": 16, "heads": 2, "depth": 3, "sat_depth": 3}
+    (body, head), (slow_body, slow_head) = (new_parameters_by_rate("sat", {**kw, "slow_blocks": s})
+                                            for s in (False, True))
+    assert body == set() and slow_head == {"head.weight", "head.bias"}
+    assert slow_body == head - slow_head
+    assert {n.split(".")[0] for n in slow_body} == {"proj", "cls_token", "pos_embed", "spatial_token", "spatial_pos",
+                                                   "blocks", "norm"}
+
+
 def test_resume_refuses_another_method_or_method_option_in_one_line(tmp_path, capsys):
     """A flag that changes the model (the method, or one of its options, even one that keeps every
     weight's shape, like --twopath-detach-maps) is refused on --resume, naming both values, and the

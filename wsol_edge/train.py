@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--sat-area", type=float, default=0.25, help="target of the batch-area loss")
     m.add_argument("--no-area-loss", action="store_true", help="SAT ablation")
     m.add_argument("--no-norm-loss", action="store_true", help="SAT ablation")
+    m.add_argument("--sat-slow-blocks", action="store_true",
+                   help="SAT: every new layer but the classifier conv (projection, tokens, blocks, norm) trains at --lr "
+                        "(the backbone's rate), not at --lr x --head-lr-mult")
     m.add_argument("--backbone", default="efficientnet_lite0",
                    help="CNN backbone, or deit_tiny|deit_small|deit_base for the faithful SAT")
     m.add_argument("--output-stride", type=int, default=None,
@@ -143,7 +146,7 @@ METHOD_FLAGS = {
             "no_contrastive", "no_consistency"),
     "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor", "twopath_detach_maps",
                 "twopath_slow_extractors"),
-    "sat": (*HYBRID_SAT_FLAGS, "sat_area", "no_area_loss", "no_norm_loss"),
+    "sat": (*HYBRID_SAT_FLAGS, "sat_area", "no_area_loss", "no_norm_loss", "sat_slow_blocks"),
 }
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -242,7 +245,9 @@ def method_kwargs(args: argparse.Namespace) -> dict:
                 **({"detach_maps": True} if args.twopath_detach_maps else {}),
                 **({"slow_extractors": True} if args.twopath_slow_extractors else {})}
     if args.method == "sat":
-        kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss}
+        kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss,
+              # only when given, so the runs without it keep the method_kwargs their records already hold
+              **({"slow_blocks": True} if args.sat_slow_blocks else {})}
         if args.backbone in DEIT_CONFIGS:
             # DeiT fixes these, so a value given for them would be ignored without a word
             given = flags_given(args, HYBRID_SAT_FLAGS, parser)

@@ -24,6 +24,10 @@ all spatial-aware (so its spatial token's first query has seen no image, where D
 plain blocks; ``--sat-plain-blocks`` puts plain blocks first); its positional embedding is resized
 bicubically when the token grid differs.
 Inference is the same forward without the losses (``SatInference``: the map replaces the CAM).
+``slow_blocks=True`` (a project variant) trains every new layer but the classifier conv (projection,
+tokens, blocks, norm) at the backbone's rate instead of the new head's 10x: on two-path the same
+change to the layers between backbone and classifier took its map from behind CAM to ahead of it
+(benchmarks/METHODS.md, "Two-path ablation").
 Training uses the project's SGD like every method; the authors train with AdamW (lr 1e-4, weight
 decay 0.05), which is ``--optimizer adamw`` and did not bring the hybrid closer to CAM
 (benchmarks/METHODS.md, "Trained as SAT's authors train it").
@@ -128,7 +132,7 @@ class SAT(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_classes: int, dim: int = 192, heads: int = 3, depth: int = 3,
                  sat_depth: int = 3, grid: int = 14, mlp_ratio: float = 4.0, area: float = 0.25,
-                 use_area_loss: bool = True, use_norm_loss: bool = True):
+                 use_area_loss: bool = True, use_norm_loss: bool = True, slow_blocks: bool = False):
         super().__init__()
         if not 1 <= sat_depth <= depth:
             raise ValueError("sat_depth must be between 1 and depth")
@@ -150,6 +154,7 @@ class SAT(nn.Module):
                 nn.init.zeros_(mod.bias)
         self.sat_depth, self.area = sat_depth, area
         self.use_area_loss, self.use_norm_loss = use_area_loss, use_norm_loss
+        self.slow_blocks = slow_blocks
         self.num_classes = num_classes
         self.mean, self.std = backbone.mean, backbone.std
 
@@ -163,6 +168,15 @@ class SAT(nn.Module):
         if isinstance(self.backbone, PatchEmbed):
             return [self.backbone, self.blocks, self.norm, self.cls_token, self.pos_embed]
         return [self.backbone]
+
+    def backbone_rate_parameters(self) -> list[nn.Parameter]:
+        """With ``slow_blocks``, every new parameter but the classifier conv's (the projection, tokens,
+        position embeddings, blocks and final norm): train.py puts these with the pretrained weights,
+        at --lr. Without it, none."""
+        if not self.slow_blocks:
+            return []
+        head = {id(p) for p in self.head.parameters()} | {id(p) for p in self.backbone.parameters()}
+        return [p for p in self.parameters() if id(p) not in head]
 
     def positions(self, h: int, w: int) -> torch.Tensor:
         cls_pos, grid_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
