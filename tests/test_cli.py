@@ -190,6 +190,21 @@ def test_resume_refuses_another_method_or_method_option_in_one_line(tmp_path, ca
     assert train.main([*twopath, "--epochs", "2", "--resume"]) == 0  # the same flags still resume
 
 
+def test_resume_reads_an_unrecorded_option_as_its_default():
+    """An option the checkpoint does not record (saved before it was recorded) or this run leaves unset
+    builds the module's default, so it is a change only when the other side holds another value."""
+    cfg = {"method": "twopath", "backbone": "efficientnet_lite0", "backbone_kwargs": {"output_stride": 16},
+           "method_kwargs": {"channels": 256, "share_extractor": False, "use_mask": True,
+                             "extractor_kind": "pointwise_depthwise"}}
+    older = {**cfg, "method_kwargs": {"channels": 256, "share_extractor": False, "use_mask": True}}
+    assert train.architecture_changes(older, cfg) is None
+    assert train.architecture_changes(older, {**cfg, "method_kwargs": {**cfg["method_kwargs"], "extractor_kind": "linear"}}) \
+        == ("extractor_kind=(unset)", "extractor_kind=linear")
+    stride_unset = {**cfg, "backbone_kwargs": {}}
+    assert train.architecture_changes(stride_unset, {**cfg, "backbone_kwargs": {"output_stride": 32}}) is None
+    assert train.architecture_changes(stride_unset, cfg) == ("output_stride=(unset)", "output_stride=16")
+
+
 def test_sat_trains_with_adamw_and_resume_refuses_another_optimizer(tmp_path, capsys):
     common = [*SYN, "--method", "sat", "--batch-size", "8", "--epochs", "1", "--precise-bn", "0",
               "--threshold-images", "0", "--out", str(tmp_path)]

@@ -194,16 +194,26 @@ def split_by_learning_rate(model) -> tuple[list, list]:
 
 def architecture_changes(saved: dict, cfg: dict) -> tuple[str, str] | None:
     """(what the checkpoint's model config says, what this run's says) for the method, backbone options
-    and method options that differ, or None; configs saved before a field existed read as its default."""
+    and method options that differ, or None; configs saved before a field existed read as its default,
+    and an option one side does not record as the module's default (a checkpoint from before the option
+    was recorded, or ``--output-stride 32`` given against left unset, builds the same model)."""
+    from .methods import method_option_defaults
+    from .models.registry import backbone_option_defaults
+
     defaults = {"method": "cam", "backbone_kwargs": {}, "method_kwargs": {}}
     old = {k: saved.get(k, d) for k, d in defaults.items()}
-    if old == {k: cfg[k] for k in defaults}:
-        return None
     if old["method"] != cfg["method"]:
         return f"--method {old['method']}", f"--method {cfg['method']}"
-    pairs = [(f"{key}={old[group].get(key, '(unset)')}", f"{key}={cfg[group].get(key, '(unset)')}")
-             for group in ("backbone_kwargs", "method_kwargs")
-             for key in sorted(set(old[group]) | set(cfg[group])) if old[group].get(key) != cfg[group].get(key)]
+    option_defaults = {"backbone_kwargs": backbone_option_defaults(cfg["backbone"]),
+                       "method_kwargs": method_option_defaults(cfg["method"])}
+    pairs = []
+    for group in ("backbone_kwargs", "method_kwargs"):
+        full_old, full_new = ({**option_defaults[group], **kw} for kw in (old[group], cfg[group]))
+        pairs += [(f"{key}={old[group].get(key, '(unset)')}", f"{key}={cfg[group].get(key, '(unset)')}")
+                  for key in sorted(set(old[group]) | set(cfg[group]))
+                  if full_old.get(key, "(unset)") != full_new.get(key, "(unset)")]
+    if not pairs:
+        return None
     return ", ".join(a for a, _ in pairs), ", ".join(b for _, b in pairs)
 
 

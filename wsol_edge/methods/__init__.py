@@ -8,6 +8,8 @@ CAM, HaS, WTL and ICL reduce to a CamModel; two-path and SAT to modules with the
 """
 from __future__ import annotations
 
+import inspect
+
 import torch.nn.functional as F
 from torch import nn
 
@@ -18,7 +20,8 @@ from .sat import DEIT_CONFIGS, SAT, build_sat
 from .twopath import TwoPath
 from .wtl import WhereToLook
 
-__all__ = ["DEIT_CONFIGS", "METHODS", "SAT", "build_method", "backbone_of", "pretrained_parameter_ids"]
+__all__ = ["DEIT_CONFIGS", "METHODS", "SAT", "build_method", "backbone_of", "method_option_defaults",
+           "pretrained_parameter_ids"]
 
 METHODS = ("cam", "has", "wtl", "icl", "twopath", "sat")
 
@@ -57,6 +60,19 @@ def build_method(method: str, backbone: str, num_classes: int, *, pretrained: bo
     if method == "twopath":
         return TwoPath(feats, num_classes, **kw)
     raise ValueError(f"unknown method {method!r}; implemented: {', '.join(METHODS)}")
+
+
+METHOD_CLASSES = {"has": HideAndSeek, "wtl": WhereToLook, "icl": ICL, "twopath": TwoPath, "sat": SAT}
+
+
+def method_option_defaults(method: str) -> dict:
+    """The default of each keyword option of ``method``'s module (what a ``method_kwargs`` without that
+    key builds), tuples as lists since records hold JSON lists."""
+    if method not in METHOD_CLASSES:
+        return {}
+    params = inspect.signature(METHOD_CLASSES[method].__init__).parameters.values()
+    return {p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+            for p in params if p.default is not inspect.Parameter.empty}
 
 
 def backbone_of(wrapper: nn.Module) -> nn.Module:

@@ -1,6 +1,7 @@
 """Backbones by name (timm-style registry): ``create_backbone("efficientnet_lite0", pretrained=True)``."""
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from torch import nn
@@ -30,3 +31,12 @@ def create_backbone(name: str, *, pretrained: bool = True, weights: str | None =
     if name not in _BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
     return _BACKBONES[name](pretrained=pretrained, weights=weights, **kwargs)
+
+
+def backbone_option_defaults(name: str) -> dict:
+    """The default of each option of backbone ``name`` (``output_stride``: 32), weights aside."""
+    if name not in _BACKBONES:
+        return {}
+    params = inspect.signature(_BACKBONES[name]).parameters.values()
+    return {p.name: p.default for p in params
+            if p.default is not inspect.Parameter.empty and p.name not in ("pretrained", "weights")}
