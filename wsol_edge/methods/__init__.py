@@ -8,12 +8,11 @@ CAM, HaS, WTL and ICL reduce to a CamModel; two-path and SAT to modules with the
 """
 from __future__ import annotations
 
-import inspect
-
 import torch.nn.functional as F
 from torch import nn
 
 from ..models import CamModel, create_backbone
+from ..models.registry import keyword_defaults
 from .has import HideAndSeek
 from .icl import ICL
 from .sat import DEIT_CONFIGS, SAT, build_sat
@@ -67,12 +66,8 @@ METHOD_CLASSES = {"has": HideAndSeek, "wtl": WhereToLook, "icl": ICL, "twopath":
 
 def method_option_defaults(method: str) -> dict:
     """The default of each keyword option of ``method``'s module (what a ``method_kwargs`` without that
-    key builds), tuples as lists since records hold JSON lists."""
-    if method not in METHOD_CLASSES:
-        return {}
-    params = inspect.signature(METHOD_CLASSES[method].__init__).parameters.values()
-    return {p.name: list(p.default) if isinstance(p.default, tuple) else p.default
-            for p in params if p.default is not inspect.Parameter.empty}
+    key builds)."""
+    return keyword_defaults(METHOD_CLASSES[method].__init__) if method in METHOD_CLASSES else {}
 
 
 def backbone_of(wrapper: nn.Module) -> nn.Module:

@@ -176,8 +176,8 @@ class SAT(nn.Module):
         at --lr. Without it, none."""
         if not self.slow_blocks:
             return []
-        head = {id(p) for p in self.head.parameters()} | {id(p) for p in self.backbone.parameters()}
-        return [p for p in self.parameters() if id(p) not in head]
+        backbone_or_head = {id(p) for p in (*self.backbone.parameters(), *self.head.parameters())}
+        return [p for p in self.parameters() if id(p) not in backbone_or_head]
 
     def positions(self, h: int, w: int) -> torch.Tensor:
         cls_pos, grid_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]

@@ -33,10 +33,13 @@ def create_backbone(name: str, *, pretrained: bool = True, weights: str | None =
     return _BACKBONES[name](pretrained=pretrained, weights=weights, **kwargs)
 
 
+def keyword_defaults(fn: Callable) -> dict:
+    """Each parameter of ``fn`` that has a default -> that default, tuples as lists (records hold JSON lists)."""
+    params = inspect.signature(fn).parameters.values()
+    return {p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+            for p in params if p.default is not inspect.Parameter.empty}
+
+
 def backbone_option_defaults(name: str) -> dict:
-    """The default of each option of backbone ``name`` (``output_stride``: 32), weights aside."""
-    if name not in _BACKBONES:
-        return {}
-    params = inspect.signature(_BACKBONES[name]).parameters.values()
-    return {p.name: p.default for p in params
-            if p.default is not inspect.Parameter.empty and p.name not in ("pretrained", "weights")}
+    """The default of each option of backbone ``name`` (``output_stride``: 32)."""
+    return keyword_defaults(_BACKBONES[name]) if name in _BACKBONES else {}
