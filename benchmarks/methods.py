@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs/methods", help="folder for checkpoints and per-run results")
     p.add_argument("--retrain", action="store_true", help="ignore finished checkpoints")
     p.add_argument("--threads", type=positive_int, default=None)
+    p.add_argument("--device", default="cpu",
+                   help="train and evaluate on this device (cpu, cuda, cuda:N, auto); cpu by default, as every "
+                        "committed row was trained; a GPU's rows differ from the CPU's by more than rounding, so "
+                        "use a --runs and --output of their own")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="image-decoding worker processes per run")
     p.add_argument("--output", help="result JSON (default: benchmarks/results/cub50_methods.json, "
                                     "or cub50_<table>.json for another --table; _train before .json with --split train)")
     return p
@@ -214,17 +219,18 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     if args.retrain and ckpt.exists():
         ckpt.unlink()
     threads = ["--threads", str(args.threads)] if args.threads else []
+    device = ["--device", args.device, "--workers", str(args.workers)]
     seed = ["--seed", str(args.seed)] if args.seed is not None else []
     backbone = ["--backbone", args.backbone] if args.backbone else []
     stride = ["--output-stride", str(args.output_stride)] if args.output_stride else []
     run([sys.executable, "-m", "wsol_edge.train", "--config", args.config, "--data-root", args.data_root,
-         *flags, "--epochs", str(args.epochs), *seed, *backbone, *stride, "--out", str(run_dir), "--no-progress", *threads,
-         "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
+         *flags, "--epochs", str(args.epochs), *seed, *backbone, *stride, "--out", str(run_dir), "--no-progress",
+         *threads, *device, "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
     suffix = split_suffix(args.split)
     result = run_dir / f"eval{suffix}.json"
     run([sys.executable, "-m", "wsol_edge.evaluate", "--checkpoint", str(ckpt), "--dataset", "cub",
          "--data-root", args.data_root, "--split", args.split, "--no-progress", "--output", str(result),
-         "--per-image", str(run_dir / f"per_image{suffix}.npz"), *threads])
+         "--per-image", str(run_dir / f"per_image{suffix}.npz"), *threads, *device])
     record = json.loads(result.read_text())
     record["variant"] = name
     record["train_flags"] = flags
@@ -235,6 +241,8 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
         record["schedule"]["backbone"] = args.backbone
     if args.output_stride:
         record["schedule"]["output_stride"] = args.output_stride
+    if args.device != "cpu":
+        record["schedule"]["device"] = record["train_device"]
     done = (record.get("precise_bn") or {}).get("batches_requested", 0)
     if done != args.precise_bn:  # statistics re-estimated in place cannot be undone by a resume
         raise RuntimeError(f"{ckpt} has BatchNorm statistics re-estimated on {done} batches, not {args.precise_bn}; "

@@ -202,7 +202,8 @@ def test_methods_seed_backbone_and_stride_reach_training_and_the_record(tmp_path
         calls.append(cmd)
         if "wsol_edge.evaluate" in cmd:
             out = Path(cmd[cmd.index("--output") + 1])
-            out.write_text(json.dumps({"metrics": {}, "train_seconds": 1.0,
+            device = cmd[cmd.index("--device") + 1]
+            out.write_text(json.dumps({"metrics": {}, "train_seconds": 1.0, "train_device": device,
                                        "precise_bn": {"batches_requested": 30}}))
 
     monkeypatch.setattr(methods, "run", fake_run)
@@ -229,11 +230,21 @@ def test_methods_seed_backbone_and_stride_reach_training_and_the_record(tmp_path
     assert calls[0][calls[0].index("--output-stride") + 1] == "8"
     assert record["schedule"]["output_stride"] == 8
     calls.clear()
-    methods.train_and_evaluate("cam", ["--method", "cam"], methods.build_parser().parse_args(["--split", "train"]), run_dir)
+    record = methods.train_and_evaluate("cam", ["--method", "cam"], methods.build_parser().parse_args(["--split", "train"]),
+                                        run_dir)
     evaluate = calls[1]
     assert evaluate[evaluate.index("--split") + 1] == "train"  # scored on training images, kept beside the test files
     assert evaluate[evaluate.index("--output") + 1] == str(run_dir / "eval_train.json")
     assert evaluate[evaluate.index("--per-image") + 1] == str(run_dir / "per_image_train.npz")
+    assert "device" not in record["schedule"]
+    for cmd in calls:  # the CPU by default, as every committed row trained; one worker process
+        assert cmd[cmd.index("--device") + 1] == "cpu" and cmd[cmd.index("--workers") + 1] == "0"
+    calls.clear()
+    record = methods.train_and_evaluate("cam", ["--method", "cam"],
+                                        methods.build_parser().parse_args(["--device", "cuda", "--workers", "6"]), run_dir)
+    for cmd in calls:
+        assert cmd[cmd.index("--device") + 1] == "cuda" and cmd[cmd.index("--workers") + 1] == "6"
+    assert record["schedule"]["device"] == "cuda"  # a GPU's row says so: its figures are not the CPU's
 
 
 def test_accuracy_plot_draws_one_bar_per_record_and_metric(tmp_path):

@@ -89,4 +89,6 @@ def checkpoint_provenance(path: str | Path, state: dict) -> dict:
             "weights_sha256": weights_sha256(state["model"]) if "model" in state else None,
             "train_command": state.get("command"), "epochs": state.get("epoch"),
             "precise_bn": state.get("precise_bn"),
+            # wsol_edge.train had no --device before it recorded one: those checkpoints trained on a CPU
+            "train_device": (state.get("train_args") or {}).get("device") or "cpu",
             "train_commits": sorted({h["commit"] for h in state.get("history", []) if h.get("commit")})}

@@ -15,6 +15,7 @@ import numpy as np
 from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_int
 from .config import parse_args
 from .data import DATASET_KINDS
+from .torch_device import DEVICE_HELP
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlays", help="folder for CAM overlay PNGs")
     p.add_argument("--num-overlays", type=non_negative_int, default=8)
     p.add_argument("--threads", type=positive_int, default=None)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP + " (boxes are scored on the CPU either way)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="image-decoding worker processes")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -87,9 +90,11 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .overlays import cam_overlay, write_png
     from .postprocess import box_from_scoremap
     from .runinfo import command_line, git_commit, machine_info
+    from .torch_device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
     if args.imagenet_baseline:
         kwargs = {"output_stride": args.output_stride} if args.output_stride else {}
         model = imagenet_cam_model(args.backbone, **kwargs).eval()
@@ -114,7 +119,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     model = with_tta(model, args.tta, size, tta_sizes)
     if args.map_shift_px:
         model = ShiftedMaps(model, args.map_shift_px, size)
-    map_offset = receptive_field_offset(model, size) if args.align_maps else (0.0, 0.0)
+    map_offset = receptive_field_offset(model, size) if args.align_maps else (0.0, 0.0)  # float64 probes, on the CPU
+    model = model.to(device)
     train_seconds = float(state.get("train_seconds", 0.0))
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
                            synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
@@ -127,7 +133,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     scorer = LocalizationScorer(args.protocol, size, thresholds, tuple(args.iou_thresholds),
                                 with_classification=not args.imagenet_baseline, map_offset_px=map_offset)
     data = EvalDataset(samples, model.mean, model.std, size, args.skip_bad_images)
-    loader = DataLoader(data, batch_size=args.batch_size, shuffle=False, collate_fn=collate_skip_bad)
+    loader = DataLoader(data, batch_size=args.batch_size, shuffle=False, collate_fn=collate_skip_bad,
+                        num_workers=args.workers)
     overlay_items, indices, skipped = [], [], 0
     t0 = time.time()
     with torch.inference_mode():
@@ -135,10 +142,10 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             skipped += nbad
             if batch is None:
                 continue
-            logits, feats = model(batch["image"])
-            target = logits.argmax(1) if args.imagenet_baseline else batch["label"]
-            cams = model.cams(feats, target).numpy()
-            maps = scorer.add(logits.numpy(), cams, batch["label"].numpy(), batch["boxes"], batch["mask"])
+            logits, feats = model(batch["image"].to(device))
+            target = logits.argmax(1) if args.imagenet_baseline else batch["label"].to(device)
+            cams = model.cams(feats, target).cpu().numpy()
+            maps = scorer.add(logits.cpu().numpy(), cams, batch["label"].numpy(), batch["boxes"], batch["mask"])
             indices += batch["index"].tolist()
             for j, m in enumerate(maps):
                 if len(overlay_items) < (args.num_overlays if args.overlays else 0):
@@ -161,7 +168,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "kind": "accuracy", "dataset": dataset_name, "split": args.split, "num_images": evaluated,
         "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
         "variant": "imagenet_untrained" if args.imagenet_baseline else None,
-        "backend": "pytorch", "precision": "fp32", "tta": args.tta,
+        "backend": "pytorch", "device": device, "precision": "fp32", "tta": args.tta,
         "tta_sizes": list(tta_sizes) if tta_sizes else None, "map_shift_px": args.map_shift_px,
         "map_offset_px": list(map_offset),
         "protocol": args.protocol, "input_size": size,

@@ -19,6 +19,7 @@ from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
 from .methods.twopath import EXTRACTORS as TWOPATH_EXTRACTORS
 from .methods.wtl import AGGREGATIONS as WTL_AGGREGATIONS
+from .torch_device import DEVICE_HELP
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: all cores)")
+    r.add_argument("--device", default="auto", help=DEVICE_HELP)
     r.add_argument("--out", default="runs/train", help="folder for checkpoint.pt and train_log.json")
     r.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     r.add_argument("--threshold-images", type=non_negative_int, default=200,
@@ -313,10 +315,13 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .precise_bn import recalibrate_batchnorm
     from .runinfo import command_line, git_commit
     from .threshold import boxed_indices, choose_threshold
+    from .torch_device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    device = resolve_device(args.device)
+    on_gpu = device.startswith("cuda")
+    torch.manual_seed(args.seed)  # also seeds CUDA's generator, which draws the masks of images on the GPU
     out = Path(args.out)
     ckpt_path = out / "checkpoint.pt"
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
@@ -326,7 +331,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         raise ValueError(f"no images in {samples.name}")
     cfg = model_config(args.backbone, samples.num_classes, args.output_stride, args.input_size, samples.class_names,
                        args.method, method_kwargs(args))
-    model = build_from_config(cfg, pretrained=args.pretrained, weights=args.weights)
+    model = build_from_config(cfg, pretrained=args.pretrained, weights=args.weights).to(device)
     frozen = freeze_early_layers(backbone_of(model), args.freeze_layers)
     body, head = split_by_learning_rate(model)
     tokens = model.no_weight_decay() if hasattr(model, "no_weight_decay") else []  # a method's learned tokens
@@ -349,7 +354,8 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                 "skipped_images": skipped_total, "command": command, "dataset": samples.name,
                 "precise_bn": precise_bn, **threshold,
                 # where the model's random draws (hiding, drops) stand, so --resume continues the stream
-                "torch_rng_state": torch.get_rng_state()}
+                "torch_rng_state": torch.get_rng_state(),
+                "cuda_rng_state": torch.cuda.get_rng_state(device) if on_gpu else None}
 
     if args.resume:
         state = load_checkpoint(ckpt_path)
@@ -371,6 +377,8 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         threshold = {k: state.get(k) for k in threshold}
         if state.get("torch_rng_state") is not None:
             torch.set_rng_state(state["torch_rng_state"])
+        if on_gpu and state.get("cuda_rng_state") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng_state"], device)
         elif start_epoch < args.epochs:
             print(f"note: {ckpt_path} predates saved random state: the resumed epochs draw their hiding/drops "
                   "afresh, so they will not match an uninterrupted run", file=sys.stderr)
@@ -382,7 +390,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         data.set_epoch(epoch)
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, generator=gen,
-                            num_workers=args.workers, collate_fn=collate_skip_bad, drop_last=False)
+                            num_workers=args.workers, collate_fn=collate_skip_bad, drop_last=False, pin_memory=on_gpu)
         model.train()
         set_frozen_eval(frozen)
         t0 = time.time()
@@ -392,7 +400,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             skipped_total += skipped
             if batch is None:
                 continue
-            images, labels = batch
+            images, labels = (t.to(device, non_blocking=True) for t in batch)
             for g, base in zip(opt.param_groups, base_lrs):
                 g["lr"] = base * lr_factor(step, total_steps, warmup)
             if hasattr(model, "set_progress"):
@@ -426,7 +434,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         print(f"epoch {epoch + 1}/{args.epochs} loss {history[-1]['loss']:.4f} acc {history[-1]['train_acc']:.1f}% "
               f"({history[-1]['seconds']:.0f}s)", file=sys.stderr)
         command = command_line("wsol_edge.train", argv)
-        train_args = {k: v for k, v in vars(args).items()}
+        train_args = {**vars(args), "device": device}  # the device it ran on, not "auto"
         precise_bn = None
         threshold = dict.fromkeys(threshold)
         save_checkpoint(ckpt_path, checkpoint_state())
@@ -439,7 +447,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         loader = DataLoader(data, batch_size=args.batch_size, shuffle=True,
                             generator=torch.Generator().manual_seed(args.seed * 1000 + args.epochs),
                             num_workers=args.workers, collate_fn=collate_skip_bad)
-        images = (batch[0] for batch, _ in loader if batch is not None)
+        images = (batch[0].to(device) for batch, _ in loader if batch is not None)
         used = recalibrate_batchnorm(model.inference_model(), images, args.precise_bn, keep=frozen)
         precise_bn = {"batches_requested": args.precise_bn, "batches": used, "batch_size": args.batch_size,
                       "seconds": time.time() - t0, "command": command_line("wsol_edge.train", argv), "commit": commit}
@@ -455,14 +463,14 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
 
             # from the saved file, so the threshold belongs to exactly the weights it ships with;
             # seed 0 as export's default, so both pick the same images of a split
-            tau, source = choose_threshold(PyTorchBackend(ckpt_path, all_cams=True), samples, args.threshold_images,
-                                           skip_bad=args.skip_bad_images)
+            backend = PyTorchBackend(ckpt_path, device=device, all_cams=True)
+            tau, source = choose_threshold(backend, samples, args.threshold_images, skip_bad=args.skip_bad_images)
             threshold = {"cam_threshold": tau, "cam_threshold_source": source}
             save_checkpoint(ckpt_path, checkpoint_state())
             print(f"CAM threshold {tau:.2f} ({source})", file=sys.stderr)
     if skipped_total:
         print(f"skipped {skipped_total} unreadable image(s)", file=sys.stderr)
-    summary = {"checkpoint": str(ckpt_path), "epochs": len(history), "train_seconds": train_seconds,
+    summary = {"checkpoint": str(ckpt_path), "device": device, "epochs": len(history), "train_seconds": train_seconds,
                "skipped_images": skipped_total, "history": history, "precise_bn": precise_bn, **threshold}
     atomic_write_json(out / "train_log.json", summary)
     return summary
