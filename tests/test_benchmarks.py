@@ -230,8 +230,8 @@ def test_methods_seed_backbone_and_stride_reach_training_and_the_record(tmp_path
     assert calls[0][calls[0].index("--output-stride") + 1] == "8"
     assert record["schedule"]["output_stride"] == 8
     calls.clear()
-    record = methods.train_and_evaluate("cam", ["--method", "cam"], methods.build_parser().parse_args(["--split", "train"]),
-                                        run_dir)
+    args = methods.build_parser().parse_args(["--split", "train"])
+    record = methods.train_and_evaluate("cam", ["--method", "cam"], args, run_dir)
     evaluate = calls[1]
     assert evaluate[evaluate.index("--split") + 1] == "train"  # scored on training images, kept beside the test files
     assert evaluate[evaluate.index("--output") + 1] == str(run_dir / "eval_train.json")
@@ -240,8 +240,8 @@ def test_methods_seed_backbone_and_stride_reach_training_and_the_record(tmp_path
     for cmd in calls:  # the CPU by default, as every committed row trained; one worker process
         assert cmd[cmd.index("--device") + 1] == "cpu" and cmd[cmd.index("--workers") + 1] == "0"
     calls.clear()
-    record = methods.train_and_evaluate("cam", ["--method", "cam"],
-                                        methods.build_parser().parse_args(["--device", "cuda", "--workers", "6"]), run_dir)
+    args = methods.build_parser().parse_args(["--device", "cuda", "--workers", "6"])
+    record = methods.train_and_evaluate("cam", ["--method", "cam"], args, run_dir)
     for cmd in calls:
         assert cmd[cmd.index("--device") + 1] == "cuda" and cmd[cmd.index("--workers") + 1] == "6"
     assert record["schedule"]["device"] == "cuda"  # a GPU's row says so: its figures are not the CPU's
