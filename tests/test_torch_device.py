@@ -35,6 +35,19 @@ def test_a_device_pytorch_cannot_use_is_refused_in_one_line(monkeypatch):
             resolve_device(name)
 
 
+def test_the_pytorch_backend_refuses_an_unusable_device_in_one_line_before_loading(monkeypatch, tmp_path):
+    from wsol_edge.backends import BackendError, load_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    missing = tmp_path / "missing.pt"  # the device is checked first, so no checkpoint is read
+    for name, why in (("cuda", "use device cpu"), ("gpu", "not a device")):
+        with pytest.raises(BackendError, match=rf"^PyTorch backend: device {name}: .*{why}") as exc:
+            load_backend(missing, device=name)
+        assert "\n" not in str(exc.value)
+    with pytest.raises(BackendError, match="missing.pt"):  # auto is a device here too: the CPU
+        load_backend(missing, device="auto")
+
+
 @pytest.mark.parametrize("module", [train, evaluate])
 def test_the_clis_refuse_an_unusable_device_before_any_work(module, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -17,8 +17,8 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
                  tta_sizes: tuple[int, ...] | None = None) -> Backend:
     """The backend for a model file. ``all_cams`` asks a PyTorch checkpoint for every class's map
     (``cams_all``); ONNX models and engines have that output only when exported with it.
-    ``device``, ``half`` (FP16), ``tta`` and ``tta_sizes`` apply to PyTorch checkpoints; an ONNX model or engine
-    carries its test-time augmentation in the graph (``export onnx --tta``)."""
+    ``device`` (cpu, cuda, cuda:N or auto), ``half`` (FP16), ``tta`` and ``tta_sizes`` apply to PyTorch
+    checkpoints; an ONNX model or engine carries its test-time augmentation in the graph (``export onnx --tta``)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if (tta not in (None, "none") or tta_sizes) and suffix not in TORCH_SUFFIXES:

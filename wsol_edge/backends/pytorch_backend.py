@@ -24,7 +24,12 @@ class PyTorchBackend(Backend):
         from ..checkpoint import file_sha256
         from ..modelio import load_model
         from ..models.tta import augmenting_sizes, with_tta
+        from ..torch_device import resolve_device
 
+        try:  # before loading anything: "gpu" or "cuda:3" on a one-GPU machine would fail deep in torch
+            device = resolve_device(device, flag="device")
+        except ValueError as exc:
+            raise BackendError(f"PyTorch backend: {exc}") from None
         tta = tta or "none"
         try:
             model, cfg, state = load_model(path)
@@ -32,8 +37,6 @@ class PyTorchBackend(Backend):
             model = with_tta(model, tta, cfg["input_size"], sizes)
         except (FileNotFoundError, ValueError) as exc:
             raise BackendError(str(exc)) from None
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise BackendError("PyTorch here has no CUDA device")
         self.torch, self.device = torch, device
         self.model = model.to(device).eval()
         self.half, self.all_cams = half, all_cams
