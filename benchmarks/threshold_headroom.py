@@ -5,7 +5,13 @@ any rule that only picks a threshold per image on this map, boxes by the largest
 the images the global threshold misses but some threshold would get, whether the global box was
 too large (the image's best threshold is higher: background lit) or too small (lower: the
 partial-object failure erasing methods are built against).
-``python -m benchmarks.threshold_headroom runs/methods_12ep_seed1/main/{cam,has,icl}/per_image.npz --output benchmarks/results/cub50_threshold_headroom_12ep_seed1.json``"""
+``python -m benchmarks.threshold_headroom runs/methods_12ep_seed1/main/{cam,has,icl}/per_image.npz --output benchmarks/results/cub50_threshold_headroom_12ep_seed1.json``
+
+With ``--data-root`` (the dataset the tables were scored on) it also asks which images want which
+threshold: the rank correlation of each image's own best threshold with its object's size (the largest
+GT box's share of the image, which resizing to the square input keeps), and the same figures for the
+smallest, middle and largest third of the objects. If one third wants a lower threshold and another a
+higher one, no single threshold serves both, however the maps are normalised image by image."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +52,87 @@ def headroom(ious_box: np.ndarray, cam_thresholds: np.ndarray) -> dict:
     }
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1, ties given their mean rank (Spearman's convention; own thresholds tie often on a
+    0.01 grid). Not scipy's rankdata: scipy is a dev-only dependency here."""
+    x = np.asarray(x, dtype=np.float64)
+    ranks = np.empty(len(x))
+    ranks[np.argsort(x, kind="stable")] = np.arange(len(x))
+    _, tie_group, tie_count = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.bincount(tie_group, ranks) / tie_count)[tie_group]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Rank correlation; None when either side is constant (no ranking to correlate)."""
+    ra, rb = average_ranks(a), average_ranks(b)
+    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def by_object_size(ious_box: np.ndarray, cam_thresholds: np.ndarray, box_area: np.ndarray) -> dict:
+    """``headroom``'s figures for the smallest, middle and largest third of the objects (``box_area``:
+    each image's largest GT box as a share of the image; thirds by rank, so each has n/3 images, the
+    global threshold staying the one of all images), and the rank correlation of each reachable
+    image's own best threshold with its object's size."""
+    ious = np.asarray(ious_box, dtype=np.float64)
+    area = np.asarray(box_area, dtype=np.float64)
+    if len(area) != len(ious):
+        raise ValueError(f"{len(area)} object sizes for {len(ious)} images")
+    headroom(ious, cam_thresholds)  # the same shape checks
+    taus = np.asarray(cam_thresholds, dtype=np.float64)
+    hits = ious >= IOU
+    g = int(hits.mean(0).argmax())  # headroom's global threshold
+    reachable, own = hits.any(1), ious.argmax(1)
+    thirds = []
+    for part in np.array_split(np.argsort(area, kind="stable"), 3):
+        sub_own, sub_reach = own[part], reachable[part]
+        missed = sub_reach & ~hits[part, g]
+        pct = lambda mask: float(mask.sum() * 100.0 / len(part))  # noqa: E731
+        thirds.append({
+            "num_images": int(len(part)), "box_area_range": [float(area[part].min()), float(area[part].max())],
+            "gt_known_loc_global_threshold": pct(hits[part, g]), "gt_known_loc_own_threshold": pct(sub_reach),
+            "own_threshold_median": float(np.median(taus[sub_own[sub_reach]])) if sub_reach.any() else None,
+            "missed_but_reachable": {"box_too_large": pct(missed & (sub_own > g)),
+                                     "box_too_small": pct(missed & (sub_own < g))},
+            "unreachable": pct(~sub_reach)})
+    return {"spearman_own_threshold_vs_box_area": spearman(taus[own[reachable]], area[reachable]),
+            "thirds_by_box_area": thirds}
+
+
+def box_areas(dataset: str, data_root: str, split: str, image_ids: list[str]) -> np.ndarray:
+    """Each image's largest GT box as a share of its image, in the order of ``image_ids``."""
+    from wsol_edge.data import open_dataset
+
+    samples = {s.image_id: s for s in open_dataset(dataset, data_root, split)}
+    missing = [i for i in image_ids if i not in samples]
+    if missing:
+        raise ValueError(f"{len(missing)} scored images are not in {data_root} ({split}), e.g. {missing[0]}")
+    out = []
+    for image_id in image_ids:
+        s = samples[image_id]
+        w, h = s.size if s.size else s.load().shape[1::-1]
+        b = np.asarray(s.boxes, dtype=np.float64)
+        out.append(float(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).max() / (w * h)))
+    return np.asarray(out)
+
+
+def size_markdown(rows: list[dict]) -> str:
+    table = []
+    for r in rows:
+        for i, t in enumerate(r["by_object_size"]["thirds_by_box_area"]):
+            lo, hi = t["box_area_range"]
+            med = t["own_threshold_median"]
+            table.append({"Model": r["name"], "object size third": ("small", "middle", "large")[i],
+                          "box share of image": f"{lo:.2f}-{hi:.2f}",
+                          "own tau median": "–" if med is None else f"{med:.2f}",
+                          "GT-known Loc": f"{t['gt_known_loc_global_threshold']:.2f}",
+                          "at each image's own tau": f"{t['gt_known_loc_own_threshold']:.2f}",
+                          "missed: box too large": f"{t['missed_but_reachable']['box_too_large']:.2f}",
+                          "missed: box too small": f"{t['missed_but_reachable']['box_too_small']:.2f}"})
+    return markdown_table(table)
+
+
 def markdown(rows: list[dict]) -> str:
     def cells(r: dict) -> dict:
         q, missed = r["own_threshold_quantiles"], r["missed_but_reachable"]
@@ -69,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.threshold_headroom", description=__doc__.split("\n\n")[0])
     p.add_argument("per_image", nargs="+", metavar="[NAME=]NPZ", help="per-image files of wsol_edge.evaluate")
     p.add_argument("--output", required=True)
+    p.add_argument("--data-root", help="the dataset the tables were scored on: adds the figures by object size")
+    p.add_argument("--dataset", default="cub", help="its kind, as for wsol_edge.evaluate (default: cub)")
     args = p.parse_args(argv)
 
     rows, info = [], None
@@ -81,12 +170,22 @@ def main(argv: list[str] | None = None) -> int:
         if abs(r["gt_known_loc_global_threshold"] - m["observed"]["gt_known_loc"]) > 1e-9:
             raise ValueError(f"{m['path']}: GT-known Loc {r['gt_known_loc_global_threshold']} here, "
                              f"{m['observed']['gt_known_loc']} in its evaluation")
+        if args.data_root:
+            split = m["info"].get("split") or "test"
+            areas = box_areas(args.dataset, args.data_root, split, m["image_ids"])
+            r["by_object_size"] = by_object_size(m["tables"]["ious_box"], m["tables"]["cam_thresholds"], areas)
         rows.append(r)
     table = markdown(rows)
+    if args.data_root:
+        rho = ", ".join(f"{r['name']} {r['by_object_size']['spearman_own_threshold_vs_box_area']:+.2f}"
+                        if r["by_object_size"]["spearman_own_threshold_vs_box_area"] is not None else f"{r['name']} –"
+                        for r in rows)
+        table += f"\n\nBy object size (rank correlation of own tau with box share: {rho}):\n\n{size_markdown(rows)}"
     atomic_write_json(args.output, {
         "kind": "threshold_headroom", "dataset": info.get("dataset"), "split": info.get("split"),
         "protocol": info.get("protocol"), "iou_threshold": IOU, "box_rule": "largest contour (GT-known Loc's)",
-        "models": rows, "table_markdown": table, "command": command_line("benchmarks.threshold_headroom", argv),
+        "data_root": args.data_root, "models": rows, "table_markdown": table,
+        "command": command_line("benchmarks.threshold_headroom", argv),
         "commit": git_commit(), "machine": machine_info()})
     print(table)
     return 0

@@ -533,6 +533,49 @@ def test_threshold_headroom_figures_match_a_hand_count():
         headroom(HEADROOM_IOUS, np.array([0.1, 0.2]))
 
 
+def test_threshold_headroom_by_object_size_matches_a_hand_count():
+    from benchmarks.threshold_headroom import average_ranks, by_object_size, spearman
+
+    assert average_ranks(np.array([0.3, 0.1, 0.3, 0.2])).tolist() == [2.5, 0.0, 2.5, 1.0]  # the tie shares 2 and 3
+    assert spearman(np.array([1, 2, 3]), np.array([9, 7, 5])) == pytest.approx(-1.0)
+    assert spearman(np.array([1, 1, 1]), np.array([1, 2, 3])) is None
+    # the six images of HEADROOM_IOUS, thirds by size: {4, 2} small, {0, 5} middle, {1, 3} large
+    area = np.array([0.3, 0.5, 0.2, 0.6, 0.1, 0.4])
+    r = by_object_size(HEADROOM_IOUS, np.array([0.1, 0.2, 0.3]), area)
+    small, middle, large = r["thirds_by_box_area"]
+    assert [t["num_images"] for t in (small, middle, large)] == [2, 2, 2]
+    assert small["box_area_range"] == [0.1, 0.2] and large["box_area_range"] == [0.5, 0.6]
+    # global threshold 0.2 (of all six). Small: image 4 out of reach, image 2 wants a higher one.
+    assert small["gt_known_loc_global_threshold"] == 0 and small["gt_known_loc_own_threshold"] == 50
+    assert small["missed_but_reachable"] == {"box_too_large": 50.0, "box_too_small": 0.0}
+    assert small["unreachable"] == 50 and small["own_threshold_median"] == pytest.approx(0.3)
+    assert middle["gt_known_loc_global_threshold"] == 100 and middle["own_threshold_median"] == pytest.approx(0.15)
+    # large: image 1 hits, image 3 wants a lower threshold
+    assert large["missed_but_reachable"] == {"box_too_large": 0.0, "box_too_small": 50.0}
+    # own thresholds of the five reachable images: .1 .2 .3 .1 .2 against areas .3 .5 .2 .6 .4
+    assert r["spearman_own_threshold_vs_box_area"] == pytest.approx(
+        spearman(np.array([0.1, 0.2, 0.3, 0.1, 0.2]), np.array([0.3, 0.5, 0.2, 0.6, 0.4])))
+    assert r["spearman_own_threshold_vs_box_area"] < 0
+    with pytest.raises(ValueError, match="5 object sizes for 6 images"):
+        by_object_size(HEADROOM_IOUS, np.array([0.1, 0.2, 0.3]), area[:5])
+
+
+def test_threshold_headroom_box_areas_are_the_largest_box_share_of_its_image():
+    from benchmarks.threshold_headroom import box_areas
+    from wsol_edge.data import open_dataset
+
+    samples = open_dataset("synthetic", None, "test")  # box_areas opens it with the same defaults
+    ids = [s.image_id for s in samples][::-7]
+    areas = box_areas("synthetic", None, "test", ids)
+    for image_id, a in zip(ids, areas):
+        s = next(x for x in samples if x.image_id == image_id)
+        h, w = s.load().shape[:2]
+        b = s.boxes
+        assert a == pytest.approx(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).max() / (w * h))
+    with pytest.raises(ValueError, match="not in"):
+        box_areas("synthetic", None, "test", ["nope"])
+
+
 def test_threshold_headroom_command_checks_the_evaluation_it_reads(tmp_path):
     import subprocess
     import sys
