@@ -127,6 +127,12 @@ def test_csv_reader_groups_boxes_and_splits(tmp_path):
     (tmp_path / "broken.csv").write_text("filename,width\n")
     with pytest.raises(ValueError, match="missing columns"):
         read_csv_boxes(tmp_path / "broken.csv")
+    # the folder instead of the file: one ValueError naming the file to give (not IsADirectoryError)
+    with pytest.raises(ValueError, match=r"not a folder; .* e\.g\. .*labels\.csv$"):
+        open_dataset("csv", str(tmp_path), "test")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no labels CSV"):
+        open_dataset("csv", str(tmp_path / "empty"), "test")
 
 
 def test_synthetic_dataset_is_exact_and_deterministic():

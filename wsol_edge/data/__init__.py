@@ -38,6 +38,11 @@ def open_dataset(kind: str, root: str | None, split: str, *, metadata_root: str 
         return read_voc(root)
     if kind == "csv":
         csv_path = Path(root)
+        if csv_path.is_dir():  # else open() fails with IsADirectoryError, which no CLI reports in one line
+            found = sorted(p.name for p in csv_path.glob("*.csv") if p.name != "split.csv")
+            pick = "labels.csv" if "labels.csv" in found else (found[0] if found else None)
+            hint = f": give the labels file itself, e.g. {csv_path / pick}" if pick else " and holds no labels CSV"
+            raise ValueError(f"dataset kind 'csv' takes the labels CSV file, not a folder; {root} is a folder{hint}")
         split_csv = csv_path.parent / "split.csv"
         return read_csv_boxes(csv_path, split_csv=split_csv if split_csv.is_file() else None,
                               split=split if split_csv.is_file() else None)
