@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None,
                    help="backbone output stride for every row (default: the config's, 16: 14x14 CAMs at 224; "
                         "8: 28x28); use a --runs and --output of its own")
+    p.add_argument("--dilated", action="store_true",
+                   help="dilate the convs after each removed stride (wsol_edge.train --dilated) for every row; "
+                        "use a --runs and --output of its own")
     p.add_argument("--seed", type=int, default=None,
                    help="training seed for every row (default: the config's); use a --runs and --output of its own")
     p.add_argument("--split", choices=("test", "train"), default="test",
@@ -223,6 +226,7 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     seed = ["--seed", str(args.seed)] if args.seed is not None else []
     backbone = ["--backbone", args.backbone] if args.backbone else []
     stride = ["--output-stride", str(args.output_stride)] if args.output_stride else []
+    stride += ["--dilated"] if args.dilated else []
     run([sys.executable, "-m", "wsol_edge.train", "--config", args.config, "--data-root", args.data_root,
          *flags, "--epochs", str(args.epochs), *seed, *backbone, *stride, "--out", str(run_dir), "--no-progress",
          *threads, *device, "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
@@ -241,6 +245,8 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
         record["schedule"]["backbone"] = args.backbone
     if args.output_stride:
         record["schedule"]["output_stride"] = args.output_stride
+    if args.dilated:
+        record["schedule"]["dilated"] = True
     if args.device != "cpu":
         record["schedule"]["device"] = record["train_device"]
     done = (record.get("precise_bn") or {}).get("batches_requested", 0)

@@ -229,6 +229,11 @@ def test_methods_seed_backbone_and_stride_reach_training_and_the_record(tmp_path
     record = methods.train_and_evaluate("cam", ["--method", "cam"], args, run_dir)
     assert calls[0][calls[0].index("--output-stride") + 1] == "8"
     assert record["schedule"]["output_stride"] == 8
+    assert "--dilated" not in calls[0] and "dilated" not in record["schedule"]
+    calls.clear()
+    args = methods.build_parser().parse_args(["--output-stride", "16", "--dilated"])
+    record = methods.train_and_evaluate("cam", ["--method", "cam"], args, run_dir)
+    assert "--dilated" in calls[0] and record["schedule"]["dilated"] is True
     calls.clear()
     args = methods.build_parser().parse_args(["--split", "train"])
     record = methods.train_and_evaluate("cam", ["--method", "cam"], args, run_dir)

@@ -224,7 +224,7 @@ def test_a_methods_flags_with_another_method_are_refused_in_one_line(tmp_path, c
     """A flag of one method given with another would change nothing; it is refused before any folder
     is made. Every method flag of the model group is in train.METHOD_FLAGS, so none is missed."""
     group = next(g for g in train.build_parser()._action_groups if g.title == "model")
-    shared = {"method", "backbone", "output_stride", "pretrained", "weights", "freeze_layers"}
+    shared = {"method", "backbone", "output_stride", "dilated", "pretrained", "weights", "freeze_layers"}
     listed = [name for names in train.METHOD_FLAGS.values() for name in names]
     assert sorted(a.dest for a in group._group_actions if a.dest not in shared) == sorted(listed)
     out = tmp_path / "run"

@@ -133,6 +133,62 @@ def test_larger_lites_take_output_stride_16(backbone):
         assert model(torch.zeros(1, 3, 224, 224))[1].shape == (1, 1280, 14, 14)
 
 
+def _lite_with_busy_batchnorm(**kwargs) -> EfficientNetLite:
+    """Random weights with BatchNorm statistics and affines away from the identity, so the features
+    vary from cell to cell (a fresh BN would leave them nearly flat, and any comparison would pass)."""
+    torch.manual_seed(0)
+    net = EfficientNetLite(**kwargs).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):  # variance-keeping, unlike torch's default init
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        for name, t in net.state_dict().items():
+            if name.endswith("running_var") or (name.endswith("weight") and t.dim() == 1):
+                t.uniform_(0.5, 1.5)
+            elif name.endswith("running_mean") or name.endswith("bias"):
+                t.normal_(0, 0.1)
+    return net
+
+
+@pytest.mark.parametrize("output_stride, first", [(16, 1), (8, 3)])
+def test_dilated_lite_samples_the_strided_network_exactly_and_adds_cells_between(output_stride, first):
+    ref = _lite_with_busy_batchnorm(output_stride=32)
+    dilated = EfficientNetLite(output_stride=output_stride, dilated=True).eval()
+    plain = EfficientNetLite(output_stride=output_stride).eval()
+    for net in (dilated, plain):  # same shapes, so the same weights load
+        net.load_state_dict(ref.state_dict())
+    # float64: the claim is equality, so rounding must stay far below any real difference
+    ref, dilated, plain = ref.double(), dilated.double(), plain.double()
+    x = torch.randn(2, 3, 224, 224, dtype=torch.float64)
+    step = 32 // output_stride
+    with torch.no_grad():
+        f32, fd, fp = ref.features(x), dilated.features(x), plain.features(x)
+    assert fd.shape[-1] == 224 // output_stride
+    assert f32.std((2, 3)).mean() > 0.05  # features that vary across the map, or the comparisons say nothing
+    # TF SAME centres a stride-2 conv on odd pixels, so the strided network's cells are the dilated
+    # one's rows/columns first, first + step, ...: equal to float rounding
+    lattice = fd[..., first::step, first::step]
+    assert torch.allclose(lattice, f32, rtol=0, atol=1e-9)
+    # the undilated network is another function (its later convs see a smaller field), and the cells
+    # between the lattice are new samples, not copies
+    assert (fp[..., first::step, first::step] - f32).abs().max() > 0.1
+    assert (fd[..., first - 1::step, first - 1::step] - lattice).abs().max() > 0.1
+    # dilation changes where convs sample, not what they hold: no parameters, same count as undilated
+    assert sum(p.numel() for p in dilated.parameters()) == sum(p.numel() for p in plain.parameters())
+
+
+def test_dilated_is_recorded_only_when_asked_and_refused_where_it_means_nothing():
+    assert model_config("efficientnet_lite0", 3, 16, 224, ["a", "b", "c"])["backbone_kwargs"] == {"output_stride": 16}
+    cfg = model_config("efficientnet_lite0", 3, 8, 224, ["a", "b", "c"], dilated=True)
+    assert cfg["backbone_kwargs"] == {"output_stride": 8, "dilated": True}
+    model = build_model("efficientnet_lite0", 3, pretrained=False, **cfg["backbone_kwargs"])
+    assert {m.dilation for m in model.modules() if isinstance(m, torch.nn.Conv2d)} == {(1, 1), (2, 2), (4, 4)}
+    with pytest.raises(ValueError, match="needs --output-stride 16 or 8"):
+        model_config("efficientnet_lite0", 3, None, 224, ["a"], dilated=True)
+    with pytest.raises(ValueError, match="efficientnet_lite backbones, not mobilenet_v2"):
+        model_config("mobilenet_v2", 3, 16, 224, ["a"], dilated=True)
+
+
 @pytest.mark.parametrize("backbone", ["efficientnet_lite0", "efficientnet_lite2"])
 def test_imagenet_cam_model_uses_its_own_classifier(backbone):
     model = imagenet_cam_model(backbone).eval()

@@ -7,10 +7,17 @@ from .checkpoint import load_checkpoint
 
 
 def model_config(backbone: str, num_classes: int, output_stride: int | None, input_size: int,
-                 class_names: list[str], method: str = "cam", method_kwargs: dict | None = None) -> dict:
+                 class_names: list[str], method: str = "cam", method_kwargs: dict | None = None,
+                 dilated: bool = False) -> dict:
     # Only these backbones take an output stride; resnet50 and vgg16 have theirs built in.
     takes_stride = backbone.startswith("efficientnet_lite") or backbone == "mobilenet_v2"
     kwargs = {"output_stride": output_stride} if output_stride and takes_stride else {}
+    if dilated:  # recorded only when asked for, so the configs of every earlier run stay as they were
+        if not backbone.startswith("efficientnet_lite"):
+            raise ValueError(f"--dilated is for the efficientnet_lite backbones, not {backbone}")
+        if (output_stride or 32) == 32:
+            raise ValueError("--dilated needs --output-stride 16 or 8: at 32 no stage loses its stride")
+        kwargs["dilated"] = True
     return {"method": method, "backbone": backbone, "num_classes": num_classes, "backbone_kwargs": kwargs,
             "method_kwargs": dict(method_kwargs or {}), "input_size": input_size, "class_names": list(class_names)}
 

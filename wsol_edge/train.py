@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CNN backbone, or deit_tiny|deit_small|deit_base for the faithful SAT")
     m.add_argument("--output-stride", type=int, default=None,
                    help="16 for finer CAMs (14x14 at 224: Lites, mobilenet_v2); 8 for 28x28 (Lites)")
+    m.add_argument("--dilated", action="store_true",
+                   help="with --output-stride 16 or 8 (Lites): dilate the convs after each removed stride, so "
+                        "they keep the receptive field their ImageNet weights were trained with (DeepLab's atrous)")
     m.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True, help="start from ImageNet weights")
     m.add_argument("--weights", help="ImageNet weights file for the backbone")
     m.add_argument("--freeze-layers", type=non_negative_int, default=0, help="freeze this many leading backbone layers")
@@ -330,7 +333,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     if len(samples) == 0:
         raise ValueError(f"no images in {samples.name}")
     cfg = model_config(args.backbone, samples.num_classes, args.output_stride, args.input_size, samples.class_names,
-                       args.method, method_kwargs(args))
+                       args.method, method_kwargs(args), dilated=args.dilated)
     model = build_from_config(cfg, pretrained=args.pretrained, weights=args.weights).to(device)
     frozen = freeze_early_layers(backbone_of(model), args.freeze_layers)
     body, head = split_by_learning_rate(model)

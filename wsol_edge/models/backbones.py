@@ -117,23 +117,27 @@ class _LiteFeatures(nn.Module):
         return [self.net.stem, *self.net.blocks, self.net.head]
 
 
-def _efficientnet_lite(variant: str, pretrained: bool, weights: str | None, output_stride: int) -> nn.Module:
-    net = EfficientNetLite(output_stride=output_stride, stages=lite_stages(variant))
+def _efficientnet_lite(variant: str, pretrained: bool, weights: str | None, output_stride: int,
+                       dilated: bool) -> nn.Module:
+    net = EfficientNetLite(output_stride=output_stride, stages=lite_stages(variant), dilated=dilated)
     if pretrained:
         load_lite_weights(net, weights or offline_lite_weights_path(variant))
     return _LiteFeatures(net)
 
 
 @register_backbone("efficientnet_lite0")
-def efficientnet_lite0(pretrained: bool = True, weights: str | None = None, output_stride: int = 32) -> nn.Module:
-    return _efficientnet_lite("lite0", pretrained, weights, output_stride)
+def efficientnet_lite0(pretrained: bool = True, weights: str | None = None, output_stride: int = 32,
+                       dilated: bool = False) -> nn.Module:
+    return _efficientnet_lite("lite0", pretrained, weights, output_stride, dilated)
 
 
 @register_backbone("efficientnet_lite1")
-def efficientnet_lite1(pretrained: bool = True, weights: str | None = None, output_stride: int = 32) -> nn.Module:
-    return _efficientnet_lite("lite1", pretrained, weights, output_stride)
+def efficientnet_lite1(pretrained: bool = True, weights: str | None = None, output_stride: int = 32,
+                       dilated: bool = False) -> nn.Module:
+    return _efficientnet_lite("lite1", pretrained, weights, output_stride, dilated)
 
 
 @register_backbone("efficientnet_lite2")
-def efficientnet_lite2(pretrained: bool = True, weights: str | None = None, output_stride: int = 32) -> nn.Module:
-    return _efficientnet_lite("lite2", pretrained, weights, output_stride)
+def efficientnet_lite2(pretrained: bool = True, weights: str | None = None, output_stride: int = 32,
+                       dilated: bool = False) -> nn.Module:
+    return _efficientnet_lite("lite2", pretrained, weights, output_stride, dilated)

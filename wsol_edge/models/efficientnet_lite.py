@@ -63,7 +63,8 @@ class SameConv2d(nn.Conv2d):
         # int(): under ONNX tracing the pads become constants (the input size is fixed at export,
         # only the batch is dynamic), so the graph gets a plain Pad instead of shape arithmetic.
         ih, iw = int(x.shape[-2]), int(x.shape[-1])
-        kh, kw = self.weight.shape[-2:]
+        (kh, kw), (dh, dw) = self.weight.shape[-2:], self.dilation
+        kh, kw = (kh - 1) * dh + 1, (kw - 1) * dw + 1  # the dilated kernel's extent
         sh, sw = self.stride
         pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
@@ -72,19 +73,21 @@ class SameConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
-def conv_bn_act(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
-    layers = [SameConv2d(cin, cout, k, stride, groups=groups, bias=False), nn.BatchNorm2d(cout, eps=BN_EPS)]
+def conv_bn_act(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True,
+                dilation: int = 1) -> nn.Sequential:
+    layers = [SameConv2d(cin, cout, k, stride, groups=groups, bias=False, dilation=dilation),
+              nn.BatchNorm2d(cout, eps=BN_EPS)]
     if act:
         layers.append(nn.ReLU6(inplace=True))
     return nn.Sequential(*layers)
 
 
 class MBConv(nn.Module):
-    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int):
+    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int, dilation: int = 1):
         super().__init__()
         mid = cin * expand
         self.expand = conv_bn_act(cin, mid, 1) if expand != 1 else nn.Identity()
-        self.dw = conv_bn_act(mid, mid, k, stride, groups=mid)
+        self.dw = conv_bn_act(mid, mid, k, stride, groups=mid, dilation=dilation)
         self.project = conv_bn_act(mid, cout, 1, act=False)
         self.residual = stride == 1 and cin == cout
 
@@ -98,12 +101,19 @@ class EfficientNetLite(nn.Module):
 
     ``output_stride=16`` turns the last stride-2 stage to stride 1 (14x14 features at 224^2),
     the usual WSOL trick for finer CAMs; ``output_stride=8`` the last two (28x28, the size of
-    wsoleval's ResNet50 CAMs). No dilation is added, as in wsoleval's ResNet50 (layer3 and layer4
-    at stride 1): the later blocks see a smaller receptive field. Pretrained weights still load
-    (shapes are unchanged).
+    wsoleval's ResNet50 CAMs). By default no dilation is added, as in wsoleval's ResNet50 (layer3 and
+    layer4 at stride 1): the later blocks see a smaller receptive field, at a scale their pretrained
+    weights were not trained on. ``dilated=True`` is DeepLab's atrous alternative: the block that
+    loses its stride keeps the dilation so far, every later depthwise conv gets twice it, so each
+    conv samples the input where the strided network does; the features at rows and columns
+    1, 3, 5, ... (output stride 16) or 3, 7, 11, ... (8) are then exactly the output-stride-32
+    features (TF "SAME" pads a stride-2 conv one more on the right, which centres it on odd pixels),
+    and the ones between are new, finer samples. Pretrained weights load either way (shapes are
+    unchanged); dilation costs no parameters or multiply-adds.
     """
 
-    def __init__(self, num_classes: int = 1000, output_stride: int = 32, stages=LITE0_STAGES):
+    def __init__(self, num_classes: int = 1000, output_stride: int = 32, stages=LITE0_STAGES,
+                 dilated: bool = False):
         super().__init__()
         if output_stride not in UNSTRIDED_STAGES:
             raise ValueError(f"output_stride must be 8, 16 or 32, not {output_stride}")
@@ -111,11 +121,16 @@ class EfficientNetLite(nn.Module):
         blocks = []
         stride2 = [i for i, s in enumerate(stages) if s[2] == 2]
         unstrided = set(stride2[len(stride2) - UNSTRIDED_STAGES[output_stride]:])
+        dilation = 1
         for si, (repeats, k, stride, expand, cin, cout) in enumerate(stages):
+            first_dilation = dilation
             if si in unstrided:
                 stride = 1
+                if dilated:
+                    dilation *= 2
             for r in range(repeats):
-                blocks.append(MBConv(cin if r == 0 else cout, cout, k, stride if r == 0 else 1, expand))
+                blocks.append(MBConv(cin if r == 0 else cout, cout, k, stride if r == 0 else 1, expand,
+                                     first_dilation if r == 0 else dilation))
         self.blocks = nn.Sequential(*blocks)
         self.head = conv_bn_act(stages[-1][5], 1280, 1)
         self.out_channels = 1280
