@@ -33,17 +33,25 @@ def test_checkpoint_is_weights_only_and_complete(trained):
     assert json.loads((trained / "train_log.json").read_text())["epochs"] == 2
 
 
-def test_resume_extends_a_finished_run(tmp_path):
+def test_resume_extends_a_finished_run(tmp_path, capsys):
     """--resume with a larger --epochs trains on from the last epoch (the cosine schedule is then
     the new total's, so the result is not an uninterrupted run's: that is the interruption test below)."""
+    from wsol_edge.checkpoint import save_checkpoint
+
     common = [*SYN, "--batch-size", "8", "--seed", "5", "--freeze-layers", "3", "--precise-bn", "0",
               "--threshold-images", "0"]
     assert train.main([*common, "--epochs", "1", "--out", str(tmp_path)]) == 0
     first = load_checkpoint(tmp_path / "checkpoint.pt")
+    capsys.readouterr()
     assert train.main([*common, "--epochs", "2", "--out", str(tmp_path), "--resume"]) == 0
+    assert "predates saved random state" not in capsys.readouterr().err  # it was saved, and is restored
     second = load_checkpoint(tmp_path / "checkpoint.pt")
     assert second["epoch"] == 2 and second["history"][0] == first["history"][0] and len(second["history"]) == 2
     assert any(not torch.equal(first["model"][k], second["model"][k]) for k in first["model"])
+    # a checkpoint from before the random state was saved: the resumed epochs are told to differ
+    save_checkpoint(tmp_path / "checkpoint.pt", {**second, "torch_rng_state": None})
+    assert train.main([*common, "--epochs", "3", "--out", str(tmp_path), "--resume"]) == 0
+    assert "predates saved random state" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method, extra", [("cam", ["--freeze-layers", "3"]), ("has", []), ("icl", [])])

@@ -382,7 +382,9 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             torch.set_rng_state(state["torch_rng_state"])
         if on_gpu and state.get("cuda_rng_state") is not None:
             torch.cuda.set_rng_state(state["cuda_rng_state"], device)
-        elif start_epoch < args.epochs:
+        # on a GPU the masks draw from CUDA's generator, so that state is needed too
+        lost_state = state.get("torch_rng_state") is None or (on_gpu and state.get("cuda_rng_state") is None)
+        if lost_state and start_epoch < args.epochs:
             print(f"note: {ckpt_path} predates saved random state: the resumed epochs draw their hiding/drops "
                   "afresh, so they will not match an uninterrupted run", file=sys.stderr)
         print(f"resumed from {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
