@@ -23,16 +23,23 @@ from .report import markdown_table
 IOU = 0.5
 
 
-def headroom(ious_box: np.ndarray, cam_thresholds: np.ndarray) -> dict:
-    """The figures of one model from its (images, thresholds) IoU table. The global threshold is the
-    first maximum, as ``LocalizationScorer.compute`` picks it; an image's own best threshold is the
-    first threshold of its highest IoU."""
+def global_threshold_index(ious: np.ndarray) -> int:
+    """The protocol's one threshold for all images: the first with the most hits at IoU 0.5, as
+    ``LocalizationScorer.compute`` picks it."""
+    return int((ious >= IOU).mean(0).argmax())
+
+
+def headroom(ious_box: np.ndarray, cam_thresholds: np.ndarray, global_index: int | None = None) -> dict:
+    """The figures of one model from its (images, thresholds) IoU table. The global threshold is
+    ``global_threshold_index``'s, unless ``global_index`` gives it (a subset of the images scored at
+    the threshold of all of them); an image's own best threshold is the first threshold of its
+    highest IoU."""
     ious = np.asarray(ious_box, dtype=np.float64)
     taus = np.asarray(cam_thresholds, dtype=np.float64)
     if ious.ndim != 2 or ious.shape[1] != len(taus) or len(ious) == 0:
         raise ValueError(f"IoU table of shape {ious.shape} does not match {len(taus)} CAM thresholds")
     hits = ious >= IOU
-    g = int(hits.mean(0).argmax())
+    g = global_threshold_index(ious) if global_index is None else global_index
     at_global = hits[:, g]
     reachable = hits.any(1)
     own = ious.argmax(1)
@@ -73,29 +80,26 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
 def by_object_size(ious_box: np.ndarray, cam_thresholds: np.ndarray, box_area: np.ndarray) -> dict:
     """``headroom``'s figures for the smallest, middle and largest third of the objects (``box_area``:
     each image's largest GT box as a share of the image; thirds by rank, so each has n/3 images, the
-    global threshold staying the one of all images), and the rank correlation of each reachable
-    image's own best threshold with its object's size."""
+    global threshold staying the one of all images), the median own threshold of each third's
+    reachable images, and the rank correlation of each reachable image's own best threshold with its
+    object's size."""
     ious = np.asarray(ious_box, dtype=np.float64)
     area = np.asarray(box_area, dtype=np.float64)
     if len(area) != len(ious):
         raise ValueError(f"{len(area)} object sizes for {len(ious)} images")
-    headroom(ious, cam_thresholds)  # the same shape checks
+    headroom(ious, cam_thresholds)  # its checks of the table's shape
     taus = np.asarray(cam_thresholds, dtype=np.float64)
-    hits = ious >= IOU
-    g = int(hits.mean(0).argmax())  # headroom's global threshold
-    reachable, own = hits.any(1), ious.argmax(1)
+    g = global_threshold_index(ious)
+    reachable, own = (ious >= IOU).any(1), ious.argmax(1)
     thirds = []
     for part in np.array_split(np.argsort(area, kind="stable"), 3):
-        sub_own, sub_reach = own[part], reachable[part]
-        missed = sub_reach & ~hits[part, g]
-        pct = lambda mask: float(mask.sum() * 100.0 / len(part))  # noqa: E731
+        third = headroom(ious[part], taus, global_index=g)
+        reach = reachable[part]
         thirds.append({
-            "num_images": int(len(part)), "box_area_range": [float(area[part].min()), float(area[part].max())],
-            "gt_known_loc_global_threshold": pct(hits[part, g]), "gt_known_loc_own_threshold": pct(sub_reach),
-            "own_threshold_median": float(np.median(taus[sub_own[sub_reach]])) if sub_reach.any() else None,
-            "missed_but_reachable": {"box_too_large": pct(missed & (sub_own > g)),
-                                     "box_too_small": pct(missed & (sub_own < g))},
-            "unreachable": pct(~sub_reach)})
+            "num_images": third["num_images"], "box_area_range": [float(area[part].min()), float(area[part].max())],
+            **{k: third[k] for k in ("gt_known_loc_global_threshold", "gt_known_loc_own_threshold")},
+            "own_threshold_median": float(np.median(taus[own[part][reach]])) if reach.any() else None,
+            **{k: third[k] for k in ("missed_but_reachable", "unreachable")}})
     return {"spearman_own_threshold_vs_box_area": spearman(taus[own[reachable]], area[reachable]),
             "thirds_by_box_area": thirds}
 
