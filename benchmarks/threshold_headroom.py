@@ -87,6 +87,8 @@ def by_object_size(ious_box: np.ndarray, cam_thresholds: np.ndarray, box_area: n
     area = np.asarray(box_area, dtype=np.float64)
     if len(area) != len(ious):
         raise ValueError(f"{len(area)} object sizes for {len(ious)} images")
+    if len(ious) < 3:
+        raise ValueError(f"thirds by object size need at least 3 scored images, not {len(ious)}")
     headroom(ious, cam_thresholds)  # its checks of the table's shape
     taus = np.asarray(cam_thresholds, dtype=np.float64)
     g = global_threshold_index(ious)

@@ -563,6 +563,8 @@ def test_threshold_headroom_by_object_size_matches_a_hand_count():
     assert r["spearman_own_threshold_vs_box_area"] < 0
     with pytest.raises(ValueError, match="5 object sizes for 6 images"):
         by_object_size(HEADROOM_IOUS, np.array([0.1, 0.2, 0.3]), area[:5])
+    with pytest.raises(ValueError, match="at least 3 scored images, not 2"):
+        by_object_size(HEADROOM_IOUS[:2], np.array([0.1, 0.2, 0.3]), area[:2])
 
 
 def test_threshold_headroom_box_areas_are_the_largest_box_share_of_its_image():
