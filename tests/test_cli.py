@@ -390,6 +390,32 @@ def test_evaluate_with_a_map_shift_scores_the_shifted_maps(trained, tmp_path, ca
     assert "already cancels" in capsys.readouterr().err
 
 
+def test_evaluate_with_ivr_normalisation_records_it_and_moves_the_boxes(trained, tmp_path, capsys):
+    import numpy as np
+    import pytest
+
+    from wsol_edge.evaluation import read_per_image
+
+    ckpt = str(trained / "checkpoint.pt")
+    runs = {}
+    for name, extra in (("plain", []), ("ivr", ["--ivr-percentile", "0.6"])):
+        out, npz = tmp_path / f"{name}.json", tmp_path / f"{name}.npz"
+        assert evaluate.main(["--checkpoint", ckpt, *SYN, *extra, "--output", str(out), "--per-image", str(npz)]) == 0
+        runs[name] = (json.loads(out.read_text()), read_per_image(npz))
+    (plain, (plain_iou, _, _)), (ivr, (ivr_iou, _, ivr_info)) = runs["plain"], runs["ivr"]
+    assert (plain["scoremap_normalization"], plain["ivr_percentile"]) == ("min-max", None)
+    assert (ivr["scoremap_normalization"], ivr["ivr_percentile"]) == ("ivr", 0.6) and ivr_info["ivr_percentile"] == 0.6
+    assert "deployed_threshold" in plain and "deployed_threshold" not in ivr  # chosen on min-max maps
+    assert ivr["metrics"]["top1_cls"] == plain["metrics"]["top1_cls"]  # logits untouched
+    assert not np.array_equal(plain_iou["ious_multi"], ivr_iou["ious_multi"])
+    assert evaluate.main(["--checkpoint", ckpt, *SYN, "--ivr-percentile", "0.6", "--protocol", "sat"]) == 2
+    assert "sat protocol" in capsys.readouterr().err
+    for bad in ("1", "-0.2", "high"):
+        with pytest.raises(SystemExit):
+            evaluate.main(["--checkpoint", ckpt, *SYN, "--ivr-percentile", bad])
+        assert "--ivr-percentile" in capsys.readouterr().err
+
+
 def test_evaluate_with_aligned_maps_records_the_offset_and_moves_the_boxes(trained, tmp_path, capsys):
     import numpy as np
 

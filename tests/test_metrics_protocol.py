@@ -4,7 +4,8 @@ import pytest
 
 from wsol_edge.metrics import BoxAccumulator, PxAPAccumulator, iou_matrix, max_box_acc, max_box_acc_v2
 from wsol_edge.postprocess import (DEFAULT_CAM_THRESHOLDS, box_from_scoremap, boxes_at_thresholds,
-                                   cam_to_scoremap, normalize_scoremap, quantize_scoremap, sat_box)
+                                   cam_to_scoremap, ivr_scoremap, normalize_scoremap, quantize_scoremap, sat_box,
+                                   upsample_cam)
 
 
 def blank(h=20, w=20):
@@ -78,6 +79,42 @@ def test_normalised_map_spans_zero_to_one():
     cam = np.random.default_rng(0).normal(size=(7, 7)).astype(np.float32)
     m = cam_to_scoremap(cam, 224)
     assert m.shape == (224, 224) and m.min() == 0.0 and m.max() == 1.0
+
+
+def test_ivr_subtracts_the_percentile_value_and_rescales_by_hand():
+    # ten pixels 0..9 in shuffled order; percentile 0.6 -> sorted index int(10 * 0.6) = 6 -> value 6
+    cam = np.array([[3, 9, 0, 6, 1], [8, 2, 7, 5, 4]], dtype=np.float32)
+    want = np.array([[0, 1, 0, 0, 0], [2 / 3, 0, 1 / 3, 0, 0]], dtype=np.float32)
+    np.testing.assert_allclose(ivr_scoremap(cam, 0.6), want, rtol=1e-6)
+    # the protocol's min-max step leaves an IVR map unchanged (min 0, max 1)
+    np.testing.assert_array_equal(normalize_scoremap(ivr_scoremap(cam, 0.6)), ivr_scoremap(cam, 0.6))
+    # index int(10 * 0.8) = 8: only the max is left, and it is 1; at index 9 nothing is left (zeros)
+    np.testing.assert_array_equal(ivr_scoremap(cam, 0.8), (cam == 9).astype(np.float32))
+    assert not ivr_scoremap(cam, 0.95).any()
+
+
+def test_ivr_at_percentile_zero_is_min_max_and_matches_a_full_sort():
+    rng = np.random.default_rng(3)
+    for shape in ((7, 7), (224, 224), (13, 31)):
+        cam = rng.normal(size=shape).astype(np.float32)
+        np.testing.assert_array_equal(ivr_scoremap(cam, 0.0), normalize_scoremap(cam))
+        for p in (0.3, 0.6, 0.85):
+            floor = np.sort(cam.ravel())[int(cam.size * p)]  # Kim et al.'s own construction
+            ref = np.maximum(cam - floor, 0)
+            np.testing.assert_array_equal(ivr_scoremap(cam, p), ref / ref.max())
+    np.testing.assert_array_equal(cam_to_scoremap(cam, 224, ivr_percentile=0.6), ivr_scoremap(upsample_cam(cam, 224), 0.6))
+
+
+def test_ivr_guards_constant_nan_and_flat_top_maps():
+    assert not ivr_scoremap(np.full((7, 7), 3.0), 0.6).any()
+    nan = np.ones((7, 7)); nan[2, 2] = np.nan
+    assert not ivr_scoremap(nan, 0.6).any()
+    flat_top = np.zeros((10, 10)); flat_top[:, 5:] = 2.0  # the 60th-percentile pixel already equals the max
+    assert not ivr_scoremap(flat_top, 0.6).any()
+    assert ivr_scoremap(flat_top, 0.4).max() == 1.0
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match=r"\[0, 1\)"):
+            ivr_scoremap(flat_top, bad)
 
 
 def test_largest_is_by_contour_area_not_pixel_count():

@@ -37,6 +37,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def unit_fraction(text: str) -> float:
+    """A number in [0, 1) (a percentile as a fraction)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, except the uninformative ones (None, False): ``--threshold``'s help already
     says where its value comes from when it is not given."""

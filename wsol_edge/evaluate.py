@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_int
+from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_int, unit_fraction
 from .config import parse_args
 from .data import DATASET_KINDS
 from .torch_device import DEVICE_HELP
@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "linearised copy (wsol_edge/models/grid_offset.py: +7.5 px right and down for "
                         "EfficientNet-Lite at stride 16; with --tta flip only the vertical part remains); "
                         "the checkpoint's own threshold, chosen without it, is not reported")
+    p.add_argument("--ivr-percentile", type=unit_fraction, default=None, metavar="P",
+                   help="normalise each upsampled map by inferior value removal (Kim et al., ICCV 2021) instead "
+                        "of min-max: subtract its value at percentile P (0.6 in their paper), clip at 0, divide "
+                        "by the max; wsoleval only; the checkpoint's own threshold, chosen on min-max maps, is "
+                        "not reported")
     p.add_argument("--dataset", choices=DATASET_KINDS, default="cub")
     p.add_argument("--data-root")
     p.add_argument("--metadata-root")
@@ -131,7 +136,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         samples = samples.subset(range(min(args.max_images, len(samples))))
     thresholds = np.arange(0, 1, args.cam_threshold_step)
     scorer = LocalizationScorer(args.protocol, size, thresholds, tuple(args.iou_thresholds),
-                                with_classification=not args.imagenet_baseline, map_offset_px=map_offset)
+                                with_classification=not args.imagenet_baseline, map_offset_px=map_offset,
+                                ivr_percentile=args.ivr_percentile)
     data = EvalDataset(samples, model.mean, model.std, size, args.skip_bad_images)
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=False, collate_fn=collate_skip_bad,
                         num_workers=args.workers)
@@ -171,6 +177,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "backend": "pytorch", "device": device, "precision": "fp32", "tta": args.tta,
         "tta_sizes": list(tta_sizes) if tta_sizes else None, "map_shift_px": args.map_shift_px,
         "map_offset_px": list(map_offset),
+        "scoremap_normalization": "min-max" if args.ivr_percentile is None else "ivr",
+        "ivr_percentile": args.ivr_percentile,
         "protocol": args.protocol, "input_size": size,
         "resize": f"{size}x{size} (no crop)",
         "cam_thresholds": {"start": 0.0, "stop": 1.0, "step": args.cam_threshold_step, "count": len(thresholds)},
@@ -185,7 +193,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     }
     own_tau = state.get("cam_threshold")
     if own_tau is not None and args.protocol == "wsoleval" and args.tta == "none" and not tta_sizes \
-            and not args.map_shift_px and not args.align_maps:
+            and not args.map_shift_px and not args.align_maps and args.ivr_percentile is None:
         # chosen on these maps
         record["deployed_threshold"] = {**scorer.at_threshold(own_tau), "source": state["cam_threshold_source"]}
     if args.output:

@@ -30,10 +30,14 @@ class LocalizationScorer:
     iou_thresholds: tuple = (30, 50, 70)
     with_classification: bool = True
     map_offset_px: tuple = (0.0, 0.0)  # (dx, dy) applied to every upsampled map: postprocess.translate_map
+    ivr_percentile: float | None = None  # None: min-max (rule 2); else postprocess.ivr_scoremap's percentile
 
     def __post_init__(self):
         if self.protocol not in ("wsoleval", "sat"):
             raise ValueError(f"unknown protocol {self.protocol!r}: use 'wsoleval' or 'sat'")
+        if self.ivr_percentile is not None and self.protocol != "wsoleval":
+            raise ValueError("IVR normalisation is defined on the wsoleval score map; the sat protocol "
+                             "normalises before its resize")
         if self.protocol == "wsoleval":
             self.single = BoxAccumulator(self.cam_thresholds, multi_contour=False)
             self.multi = BoxAccumulator(self.cam_thresholds, multi_contour=True)
@@ -47,7 +51,7 @@ class LocalizationScorer:
 
     def scoremap(self, cam: np.ndarray) -> np.ndarray:
         if self.protocol == "wsoleval":
-            return cam_to_scoremap(cam, self.size, self.map_offset_px)
+            return cam_to_scoremap(cam, self.size, self.map_offset_px, self.ivr_percentile)
         return sat_scoremap(cam, self.size, offset_px=self.map_offset_px)
 
     def add(self, logits, cams, labels, gt_boxes, masks=None) -> list[np.ndarray]:
@@ -118,7 +122,7 @@ class LocalizationScorer:
 def per_image_info(record: dict) -> dict:
     """What a per-image file says about the model it scored: taken from that model's result record."""
     keys = ("dataset", "split", "method", "backbone", "protocol", "input_size", "checkpoint", "checkpoint_sha256",
-            "weights_sha256", "variant", "tta", "map_shift_px", "commit", "metrics")
+            "weights_sha256", "variant", "tta", "map_shift_px", "scoremap_normalization", "ivr_percentile", "commit", "metrics")
     return {k: record.get(k) for k in keys}
 
 

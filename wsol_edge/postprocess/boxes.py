@@ -45,6 +45,29 @@ def normalize_scoremap(cam: np.ndarray) -> np.ndarray:
     return cam
 
 
+def ivr_scoremap(cam: np.ndarray, percentile: float) -> np.ndarray:
+    """Inferior value removal (Kim et al., "Normalization Matters in Weakly Supervised Object
+    Localization", ICCV 2021): subtract the map's value at ``percentile`` of its sorted pixels (the
+    element at index ``int(n * percentile)``, as their code takes it), clip at 0, divide by the max.
+    A score map in [0, 1] whose minimum is 0 and maximum 1, so the protocol's min-max step leaves it
+    as it is. ``percentile`` 0 gives min-max; a constant or non-finite map, or one whose top pixels
+    all equal that value, becomes all zeros (the min-max guard)."""
+    if not 0.0 <= percentile < 1.0:
+        raise ValueError(f"IVR percentile must be in [0, 1), got {percentile}")
+    cam = np.array(cam, dtype=np.float32, copy=True)
+    if not np.isfinite(cam).all() or cam.size == 0:
+        return np.zeros_like(cam)
+    k = int(cam.size * percentile)
+    floor = np.partition(cam.ravel(), k)[k]  # the k-th smallest: the same element a full sort puts at k
+    cam -= floor
+    np.maximum(cam, 0, out=cam)
+    top = cam.max()
+    if top == 0:
+        return np.zeros_like(cam)
+    cam /= top
+    return cam
+
+
 def translate_map(scoremap: np.ndarray, offset_px=(0.0, 0.0)) -> np.ndarray:
     """``scoremap`` moved right by dx and down by dy pixels (``offset_px`` = (dx, dy); bilinear, edge
     pixels repeated into the gap): registers a map whose cells the resize draws off their receptive
@@ -57,10 +80,14 @@ def translate_map(scoremap: np.ndarray, offset_px=(0.0, 0.0)) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def cam_to_scoremap(cam: np.ndarray, size: int | tuple[int, int] = 224, offset_px=(0.0, 0.0)) -> np.ndarray:
+def cam_to_scoremap(cam: np.ndarray, size: int | tuple[int, int] = 224, offset_px=(0.0, 0.0),
+                    ivr_percentile: float | None = None) -> np.ndarray:
     """Raw CAM (h, w) -> normalised score map at ``size`` (wsoleval rule 2), moved by ``offset_px``
-    (translate_map) before normalising."""
-    return normalize_scoremap(translate_map(upsample_cam(cam, size), offset_px))
+    (translate_map) before normalising; min-max, or ``ivr_scoremap`` when ``ivr_percentile`` is given."""
+    upsampled = translate_map(upsample_cam(cam, size), offset_px)
+    if ivr_percentile is None:
+        return normalize_scoremap(upsampled)
+    return ivr_scoremap(upsampled, ivr_percentile)
 
 
 def quantize_scoremap(scoremap: np.ndarray) -> np.ndarray:
