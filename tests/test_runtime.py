@@ -39,6 +39,26 @@ def test_localizer_api_any_size_and_layout(model):
         loc(np.zeros((0, 5, 3), np.uint8))
 
 
+def test_localizer_with_ivr_normalises_by_it_and_needs_a_threshold(model, capsys):
+    from wsol_edge.postprocess import box_from_scoremap, cam_to_scoremap
+    from wsol_edge.runtime.localizer import box_to_frame_pixels
+
+    loc = Localizer(model, threshold=0.2, ivr_percentile=0.6)
+    frame = photo(120, 160)
+    r = loc(frame)
+    want = cam_to_scoremap(r.cam, loc.size, ivr_percentile=0.6)
+    np.testing.assert_array_equal(r.scoremap, want)
+    assert r.box == box_to_frame_pixels(box_from_scoremap(want, 0.2), (160, 120), loc.size)
+    assert not np.array_equal(want, Localizer(model, threshold=0.2)(frame).scoremap)  # min-max differs
+    with pytest.raises(ValueError, match="chosen on min-max maps"):
+        Localizer(model, ivr_percentile=0.6)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        Localizer(model, threshold=0.2, ivr_percentile=1.0)
+    assert run_main(["--engine", str(model), "--source", "camera:0", "--ivr-percentile", "0.6"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "give --threshold" in err
+
+
 def write_folder(d: Path):
     d.mkdir()
     for i in range(3):

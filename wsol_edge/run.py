@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_int
+from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_int, unit_fraction
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta-sizes", type=positive_int, nargs="+", metavar="PX",
                    help="test-time input sizes for a .pt checkpoint (e.g. 224 288; needs --threshold); an ONNX "
                         "model or engine has them only if exported with --tta-sizes")
+    p.add_argument("--ivr-percentile", type=unit_fraction, metavar="P",
+                   help="normalise each map by inferior value removal (subtract its value at percentile P, clip "
+                        "at 0, divide by the max) instead of min-max; needs --threshold chosen on such maps")
     p.add_argument("--topk", type=positive_int, default=1, help="classes listed per frame in the JSONL")
     p.add_argument("--output", help="folder for annotated images / videos")
     p.add_argument("--cam-overlay", action="store_true", help="draw the CAM heat map in annotated output")
@@ -52,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     sinks = []
     try:
         # providers/threads reach ONNX Runtime only; load_backend ignores them for other model types
-        loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, providers=args.providers,
+        loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, ivr_percentile=args.ivr_percentile,
+                        providers=args.providers,
                         threads=args.threads, tta=args.tta, tta_sizes=args.tta_sizes)
         annotated = AnnotatedSink(args.output, args.cam_overlay) if args.output else None
         jsonl = JsonlSink(args.jsonl) if args.jsonl else None

@@ -49,10 +49,20 @@ class Localizer:
     """Load a model (.onnx / .engine / .pt) and localize the top-1 class in BGR frames.
 
     ``threshold`` defaults to the one in the model's metadata: chosen on boxed images at the end of
-    training or at export (wsol_edge/threshold.py).
+    training or at export (wsol_edge/threshold.py). ``ivr_percentile`` normalises each map by inferior
+    value removal instead of min-max (postprocess.ivr_scoremap); it needs a ``threshold`` chosen on
+    such maps, as the metadata's was chosen on min-max ones.
     """
 
-    def __init__(self, model: str | Path | Backend, threshold: float | None = None, topk: int = 1, **backend_kwargs):
+    def __init__(self, model: str | Path | Backend, threshold: float | None = None, topk: int = 1,
+                 ivr_percentile: float | None = None, **backend_kwargs):
+        if ivr_percentile is not None and not 0.0 <= ivr_percentile < 1.0:
+            raise ValueError(f"IVR percentile must be in [0, 1), got {ivr_percentile}")
+        if ivr_percentile is not None and threshold is None:
+            raise ValueError("--ivr-percentile: the model's CAM threshold was chosen on min-max maps; give --threshold "
+                             "(threshold=...) chosen on IVR maps (python -m wsol_edge.evaluate --ivr-percentile "
+                             "reports the best one)")
+        self.ivr_percentile = ivr_percentile
         self.backend = model if isinstance(model, Backend) else load_backend(model, **backend_kwargs)
         meta = self.backend.meta
         if threshold is None:
@@ -91,7 +101,7 @@ class Localizer:
         results = []
         for i, (w, h) in enumerate(frame_sizes):
             cid = int(outputs["class_ids"][i])
-            scoremap = cam_to_scoremap(outputs["cams"][i], self.size)
+            scoremap = cam_to_scoremap(outputs["cams"][i], self.size, ivr_percentile=self.ivr_percentile)
             box = box_from_scoremap(scoremap, self.threshold)
             order = np.argsort(-probs[i])[: self.topk]
             results.append(Localization(
