@@ -112,9 +112,13 @@ def test_ivr_guards_constant_nan_and_flat_top_maps():
     flat_top = np.zeros((10, 10)); flat_top[:, 5:] = 2.0  # the 60th-percentile pixel already equals the max
     assert not ivr_scoremap(flat_top, 0.6).any()
     assert ivr_scoremap(flat_top, 0.4).max() == 1.0
-    for bad in (1.0, -0.1):
+    from wsol_edge.evaluation import LocalizationScorer
+
+    for bad in (1.0, -0.1, float("nan")):
         with pytest.raises(ValueError, match=r"\[0, 1\)"):
             ivr_scoremap(flat_top, bad)
+        with pytest.raises(ValueError, match=r"\[0, 1\)"):  # when built, not at its first image
+            LocalizationScorer(ivr_percentile=bad)
 
 
 def test_largest_is_by_contour_area_not_pixel_count():

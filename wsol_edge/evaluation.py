@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from .metrics import BoxAccumulator, PxAPAccumulator, SatBoxAccumulator, topk_correct
-from .postprocess import DEFAULT_CAM_THRESHOLDS, cam_to_scoremap, sat_scoremap
+from .postprocess import DEFAULT_CAM_THRESHOLDS, cam_to_scoremap, check_ivr_percentile, sat_scoremap
 
 
 @dataclass
@@ -38,6 +38,8 @@ class LocalizationScorer:
         if self.ivr_percentile is not None and self.protocol != "wsoleval":
             raise ValueError("IVR normalisation is defined on the wsoleval score map; the sat protocol "
                              "normalises before its resize")
+        if self.ivr_percentile is not None:
+            check_ivr_percentile(self.ivr_percentile)  # here, not at the first image
         if self.protocol == "wsoleval":
             self.single = BoxAccumulator(self.cam_thresholds, multi_contour=False)
             self.multi = BoxAccumulator(self.cam_thresholds, multi_contour=True)

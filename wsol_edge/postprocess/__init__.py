@@ -8,6 +8,7 @@ from .boxes import (
     box_from_scoremap,
     cam_to_scoremap,
     cams_to_boxes,
+    check_ivr_percentile,
     ivr_scoremap,
     largest_component_box,
     normalize_scoremap,
@@ -20,5 +21,5 @@ from .boxes import (
 
 __all__ = [
     "DEFAULT_CAM_THRESHOLDS", "boxes_at_thresholds", "box_from_scoremap", "cam_to_scoremap",
-    "cams_to_boxes", "ivr_scoremap", "largest_component_box", "normalize_scoremap", "quantize_scoremap", "sat_box", "sat_scoremap", "translate_map", "upsample_cam",
+    "cams_to_boxes", "check_ivr_percentile", "ivr_scoremap", "largest_component_box", "normalize_scoremap", "quantize_scoremap", "sat_box", "sat_scoremap", "translate_map", "upsample_cam",
 ]

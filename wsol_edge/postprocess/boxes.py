@@ -45,6 +45,12 @@ def normalize_scoremap(cam: np.ndarray) -> np.ndarray:
     return cam
 
 
+def check_ivr_percentile(percentile: float) -> None:
+    """IVR's percentile is a fraction of the map's pixels in [0, 1) (NaN fails the comparison too)."""
+    if not 0.0 <= percentile < 1.0:
+        raise ValueError(f"IVR percentile must be in [0, 1), got {percentile}")
+
+
 def ivr_scoremap(cam: np.ndarray, percentile: float) -> np.ndarray:
     """Inferior value removal (Kim et al., "Normalization Matters in Weakly Supervised Object
     Localization", ICCV 2021): subtract the map's value at ``percentile`` of its sorted pixels (the
@@ -52,8 +58,7 @@ def ivr_scoremap(cam: np.ndarray, percentile: float) -> np.ndarray:
     A score map in [0, 1] whose minimum is 0 and maximum 1, so the protocol's min-max step leaves it
     as it is. ``percentile`` 0 gives min-max; a constant or non-finite map, or one whose top pixels
     all equal that value, becomes all zeros (the min-max guard)."""
-    if not 0.0 <= percentile < 1.0:
-        raise ValueError(f"IVR percentile must be in [0, 1), got {percentile}")
+    check_ivr_percentile(percentile)
     cam = np.array(cam, dtype=np.float32, copy=True)
     if not np.isfinite(cam).all() or cam.size == 0:
         return np.zeros_like(cam)

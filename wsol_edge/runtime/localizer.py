@@ -10,7 +10,7 @@ import numpy as np
 from ..argtypes import tta_flags
 from ..backends import Backend, load_backend
 from ..imageio import ImageReadError, to_rgb_uint8
-from ..postprocess import box_from_scoremap, cam_to_scoremap
+from ..postprocess import box_from_scoremap, cam_to_scoremap, check_ivr_percentile
 from ..preprocess import boxes_from_frame, eval_input
 
 
@@ -56,8 +56,8 @@ class Localizer:
 
     def __init__(self, model: str | Path | Backend, threshold: float | None = None, topk: int = 1,
                  ivr_percentile: float | None = None, **backend_kwargs):
-        if ivr_percentile is not None and not 0.0 <= ivr_percentile < 1.0:
-            raise ValueError(f"IVR percentile must be in [0, 1), got {ivr_percentile}")
+        if ivr_percentile is not None:
+            check_ivr_percentile(ivr_percentile)  # before loading the model, not at the first frame
         if ivr_percentile is not None and threshold is None:
             raise ValueError("--ivr-percentile: the model's CAM threshold was chosen on min-max maps; give --threshold "
                              "(threshold=...) chosen on IVR maps (python -m wsol_edge.evaluate --ivr-percentile "
