@@ -369,18 +369,25 @@ def test_evaluate_at_several_input_sizes_records_them(trained, tmp_path, capsys)
     assert "use one of them" in capsys.readouterr().err
 
 
+def evaluate_variants(ckpt: str, tmp_path, **variants) -> dict:
+    """``wsol_edge.evaluate`` of ``ckpt`` on the synthetic set once per NAME=[extra flags]: NAME -> (result
+    record, read_per_image's (tables, image ids, info))."""
+    from wsol_edge.evaluation import read_per_image
+
+    runs = {}
+    for name, extra in variants.items():
+        out, npz = tmp_path / f"{name}.json", tmp_path / f"{name}.npz"
+        assert evaluate.main(["--checkpoint", ckpt, *SYN, *extra, "--output", str(out), "--per-image", str(npz)]) == 0
+        runs[name] = (json.loads(out.read_text()), read_per_image(npz))
+    return runs
+
+
 def test_evaluate_with_a_map_shift_scores_the_shifted_maps(trained, tmp_path, capsys):
     import numpy as np
 
-    from wsol_edge.evaluation import read_per_image
-
     ckpt = str(trained / "checkpoint.pt")
-    runs = {}
-    for name, extra in (("plain", []), ("shifted", ["--map-shift-px", "24"])):
-        out, npz = tmp_path / f"{name}.json", tmp_path / f"{name}.npz"
-        assert evaluate.main(["--checkpoint", ckpt, *SYN, *extra, "--output", str(out), "--per-image", str(npz)]) == 0
-        runs[name] = (json.loads(out.read_text()), read_per_image(npz)[0])
-    (plain, plain_iou), (shifted, shifted_iou) = runs["plain"], runs["shifted"]
+    runs = evaluate_variants(ckpt, tmp_path, plain=[], shifted=["--map-shift-px", "24"])
+    (plain, (plain_iou, _, _)), (shifted, (shifted_iou, _, _)) = runs["plain"], runs["shifted"]
     assert (plain["map_shift_px"], shifted["map_shift_px"]) == (0.0, 24.0)
     assert "deployed_threshold" not in shifted  # the checkpoint's threshold was chosen on unshifted maps
     assert shifted["metrics"]["top1_cls"] == plain["metrics"]["top1_cls"]  # logits untouched
@@ -394,14 +401,8 @@ def test_evaluate_with_ivr_normalisation_records_it_and_moves_the_boxes(trained,
     import numpy as np
     import pytest
 
-    from wsol_edge.evaluation import read_per_image
-
     ckpt = str(trained / "checkpoint.pt")
-    runs = {}
-    for name, extra in (("plain", []), ("ivr", ["--ivr-percentile", "0.6"])):
-        out, npz = tmp_path / f"{name}.json", tmp_path / f"{name}.npz"
-        assert evaluate.main(["--checkpoint", ckpt, *SYN, *extra, "--output", str(out), "--per-image", str(npz)]) == 0
-        runs[name] = (json.loads(out.read_text()), read_per_image(npz))
+    runs = evaluate_variants(ckpt, tmp_path, plain=[], ivr=["--ivr-percentile", "0.6"])
     (plain, (plain_iou, _, _)), (ivr, (ivr_iou, _, ivr_info)) = runs["plain"], runs["ivr"]
     assert (plain["scoremap_normalization"], plain["ivr_percentile"]) == ("min-max", None)
     assert (ivr["scoremap_normalization"], ivr["ivr_percentile"]) == ("ivr", 0.6) and ivr_info["ivr_percentile"] == 0.6
@@ -419,15 +420,9 @@ def test_evaluate_with_ivr_normalisation_records_it_and_moves_the_boxes(trained,
 def test_evaluate_with_aligned_maps_records_the_offset_and_moves_the_boxes(trained, tmp_path, capsys):
     import numpy as np
 
-    from wsol_edge.evaluation import read_per_image
-
     ckpt = str(trained / "checkpoint.pt")
-    runs = {}
-    for name, extra in (("plain", []), ("aligned", ["--align-maps"]), ("flip", ["--tta", "flip", "--align-maps"])):
-        out, npz = tmp_path / f"{name}.json", tmp_path / f"{name}.npz"
-        assert evaluate.main(["--checkpoint", ckpt, *SYN, *extra, "--output", str(out), "--per-image", str(npz)]) == 0
-        runs[name] = (json.loads(out.read_text()), read_per_image(npz)[0])
-    (plain, plain_iou), (aligned, aligned_iou), (flip, _) = runs["plain"], runs["aligned"], runs["flip"]
+    runs = evaluate_variants(ckpt, tmp_path, plain=[], aligned=["--align-maps"], flip=["--tta", "flip", "--align-maps"])
+    (plain, (plain_iou, _, _)), (aligned, (aligned_iou, _, _)), (flip, _) = runs["plain"], runs["aligned"], runs["flip"]
     # the fixture's EfficientNet-Lite0 at the train CLI's default stride, 32: five SAME stride-2 layers put
     # cell j's field at 32j + 31, drawn at 32j + 15.5 (grid_offset.py); flip's average is centred across
     assert (plain["map_offset_px"], aligned["map_offset_px"], flip["map_offset_px"]) == ([0.0, 0.0], [15.5, 15.5],
