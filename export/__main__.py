@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from wsol_edge.argtypes import TTA_MODES, non_negative_int, positive_int
+from wsol_edge.argtypes import TTA_MODES, non_negative_int, positive_int, unit_fraction
 
 FORMATS = {
     "onnx": "checkpoint -> ONNX FP32",
@@ -51,6 +51,13 @@ def calibration_source(args):
     raise ValueError("INT8 needs calibration images: --calibration-dir DIR or --calib-data-root (a dataset's train split)")
 
 
+def add_ivr_arg(p) -> None:
+    p.add_argument("--ivr-percentile", type=unit_fraction, metavar="P",
+                   help="serve IVR score maps (as evaluate --ivr-percentile; 0.6 in Kim et al. 2021) instead of "
+                        "min-max: recorded in the metadata, which every runtime follows; the threshold is then "
+                        "given or chosen on them (--cam-threshold or --threshold-*/--calib-*, never the checkpoint's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m wsol_edge.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--tta-sizes", type=positive_int, nargs="+", metavar="PX",
                    help="test-time input sizes in the graph (e.g. 224 288: the image also resized to 288, logits "
                         "and maps averaged on the finest grid; multiples of the model's stride)")
+    add_ivr_arg(o)
 
     f = sub.add_parser("fp16", help=FORMATS["fp16"])
     f.add_argument("--onnx", required=True)
@@ -101,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed CAM threshold (else chosen on --threshold-images images of the calibration split, "
                         "else the checkpoint's)")
     r.add_argument("--max-images", type=positive_int)
+    r.add_argument("--tta", choices=TTA_MODES, default="none",
+                   help="flip: every model with flip test-time augmentation (in the exported graphs)")
+    add_ivr_arg(r)
     r.add_argument("--output", help="result JSON (records for each backend/precision)")
 
     e = sub.add_parser("engine", help=FORMATS["engine"])
@@ -140,7 +151,7 @@ def run(args, argv) -> int:
         export_checkpoint(args.checkpoint, args.output, threshold=args.cam_threshold, threshold_samples=samples,
                           threshold_images=args.threshold_images, with_all_cams=args.with_all_cams,
                           input_size=args.input_size, tta=args.tta,
-                          tta_sizes=args.tta_sizes)
+                          tta_sizes=args.tta_sizes, ivr_percentile=args.ivr_percentile)
     elif args.format == "fp16":
         from .quantize import to_fp16
 
@@ -207,7 +218,7 @@ def run_regression(args, command: str) -> None:
     threshold_samples = open_split(args, "calib_") if args.calib_data_root and args.cam_threshold is None else None
     meta = export_checkpoint(args.checkpoint, fp32, threshold=args.cam_threshold,
                              threshold_samples=threshold_samples, threshold_images=args.threshold_images,
-                             with_all_cams=True)
+                             with_all_cams=True, tta=args.tta, ivr_percentile=args.ivr_percentile)
     to_fp16(fp32, work / "model.fp16.onnx")
     to_int8(fp32, work / "model.int8.onnx", calib, method=args.method, num_images=args.num_images,
             cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type=args.activation_type,
@@ -216,9 +227,11 @@ def run_regression(args, command: str) -> None:
     to_int8(fp32, work / "model.int8u8.onnx", calib, method=args.method, num_images=args.num_images,
             cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type="uint8",
             reduce_range=True, per_channel=not args.per_tensor)
-    backends = [load_backend(args.checkpoint, all_cams=True)] + [load_backend(work / f"model.{p}.onnx")
-                                                  for p in ("fp32", "fp16", "int8", "int8u8")]
-    rows = regression_table(backends, samples)
+    backends = [load_backend(args.checkpoint, all_cams=True, tta=args.tta)] + [
+        load_backend(work / f"model.{p}.onnx") for p in ("fp32", "fp16", "int8", "int8u8")]
+    # every backend scored on the maps the exported models serve, at the threshold they carry
+    rows = regression_table(backends, samples, ivr_percentile=meta["ivr_percentile"],
+                            deployed_threshold=meta["cam_threshold"])
     table = format_table(rows)
     print(table)
     records = []
@@ -226,12 +239,15 @@ def run_regression(args, command: str) -> None:
         records.append({"kind": "accuracy", "dataset": Path(args.data_root).name, "split": args.split,
                         "num_images": len(samples), "method": meta["method"], "backbone": meta["backbone"],
                         "backend": r["backend"], "precision": r["precision"], "variant": r["variant"],
-                        "protocol": "wsoleval",
+                        "protocol": "wsoleval", "tta": args.tta,
+                        "scoremap_normalization": meta["scoremap_normalization"],
+                        "ivr_percentile": meta["ivr_percentile"],
                         "input_size": int(meta["input_size"]), "metrics": r["metrics"],
                         "box_comparison": r["box_comparison"], "eval_seconds": r["eval_seconds"],
                         "int8": {"calibration_method": args.method, "calibration_images": args.num_images,
                                  "head_fp32": not args.quantize_head, "per_channel": not args.per_tensor},
-                        "deployed_threshold": meta["cam_threshold"], "train_seconds": None,
+                        "deployed_threshold": {**r["deployed_threshold"], "source": meta["cam_threshold_source"]},
+                        "train_seconds": None,
                         "command": command, "commit": git_commit(), "machine": machine_info()})
     if args.output:
         atomic_write_json(args.output, {"records": records, "table_markdown": table})

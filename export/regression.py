@@ -12,7 +12,7 @@ from wsol_edge.postprocess import cams_to_boxes
 def parity(pytorch_backend, onnx_backend, samples, batch_size: int = 16) -> dict:
     """Same images through both: max |logit| diff, max |CAM| diff (raw and relative to the CAM's
     range), top-1 agreement, and the share of images whose wsoleval box (at the model's threshold,
-    top-1 CAM) is identical."""
+    top-1 CAM, normalised as the ONNX model says: min-max or IVR) is identical."""
     from wsol_edge.evaluation import iter_batches
 
     meta = onnx_backend.meta
@@ -28,8 +28,8 @@ def parity(pytorch_backend, onnx_backend, samples, batch_size: int = 16) -> dict
         max_cam = max(max_cam, float(d.max()))
         rng = np.ptp(a["cams"].reshape(len(images), -1), axis=1).clip(min=1e-12)
         max_cam_rel = max(max_cam_rel, float((d.reshape(len(images), -1).max(1) / rng).max()))
-        ba, _ = cams_to_boxes(a["cams"], tau, size)
-        bb, _ = cams_to_boxes(b["cams"], tau, size)
+        ba, _ = cams_to_boxes(a["cams"], tau, size, meta.get("ivr_percentile"))
+        bb, _ = cams_to_boxes(b["cams"], tau, size, meta.get("ivr_percentile"))
         same_box += int((ba == bb).all(1).sum())
         same_cls += int((a["class_ids"] == b["class_ids"]).sum())
         n += len(images)
@@ -44,15 +44,18 @@ def compare_boxes(ref_boxes: np.ndarray, boxes: np.ndarray) -> dict:
     return {"mean_box_iou_vs_fp32": float(ious.mean()), "boxes_changed": float(100.0 * (ref_boxes != boxes).any(1).mean())}
 
 
-def regression_table(backends: list, samples, batch_size: int = 16, progress: bool = True) -> list[dict]:
+def regression_table(backends: list, samples, batch_size: int = 16, progress: bool = True,
+                     ivr_percentile: float | None = None, deployed_threshold: float | None = None) -> list[dict]:
     """Evaluate each backend on the same samples; the first is the FP32 reference for box changes,
-    compared at the reference's GT-known threshold."""
+    compared at the reference's GT-known threshold. ``ivr_percentile`` and ``deployed_threshold``
+    as in evaluation.evaluate_backend (each row then has ``deployed_threshold``)."""
     from wsol_edge.evaluation import evaluate_backend
 
     rows, ref_boxes, ref_tau_index = [], None, None
     for backend in backends:
         t0 = time.time()
-        metrics, per = evaluate_backend(backend, samples, batch_size=batch_size, progress=progress)
+        metrics, per = evaluate_backend(backend, samples, batch_size=batch_size, progress=progress,
+                                        ivr_percentile=ivr_percentile, deployed_threshold=deployed_threshold)
         if ref_boxes is None:
             ref_tau_index = int(np.argmin(np.abs(np.arange(0, 1, 0.01) - metrics["gt_known_threshold"])))
             ref_boxes = per["boxes"][:, ref_tau_index]
@@ -61,16 +64,21 @@ def regression_table(backends: list, samples, batch_size: int = 16, progress: bo
         variant = (f"{'s8' if meta.get('activation_type') == 'int8' else 'u8'}s8"
                    f"{' reduce-range' if meta.get('reduce_range') else ''}") if backend.precision == "int8" else None
         rows.append({"backend": backend.name, "precision": backend.precision, "variant": variant, "metrics": metrics,
-                     "box_comparison": {**changes, "at_threshold": ref_tau_index / 100}, "eval_seconds": time.time() - t0})
+                     "box_comparison": {**changes, "at_threshold": ref_tau_index / 100},
+                     "deployed_threshold": per.get("deployed_threshold"), "eval_seconds": time.time() - t0})
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = ["| backend | precision | Top-1 Cls | GT-known Loc | MaxBoxAccV2 | mean box IoU vs PyTorch FP32 | boxes changed (%) |",
-             "|---|---|---|---|---|---|---|"]
+    deployed = all(r.get("deployed_threshold") for r in rows)
+    own = " GT-known Loc at the model's tau |" if deployed else ""
+    lines = [f"| backend | precision | Top-1 Cls | GT-known Loc |{own} MaxBoxAccV2 | mean box IoU vs PyTorch FP32 | "
+             "boxes changed (%) |", "|---|---|---|---|" + ("---|" if deployed else "") + "---|---|---|"]
     for r in rows:
         m, c = r["metrics"], r["box_comparison"]
         prec = r["precision"] + (f" ({r['variant']})" if r.get("variant") else "")
-        lines.append(f"| {r['backend']} | {prec} | {m['top1_cls']:.2f} | {m['gt_known_loc']:.2f} | "
+        d = r.get("deployed_threshold")
+        at_own = f" {d['gt_known_loc']:.2f} ({d['cam_threshold']:.2f}) |" if deployed else ""
+        lines.append(f"| {r['backend']} | {prec} | {m['top1_cls']:.2f} | {m['gt_known_loc']:.2f} |{at_own} "
                      f"{m['max_box_acc_v2']:.2f} | {c['mean_box_iou_vs_fp32']:.4f} | {c['boxes_changed']:.2f} |")
     return "\n".join(lines)

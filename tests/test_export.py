@@ -270,3 +270,87 @@ def test_pytorch_backend_times_copies_and_model_apart(ckpt):
     want = b.infer(x)
     assert set(parts) == {"h2d", "inference", "d2h"} and all(v >= 0 for v in parts.values())
     assert out.keys() == want.keys() and all(np.array_equal(out[k], want[k]) for k in out)
+
+
+def test_ivr_export_carries_its_normalisation_to_every_runtime(ckpt, tmp_path, capsys):
+    from wsol_edge import Localizer
+    from wsol_edge.backends.pytorch_backend import PyTorchBackend
+    from wsol_edge.data import open_dataset
+    from wsol_edge.export_metadata import write_onnx_metadata
+    from wsol_edge.postprocess import cam_to_scoremap, normalize_scoremap, upsample_cam
+    from wsol_edge.tensorrt_support import read_sidecar
+    from wsol_edge.threshold import choose_threshold
+
+    path = tmp_path / "ivr.onnx"
+    # the checkpoint's threshold was chosen on min-max maps: refused unless given or chosen on IVR maps
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(path), "--ivr-percentile", "0.6"]) == 2
+    err = capsys.readouterr().err
+    assert "chosen on min-max score maps" in err and len(err.strip().splitlines()) == 1 and not path.exists()
+    with pytest.raises(SystemExit):  # argparse's one-line error
+        export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(path), "--ivr-percentile", "1"])
+    assert "--ivr-percentile: must be in [0, 1)" in capsys.readouterr().err and not path.exists()
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(path), "--ivr-percentile", "0.6",
+                        "--threshold-dataset", "synthetic", "--threshold-data-root", "unused", "--threshold-images", "8",
+                        "--with-all-cams"]) == 0
+    meta = read_onnx_metadata(path)
+    assert (meta["scoremap_normalization"], meta["ivr_percentile"]) == ("ivr", 0.6)
+    assert "IVR score maps (percentile 0.6)" in meta["cam_threshold_source"]
+    # the same images, drawn again: the threshold is the GT-known best one on their IVR maps
+    train_split = open_dataset("synthetic", "unused", "train")
+    assert meta["cam_threshold"] == choose_threshold(PyTorchBackend(ckpt, all_cams=True), train_split, 8,
+                                                     ivr_percentile=0.6)[0]
+    assert read_onnx_metadata(load_fp16(path, tmp_path))["ivr_percentile"] == 0.6  # carried through conversions
+    # the runtime normalises as the metadata says, at the threshold chosen on those maps
+    frame = np.random.default_rng(1).integers(0, 255, (80, 120, 3), dtype=np.uint8)
+    loc = Localizer(path)
+    r = loc(frame)
+    assert (loc.ivr_percentile, loc.threshold) == (0.6, meta["cam_threshold"])
+    np.testing.assert_array_equal(r.scoremap, cam_to_scoremap(r.cam, 96, ivr_percentile=0.6))
+    assert Localizer(path, ivr_percentile=0.6).threshold == meta["cam_threshold"]  # its own P: no threshold needed
+    with pytest.raises(ValueError, match="chosen on IVR maps of percentile 0.6; give --threshold"):
+        Localizer(path, ivr_percentile=0.5)
+    min_max = Localizer(path, ivr_percentile=0.0, threshold=0.3)(frame)  # P 0 is min-max
+    np.testing.assert_array_equal(min_max.scoremap, normalize_scoremap(upsample_cam(min_max.cam, 96)))
+    # a bad value in a model's metadata is refused when it is read, ONNX or engine sidecar
+    bad = onnx.load(str(path))
+    write_onnx_metadata(bad, {"ivr_percentile": 1.5})
+    onnx.save(bad, str(tmp_path / "bad.onnx"))
+    with pytest.raises(MetadataError, match="ivr_percentile must be a number in"):
+        read_onnx_metadata(tmp_path / "bad.onnx")
+    with pytest.raises(BackendError, match="ivr_percentile must be a number in"):
+        load_backend(tmp_path / "bad.onnx")
+    for content, error in (('{"ivr_percentile": "0.6"}', MetadataError), ("[1, 2]", ValueError)):
+        (tmp_path / "m.engine.json").write_text(content)
+        with pytest.raises(error, match="ivr_percentile|JSON object"):
+            read_sidecar(tmp_path / "m.engine")
+
+
+def load_fp16(onnx_path, tmp_path):
+    out = tmp_path / "m16.onnx"
+    assert export_main(["fp16", "--onnx", str(onnx_path), "--output", str(out)]) == 0
+    return out
+
+
+def test_regression_with_flip_and_ivr_scores_every_precision_on_the_served_maps(ckpt, calib_dir, tmp_path):
+    out = tmp_path / "table.json"
+    assert export_main(["regression", "--checkpoint", str(ckpt), "--workdir", str(tmp_path / "w"), "--dataset",
+                        "synthetic", "--data-root", "unused", "--max-images", "8", "--calibration-dir", str(calib_dir),
+                        "--num-images", "12", "--method", "minmax", "--tta", "flip", "--ivr-percentile", "0.6",
+                        "--calib-dataset", "synthetic", "--calib-data-root", "unused", "--threshold-images", "8",
+                        "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    records = result["records"]
+    assert [(r["backend"], r["precision"]) for r in records] == [
+        ("pytorch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8"),
+        ("onnxruntime", "int8")]
+    meta = read_onnx_metadata(tmp_path / "w" / "model.int8.onnx")
+    assert (meta["tta"], meta["ivr_percentile"]) == ("flip", 0.6)
+    for r in records:
+        assert (r["tta"], r["scoremap_normalization"], r["ivr_percentile"]) == ("flip", "ivr", 0.6)
+        d = r["deployed_threshold"]
+        assert d["cam_threshold"] == meta["cam_threshold"] and "IVR score maps" in d["source"]
+        assert 0 <= d["gt_known_loc"] <= r["metrics"]["gt_known_loc"]  # the best threshold is never worse
+    # the PyTorch reference served with the mirror, as the graphs are: the same numbers as ONNX FP32
+    assert records[0]["metrics"]["max_box_acc_v2"] == records[1]["metrics"]["max_box_acc_v2"]
+    assert records[0]["deployed_threshold"] == records[1]["deployed_threshold"]
+    assert "GT-known Loc at the model's tau" in result["table_markdown"]

@@ -202,18 +202,21 @@ def _stack(batch):
 
 
 def evaluate_backend(backend, samples, *, protocol: str = "wsoleval", batch_size: int = 16,
-                     cam_thresholds=DEFAULT_CAM_THRESHOLDS, skip_bad: bool = False, progress: bool = False):
+                     cam_thresholds=DEFAULT_CAM_THRESHOLDS, skip_bad: bool = False, progress: bool = False,
+                     ivr_percentile: float | None = None, deployed_threshold: float | None = None):
     """Score any backend (``infer`` returning ``cams_all``) on a SampleSet.
 
     Returns (metrics dict, per-image dict with ``boxes`` (N, T, 4) at every threshold, ``class_ids``,
     ``logits``). The GT-class CAM is taken from ``cams_all``: a model exported without it cannot
-    give GT-known Loc, and is refused rather than scored with the top-1 map.
+    give GT-known Loc, and is refused rather than scored with the top-1 map. ``ivr_percentile``
+    scores IVR score maps instead of min-max ones (LocalizationScorer); with ``deployed_threshold``
+    the per-image dict also holds ``deployed_threshold``: GT-known and Top-1 Loc at that one threshold.
     """
     from tqdm import tqdm
 
     meta = backend.meta
     size = int(meta["input_size"])
-    scorer = LocalizationScorer(protocol, size, cam_thresholds)
+    scorer = LocalizationScorer(protocol, size, cam_thresholds, ivr_percentile=ivr_percentile)
     logits_all, ids_all, skipped = [], [], 0
     batches = iter_batches(samples, size, meta["mean"], meta["std"], batch_size, skip_bad)
     for images, labels, boxes, masks, _, nbad in tqdm(batches, total=-(-len(samples) // batch_size),
@@ -232,4 +235,6 @@ def evaluate_backend(backend, samples, *, protocol: str = "wsoleval", batch_size
     metrics = scorer.compute()
     per_image = {"boxes": scorer.single.boxes if protocol == "wsoleval" else None,
                  "logits": np.concatenate(logits_all), "class_ids": np.concatenate(ids_all), "skipped": skipped}
+    if deployed_threshold is not None:
+        per_image["deployed_threshold"] = scorer.at_threshold(deployed_threshold)
     return metrics, per_image

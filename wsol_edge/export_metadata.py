@@ -34,7 +34,16 @@ def decode(props: dict[str, str], source: str = "model") -> dict:
             out[k] = v
     for k in ("wsol_edge_format", "method", "backbone", "protocol", "precision", "source_checkpoint_sha256"):
         out[k] = str(props[k])
+    check_normalization(out, source)
     return out
+
+
+def check_normalization(meta: dict, source: str = "model") -> None:
+    """A runtime normalises every map with ``ivr_percentile`` (export onnx --ivr-percentile), so a bad
+    value is refused when the metadata is read rather than at the first frame."""
+    ivr = meta.get("ivr_percentile")
+    if ivr is not None and (isinstance(ivr, bool) or not isinstance(ivr, (int, float)) or not 0.0 <= ivr < 1.0):
+        raise MetadataError(f"{source}: metadata ivr_percentile must be a number in [0, 1) or null, got {ivr!r}")
 
 
 def read_onnx_metadata(path) -> dict:

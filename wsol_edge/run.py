@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "model or engine has them only if exported with --tta-sizes")
     p.add_argument("--ivr-percentile", type=unit_fraction, metavar="P",
                    help="normalise each map by inferior value removal (subtract its value at percentile P, clip "
-                        "at 0, divide by the max) instead of min-max; needs --threshold chosen on such maps")
+                        "at 0, divide by the max) instead of the model's own normalisation (min-max, or IVR for a "
+                        "model exported with --ivr-percentile; 0 is min-max); another P than the model's needs "
+                        "--threshold chosen on such maps")
     p.add_argument("--topk", type=positive_int, default=1, help="classes listed per frame in the JSONL")
     p.add_argument("--output", help="folder for annotated images / videos")
     p.add_argument("--cam-overlay", action="store_true", help="draw the CAM heat map in annotated output")

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from .cuda_runtime import cudart as get_cudart
+from .export_metadata import check_normalization
 
 SIDECAR_SUFFIX = ".json"
 
@@ -52,9 +53,13 @@ def read_sidecar(engine_path: str | Path) -> dict:
         raise FileNotFoundError(f"{engine_path}: metadata sidecar {path.name} is missing (rebuild the engine with "
                                 "python -m wsol_edge.export engine)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: corrupt metadata sidecar ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: corrupt metadata sidecar (a JSON object expected, got {type(meta).__name__})")
+    check_normalization(meta, str(path))
+    return meta
 
 
 def check_compatible(meta: dict, trt_version: str, gpu_name: str, compute_capability: str, source: str) -> None:

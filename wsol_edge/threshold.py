@@ -15,13 +15,14 @@ def boxed_indices(samples) -> list[int]:
 
 
 def choose_threshold(backend, samples, num_images: int = 200, seed: int = 0,
-                     skip_bad: bool = False) -> tuple[float, str]:
+                     skip_bad: bool = False, ivr_percentile: float | None = None) -> tuple[float, str]:
     """The GT-known Loc best threshold on ``num_images`` boxed images drawn (seeded) from ``samples``.
 
     cub50 has no validation split, so the default source is the *train* split with its boxes
     (wsolevaluation's "train-fullsup" idea); the returned source string says which images were used.
     ``backend`` must return ``cams_all`` (the GT-class map is scored); ``skip_bad`` skips unreadable
-    images instead of stopping.
+    images instead of stopping. ``ivr_percentile``: chosen on IVR score maps (the threshold of a model
+    served with them), not min-max ones.
     """
     from .evaluation import evaluate_backend
 
@@ -30,5 +31,8 @@ def choose_threshold(backend, samples, num_images: int = 200, seed: int = 0,
         raise ValueError(f"{samples.name} has no box annotations to choose a CAM threshold on")
     n = min(num_images, len(boxed))
     idx = np.sort(np.random.default_rng(seed).choice(boxed, n, replace=False))
-    metrics, _ = evaluate_backend(backend, samples.subset(idx.tolist()), batch_size=16, skip_bad=skip_bad)
-    return float(metrics["gt_known_threshold"]), f"GT-known Loc best tau on {n} images of {samples.name} (seed {seed})"
+    metrics, _ = evaluate_backend(backend, samples.subset(idx.tolist()), batch_size=16, skip_bad=skip_bad,
+                                  ivr_percentile=ivr_percentile)
+    maps = "" if ivr_percentile is None else f", IVR score maps (percentile {ivr_percentile})"
+    return (float(metrics["gt_known_threshold"]),
+            f"GT-known Loc best tau on {n} images of {samples.name} (seed {seed}){maps}")

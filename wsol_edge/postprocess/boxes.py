@@ -144,12 +144,15 @@ def box_from_scoremap(scoremap: np.ndarray, threshold: float) -> np.ndarray:
     return boxes_at_thresholds(scoremap, [threshold], multi_contour=False)[0][0]
 
 
-def cams_to_boxes(cams: np.ndarray, threshold: float, size: int = 224) -> tuple[np.ndarray, np.ndarray]:
-    """Batch of raw CAMs (B, h, w) -> (boxes (B, 4) int in the size x size frame, score maps)."""
+def cams_to_boxes(cams: np.ndarray, threshold: float, size: int = 224,
+                  ivr_percentile: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Batch of raw CAMs (B, h, w) -> (boxes (B, 4) int in the size x size frame, score maps);
+    min-max score maps, or IVR ones when ``ivr_percentile`` is given (cam_to_scoremap)."""
     cams = np.asarray(cams)
     if cams.ndim != 3:
         raise ValueError(f"cams must be (B, h, w), got shape {cams.shape}")
-    maps = np.stack([cam_to_scoremap(c, size) for c in cams]) if len(cams) else np.zeros((0, size, size), np.float32)
+    maps = (np.stack([cam_to_scoremap(c, size, ivr_percentile=ivr_percentile) for c in cams]) if len(cams)
+            else np.zeros((0, size, size), np.float32))
     boxes = np.stack([box_from_scoremap(m, threshold) for m in maps]) if len(cams) else np.zeros((0, 4), np.int64)
     return boxes, maps
 

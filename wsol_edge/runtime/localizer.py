@@ -49,22 +49,26 @@ class Localizer:
     """Load a model (.onnx / .engine / .pt) and localize the top-1 class in BGR frames.
 
     ``threshold`` defaults to the one in the model's metadata: chosen on boxed images at the end of
-    training or at export (wsol_edge/threshold.py). ``ivr_percentile`` normalises each map by inferior
-    value removal instead of min-max (postprocess.ivr_scoremap); it needs a ``threshold`` chosen on
-    such maps, as the metadata's was chosen on min-max ones.
+    training or at export (wsol_edge/threshold.py). Each map is normalised as the model says: min-max,
+    or inferior value removal (postprocess.ivr_scoremap) for a model exported with
+    ``--ivr-percentile``. ``ivr_percentile`` overrides that (0 is min-max); a percentile other than
+    the model's needs a ``threshold`` chosen on such maps.
     """
 
     def __init__(self, model: str | Path | Backend, threshold: float | None = None, topk: int = 1,
                  ivr_percentile: float | None = None, **backend_kwargs):
         if ivr_percentile is not None:
             check_ivr_percentile(ivr_percentile)  # before loading the model, not at the first frame
-        if ivr_percentile is not None and threshold is None:
-            raise ValueError("--ivr-percentile: the model's CAM threshold was chosen on min-max maps; give --threshold "
-                             "(threshold=...) chosen on IVR maps (python -m wsol_edge.evaluate --ivr-percentile "
-                             "reports the best one)")
-        self.ivr_percentile = ivr_percentile
         self.backend = model if isinstance(model, Backend) else load_backend(model, **backend_kwargs)
         meta = self.backend.meta
+        own_ivr = meta.get("ivr_percentile")  # checked when the metadata was read (export_metadata.decode)
+        if ivr_percentile is not None and ivr_percentile != own_ivr and threshold is None:
+            maps = "min-max maps" if own_ivr is None else f"IVR maps of percentile {own_ivr}"
+            raise ValueError(f"--ivr-percentile {ivr_percentile}: the model's CAM threshold was chosen on {maps}; "
+                             "give --threshold (threshold=...) chosen on the maps you ask for (python -m "
+                             "wsol_edge.evaluate --ivr-percentile reports the best one), or export the model "
+                             "with --ivr-percentile")
+        self.ivr_percentile = own_ivr if ivr_percentile is None else ivr_percentile
         if threshold is None:
             threshold = meta.get("cam_threshold")
         tta = tta_flags(meta.get("tta"), meta.get("tta_sizes"))
