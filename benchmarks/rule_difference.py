@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     backend = load_backend(args.model)
     meta = backend.meta
-    size, tau0 = int(meta["input_size"]), float(meta["cam_threshold"])
+    size, tau0, ivr = int(meta["input_size"]), float(meta["cam_threshold"]), meta.get("ivr_percentile")
     taus = np.arange(0, 1, args.threshold_step)
     samples = open_dataset(args.dataset, args.data_root, args.split)
     differ_at_model_tau = n = 0
@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     for images, *_ in iter_batches(samples, size, meta["mean"], meta["std"], 16):
         out = backend.infer(images)
         for cam in out["cams"]:
-            sm = cam_to_scoremap(cam, size)
+            # normalised as the model serves its maps (min-max, or IVR: export onnx --ivr-percentile)
+            sm = cam_to_scoremap(cam, size, ivr_percentile=ivr)
             with opencv_without_ipp():  # the kernels' resize arithmetic (benchmarks/cam_cases.py)
-                sm_own = cam_to_scoremap(cam, size)
+                sm_own = cam_to_scoremap(cam, size, ivr_percentile=ivr)
             a, b = box_from_scoremap(sm, tau0), largest_component_box(sm, tau0)
             differ_at_model_tau += int((a != b).any())
             ious.append(iou_matrix(a[None], b[None])[0, 0])
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                                                      largest_component_box(sm_own, t)).any())
             n += 1
     record = {"kind": "box_rule_difference", "dataset": samples.name, "num_images": n, "model_file": args.model,
-              "cam": "top-1 class", "model_threshold": tau0,
+              "cam": "top-1 class", "model_threshold": tau0, "ivr_percentile": ivr,
               "boxes_differ_at_model_threshold_percent": 100.0 * differ_at_model_tau / n,
               "mean_iou_between_rules_at_model_threshold": float(np.mean(ious)),
               "boxes_differ_percent_by_threshold": {f"{t:.2f}": 100.0 * d / n for t, d in zip(taus, differ_any)},

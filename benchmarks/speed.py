@@ -79,7 +79,7 @@ def sample(backend, blobs: list[bytes], samples: Samples, *, warmup: int, repeat
         else:
             out, parts = backend.infer(x), None
         t3 = time.perf_counter()
-        cams_to_boxes(out["cams"], tau, size)
+        cams_to_boxes(out["cams"], tau, size, meta.get("ivr_percentile"))  # the maps the model serves
         t4 = time.perf_counter()
         if it < warmup:
             continue

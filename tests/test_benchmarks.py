@@ -504,6 +504,7 @@ def test_rule_difference_record_on_synthetic_images(tiny_onnx, tmp_path):
                       "--threshold-step", "0.25", "--output", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["num_images"] == 64 and rec["model_threshold"] == 0.3  # synthetic default: 64 images
+    assert rec["ivr_percentile"] is None  # the fixture serves min-max maps
     assert list(rec["boxes_differ_percent_by_threshold"]) == ["0.00", "0.25", "0.50", "0.75"]
     ipp = rec["ipp_vs_opencv_resize_boxes_differ_percent"]
     for rule in ("wsoleval", "most_pixels"):

@@ -66,8 +66,8 @@ class Localizer:
             maps = "min-max maps" if own_ivr is None else f"IVR maps of percentile {own_ivr}"
             raise ValueError(f"--ivr-percentile {ivr_percentile}: the model's CAM threshold was chosen on {maps}; "
                              "give --threshold (threshold=...) chosen on the maps you ask for (python -m "
-                             "wsol_edge.evaluate --ivr-percentile reports the best one), or export the model "
-                             "with --ivr-percentile")
+                             f"wsol_edge.evaluate --ivr-percentile reports the best one), or export the model "
+                             f"with --ivr-percentile {ivr_percentile}")
         self.ivr_percentile = own_ivr if ivr_percentile is None else ivr_percentile
         if threshold is None:
             threshold = meta.get("cam_threshold")
