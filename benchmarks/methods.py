@@ -54,6 +54,11 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # The same with that conv at the backbone's rate (what brought two-path's bare 1x1 extractors past CAM).
         "caam+ssam+fuse_relu_linear_slow_aggregation": ["--method", "wtl", "--wtl-fuse-map", "relu", "--wtl-aggregation",
                                                         "linear", "--wtl-slow-aggregation"],
+        # The same conv on the backbone's 1280 channels, starting as the identity (a fresh model is then CAM's
+        # head read by two classifiers) instead of a random 512-channel projection.
+        "caam+ssam+fuse_relu_linear_identity_slow_aggregation": ["--method", "wtl", "--wtl-fuse-map", "relu",
+                                                                 "--wtl-aggregation", "linear_identity",
+                                                                 "--wtl-slow-aggregation"],
     },
     # Two-path: which part costs its localisation? The two feature extractors, or the perception
     # path's re-weighting by the attention (F' = F * (1 + M))? One extractor without re-weighting

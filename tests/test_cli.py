@@ -140,11 +140,11 @@ def test_where_to_look_gates_train_at_the_backbones_rate(kw, gates):
         {"ssam_x", "ssam_xt"} if kw.get("use_ssam") is False else set())
 
 
-@pytest.mark.parametrize("aggregation", ["linear", "conv3x3"])
+@pytest.mark.parametrize("aggregation", ["linear", "conv3x3", "linear_identity"])
 def test_where_to_look_slow_aggregation_moves_only_the_aggregation_conv(aggregation):
     """--wtl-slow-aggregation adds exactly the aggregation conv's weight and bias to the gates at the
     backbone's rate; SSAM's convs and both classifiers stay with the head."""
-    kw = {"agg_channels": 16, "aggregation": aggregation}
+    kw = {"aggregation": aggregation, **({} if aggregation == "linear_identity" else {"agg_channels": 16})}
     (body, head), (slow_body, slow_head) = (new_parameters_by_rate("wtl", {**kw, "slow_aggregation": s})
                                             for s in (False, True))
     agg = {"agg.0.weight", "agg.0.bias"}

@@ -174,6 +174,45 @@ def test_wtl_aggregation_kinds():
         aggregation_conv(8, 4, "conv5x5")
 
 
+def test_wtl_linear_identity_starts_as_cam_on_the_backbones_features():
+    """A fresh linear_identity Where-to-Look is CAM's head read by two classifiers: its aggregation
+    conv is I/2 on the backbone's C channels, so conv(F^c + F^s) = conv(2F) = F while delta and
+    alpha are 0, in training (with hiding) and in the served graph (conv(2F) with the weight doubled)."""
+    from wsol_edge.models.cam import class_cams
+
+    torch.manual_seed(0)
+    m = WhereToLook(create_backbone("efficientnet_lite0", pretrained=False), 5, aggregation="linear_identity").eval()
+    c = m.backbone.out_channels
+    conv = m.agg[0]
+    assert conv.weight.shape == (c, c, 1, 1) and m.cls_x.in_features == c
+    torch.testing.assert_close(conv.weight[:, :, 0, 0], 0.5 * torch.eye(c), rtol=0, atol=0)
+    assert not conv.bias.any()
+    x, labels = torch.randn(2, 3, 64, 64), torch.tensor([1, 3])
+    with torch.no_grad():
+        fx, fxt = m.hidden_features(x, torch.Generator().manual_seed(0))
+        tx, txt = m.branch_features(fx, fxt)  # CAAM and SSAM at their identity init
+        torch.testing.assert_close(tx, fx)
+        torch.testing.assert_close(txt, fxt)
+        logits_x, _, cam_x, _ = m.branches(x, labels, torch.Generator().manual_seed(0))
+        torch.testing.assert_close(cam_x, class_cams(m.cls_x.weight, fx, labels))  # the plain CAM of the hidden image
+        served = m.inference_model().eval()
+        f = m.backbone(x)
+        logits, feats = served(x)
+        torch.testing.assert_close(feats, f)
+        torch.testing.assert_close(logits, m.cls_x(f.mean((2, 3))))
+        torch.testing.assert_close(served.cams(feats, labels), class_cams(m.cls_x.weight, f, labels))
+
+
+def test_wtl_linear_identity_refuses_other_channel_counts():
+    with pytest.raises(ValueError, match="keeps the backbone's 1280 channels"):
+        WhereToLook(create_backbone("efficientnet_lite0", pretrained=False), 5, agg_channels=512,
+                    aggregation="linear_identity")
+    from wsol_edge.methods.wtl import aggregation_conv
+    with pytest.raises(ValueError, match="keeps the backbone's 8 channels, not 4"):
+        aggregation_conv(8, 4, "linear_identity")
+    assert WhereToLook(create_backbone("efficientnet_lite0", pretrained=False), 5).cls_x.in_features == 512  # the default
+
+
 def test_has_hides_only_in_training_and_reduces_to_cam():
     cam = build_model("efficientnet_lite0", 4, pretrained=False)
     has = HideAndSeek(cam, grid_sizes=(16,))

@@ -18,7 +18,7 @@ from .config import parse_args
 from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
 from .methods.twopath import EXTRACTORS as TWOPATH_EXTRACTORS
-from .methods.wtl import AGGREGATIONS as WTL_AGGREGATIONS
+from .methods.wtl import AGGREGATIONS as WTL_AGGREGATIONS, DEFAULT_AGG_CHANNELS as WTL_AGG_CHANNELS
 from .torch_device import DEVICE_HELP
 
 
@@ -43,9 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--has-grid-sizes", type=int, nargs="+", default=[0, 16, 32, 44, 56], help="HaS patch sizes (0: no hiding)")
     m.add_argument("--wtl-patch", default="mixed", help="WTL patch size: 16, 32, 44, 56 or mixed")
     m.add_argument("--wtl-beta", type=float, default=50.0)
-    m.add_argument("--wtl-agg-channels", type=positive_int, default=512)
+    m.add_argument("--wtl-agg-channels", type=positive_int,
+                   help=f"WTL aggregation conv's output channels (default {WTL_AGG_CHANNELS}; linear_identity keeps "
+                        "the backbone's)")
     m.add_argument("--wtl-aggregation", choices=WTL_AGGREGATIONS, default="conv3x3",
-                   help="WTL aggregation conv: 3x3 conv+ReLU (default), 1x1 conv+ReLU, or a bare 1x1 conv")
+                   help="WTL aggregation conv: 3x3 conv+ReLU (default), 1x1 conv+ReLU, a bare 1x1 conv, or a bare "
+                        "1x1 conv that starts as the identity on the backbone's channels (linear_identity)")
     m.add_argument("--wtl-slow-aggregation", action="store_true",
                    help="WTL: the aggregation conv trains at --lr (the backbone's rate), not at --lr x --head-lr-mult")
     m.add_argument("--wtl-fuse-reduction", choices=("mean", "sum"), default="mean",
@@ -239,7 +242,10 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         return {"grid_sizes": list(args.has_grid_sizes)}
     if args.method == "wtl":
         patch = args.wtl_patch if args.wtl_patch == "mixed" else int(args.wtl_patch)
-        return {"patch": patch, "beta": args.wtl_beta, "agg_channels": args.wtl_agg_channels,
+        # linear_identity keeps the backbone's channels: no agg_channels to record (WhereToLook refuses one)
+        channels = ({} if args.wtl_aggregation == "linear_identity" and args.wtl_agg_channels is None
+                    else {"agg_channels": args.wtl_agg_channels or WTL_AGG_CHANNELS})
+        return {"patch": patch, "beta": args.wtl_beta, **channels,
                 "beta_warmup_epochs": args.wtl_beta_warmup, "fuse_reduction": args.wtl_fuse_reduction,
                 "fuse_map": args.wtl_fuse_map, "aggregation": args.wtl_aggregation,
                 "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse,

@@ -33,6 +33,15 @@ two batches of 32) measured the gradient norm of 50 x summed L_fuse at 165-196x 
 cross-entropies, so under the gradient clipping CAAM/SSAM need the classifiers stayed at chance
 (train accuracy 2.3% after 3 epochs, with or without a beta warm-up); 50 x mean is 0.84-1.0x.
 
+``aggregation="linear_identity"`` (a project variant): a bare 1x1 conv that keeps the backbone's C
+channels (``agg_channels`` does not apply), its weight initialised to I/2 and its bias to 0, so
+conv(F^c + F^s) = F while delta and alpha are 0: a fresh Where-to-Look is then CAM's own head (the
+backbone's features, GAP, a classifier) read by two classifiers, and the served model starts as a
+plain CAM. Why: the 512-channel convs start as a random projection of the backbone's features that
+the classifiers must learn through; at the backbone's rate (``slow_aggregation``) it hardly moves
+from there, and that row's classifier fits its hidden training images more slowly than HaS's,
+whose head reads the backbone directly (70.7% against 79.4% training accuracy in the 12th epoch).
+
 ``slow_aggregation=True`` (a project variant) trains the aggregation conv at the backbone's rate
 (``--lr``) instead of the new head's (``--lr x --head-lr-mult``); the classifiers stay at the
 head's. Why: the served map is classifier X over that conv, a product of two new matrices; on
@@ -121,11 +130,20 @@ class SSAM(nn.Module):
         return f + self.alpha * r.reshape(b, c, h, w)
 
 
-AGGREGATIONS = ("conv3x3", "conv1x1", "linear")
+AGGREGATIONS = ("conv3x3", "conv1x1", "linear", "linear_identity")
+DEFAULT_AGG_CHANNELS = 512
 
 
 def aggregation_conv(cin: int, cout: int, kind: str = "conv3x3") -> nn.Sequential:
     """F^t = conv(F^c + F^s); its first layer is the conv (inference doubles its weight)."""
+    if kind == "linear_identity":
+        if cout != cin:
+            raise ValueError(f"the linear_identity aggregation keeps the backbone's {cin} channels, not {cout}")
+        conv = nn.Conv2d(cin, cin, 1)
+        with torch.no_grad():  # F^c + F^s = 2F at the start (delta = alpha = 0): conv(2F) = F
+            conv.weight.copy_(0.5 * torch.eye(cin)[:, :, None, None])
+            conv.bias.zero_()
+        return nn.Sequential(conv)
     if kind == "conv3x3":
         return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
     if kind == "conv1x1":
@@ -163,7 +181,7 @@ def fusion_loss(cam_x: torch.Tensor, cam_xt: torch.Tensor, reduction: str = "sum
 class WhereToLook(nn.Module):
     method = "wtl"
 
-    def __init__(self, backbone: nn.Module, num_classes: int, agg_channels: int = 512, patch: int | str = "mixed",
+    def __init__(self, backbone: nn.Module, num_classes: int, agg_channels: int | None = None, patch: int | str = "mixed",
                  p: float = 0.5, beta: float = 50.0, use_caam: bool = True, use_ssam: bool = True,
                  use_fuse: bool = True, beta_warmup_epochs: float = 0.0, fuse_reduction: str = "mean",
                  fuse_map: str = "raw", aggregation: str = "conv3x3", slow_aggregation: bool = False):
@@ -173,6 +191,10 @@ class WhereToLook(nn.Module):
         self.caam = CAAM() if use_caam else None
         self.ssam_x = SSAM(c) if use_ssam else None
         self.ssam_xt = SSAM(c) if use_ssam else None
+        if aggregation == "linear_identity" and agg_channels not in (None, c):
+            raise ValueError(f"the linear_identity aggregation keeps the backbone's {c} channels: leave agg_channels "
+                             f"(--wtl-agg-channels) unset, not {agg_channels}")
+        agg_channels = c if aggregation == "linear_identity" else (agg_channels or DEFAULT_AGG_CHANNELS)
         self.agg = aggregation_conv(c, agg_channels, aggregation)
         self.slow_aggregation = slow_aggregation
         self.cls_x = nn.Linear(agg_channels, num_classes)
