@@ -1,3 +1,5 @@
+import json
+
 from wsol_edge.runinfo import has_code_changes
 
 
@@ -34,3 +36,16 @@ def test_machine_info_names_the_gpu_and_its_driver_from_nvidia_smi(monkeypatch, 
     assert info["gpu_driver"] == "580.159.04" and info["gpu"]  # torch's name, where it sees a GPU, else nvidia-smi's
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert "gpu_driver" not in machine_info()
+
+
+def test_machine_info_names_the_instruction_set_torch_dispatches_on_once_torch_is_loaded():
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from wsol_edge.runinfo import machine_info; a = machine_info(); import torch; "
+            "b = machine_info(); print(json.dumps([a.get('cpu_capability'), b.get('cpu_capability'), "
+            "torch.backends.cpu.get_cpu_capability()]))")
+    before, after, torch_says = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                          check=True).stdout)
+    assert before is None  # the torch-free runtime's records name no torch dispatch level
+    assert after == torch_says and after  # e.g. AVX2, AVX512

@@ -68,6 +68,10 @@ def machine_info() -> dict:
     if torch is not None and torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(0)
     info = {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu, "versions": versions}
+    if torch is not None:
+        # the instruction set PyTorch's CPU kernels dispatch on: the same seed trains to other weights on an
+        # AVX2 and an AVX-512 machine (benchmarks/METHODS.md, "Reproducibility across machines")
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     nvidia = nvidia_smi_gpu()
     if nvidia:
         info["gpu"] = info["gpu"] or nvidia[0]
