@@ -83,6 +83,10 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # of two new matrices; at the head's 10x rate both move fast at once, a CAM's one does not).
         "two_extractors+reweight_linear_slow_extractors": ["--method", "twopath", "--twopath-extractor", "linear",
                                                            "--twopath-slow-extractors"],
+        # The same extractors on the backbone's 1280 channels, each starting as the identity (a fresh attention
+        # path is then a CAM of the backbone's features) instead of a random 256-channel projection.
+        "two_extractors+reweight_linear_identity_slow_extractors": ["--method", "twopath", "--twopath-extractor",
+                                                                    "linear_identity", "--twopath-slow-extractors"],
     },
     # ICL: which component costs its localisation at 12 epochs (ahead of CAM at 3 and 8)? Each row
     # takes one away: background drop (bg_drop), the contrastive attention loss (ca), the foreground

@@ -153,11 +153,11 @@ def test_where_to_look_slow_aggregation_moves_only_the_aggregation_conv(aggregat
     assert {n.split(".")[0] for n in slow_head} == {"ssam_x", "ssam_xt", "cls_x", "cls_xt"}
 
 
-@pytest.mark.parametrize("share", [False, True])
-def test_twopath_slow_extractors_train_at_the_backbones_rate_and_only_they_move(share):
+@pytest.mark.parametrize("share, kind", [(False, "linear"), (True, "linear"), (False, "linear_identity")])
+def test_twopath_slow_extractors_train_at_the_backbones_rate_and_only_they_move(share, kind):
     """--twopath-slow-extractors moves exactly the extractors (both, or the shared one) to the body
     group; without it they sit with the head, as every other new two-path layer does."""
-    kw = {"channels": 16, "share_extractor": share, "extractor_kind": "linear"}
+    kw = {"share_extractor": share, "extractor_kind": kind, **({} if kind == "linear_identity" else {"channels": 16})}
     groups = {slow: new_parameters_by_rate("twopath", {**kw, "slow_extractors": slow}) for slow in (False, True)}
     extractors = {"extract_perception.0.weight"} | (set() if share else {"extract_attention.0.weight"})
     assert groups[False][0] == set() and extractors <= groups[False][1]

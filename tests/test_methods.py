@@ -204,7 +204,7 @@ def test_wtl_linear_identity_starts_as_cam_on_the_backbones_features():
 
 
 def test_wtl_linear_identity_refuses_other_channel_counts():
-    with pytest.raises(ValueError, match="keeps the backbone's 1280 channels"):
+    with pytest.raises(ValueError, match="keeps the backbone's 1280 channels: leave agg_channels"):
         WhereToLook(create_backbone("efficientnet_lite0", pretrained=False), 5, agg_channels=512,
                     aggregation="linear_identity")
     from wsol_edge.methods.wtl import aggregation_conv
@@ -477,6 +477,38 @@ def test_twopath_extractor_kinds():
     assert e.min() < 0
     with pytest.raises(ValueError, match="unknown two-path extractor"):
         extractor(8, 4, "wide")
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_twopath_linear_identity_starts_as_cam_on_the_backbones_features(share):
+    """Each linear_identity extractor starts as I on the backbone's C channels: a fresh attention path is
+    the CAM (W_a + W_p) F of the backbone's features (W_p F when the extractor is shared), the perception
+    path classifies F (1 + M), and the served map is that CAM."""
+    from wsol_edge.models.cam import class_cams
+
+    torch.manual_seed(0)
+    m = TwoPath(create_backbone("efficientnet_lite0", pretrained=False, output_stride=16), 4,
+                extractor_kind="linear_identity", share_extractor=share).eval()
+    c = m.backbone.out_channels
+    for e in (m.extract_perception, m.extract_attention)[:1 if share else 2]:
+        assert [type(l).__name__ for l in e] == ["Conv2d"] and e[0].bias is None
+        torch.testing.assert_close(e[0].weight[:, :, 0, 0], torch.eye(c), rtol=0, atol=0)
+    x, ids = torch.randn(2, 3, 64, 64), torch.tensor([3, 1])
+    with torch.no_grad():
+        f = m.backbone(x)
+        logits, _, f_att, maps, mask = m.paths(x)
+        torch.testing.assert_close(f_att, f if share else torch.cat([f, f], 1))
+        w = m.att_classifier.weight[:, :, 0, 0]
+        cam_weight = w if share else w[:, :c] + w[:, c:]
+        torch.testing.assert_close(logits, m.classifier((f * (1 + mask)).mean((2, 3))))
+        inf = m.inference_model().eval()
+        _, feats = inf(x)
+        torch.testing.assert_close(inf.cams(feats, ids), class_cams(cam_weight, f, ids))
+    with pytest.raises(ValueError, match="keeps the backbone's 1280 channels: leave channels"):
+        TwoPath(create_backbone("efficientnet_lite0", pretrained=False), 4, channels=256, extractor_kind="linear_identity")
+    from wsol_edge.methods.twopath import extractor
+    with pytest.raises(ValueError, match="keeps the backbone's 8 channels, not 4"):
+        extractor(8, 4, "linear_identity")
 
 
 # ---------------------------------------------------------------- SAT

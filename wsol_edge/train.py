@@ -17,7 +17,8 @@ from .argtypes import HelpFormatter, non_negative_int, positive_int
 from .config import parse_args
 from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
-from .methods.twopath import EXTRACTORS as TWOPATH_EXTRACTORS
+from .methods.identity_head import recorded_channels
+from .methods.twopath import DEFAULT_CHANNELS as TWOPATH_CHANNELS, EXTRACTORS as TWOPATH_EXTRACTORS
 from .methods.wtl import AGGREGATIONS as WTL_AGGREGATIONS, DEFAULT_AGG_CHANNELS as WTL_AGG_CHANNELS
 from .torch_device import DEVICE_HELP
 
@@ -76,13 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-bg-drop", action="store_true", help="ICL ablation: no background drop")
     m.add_argument("--no-contrastive", action="store_true", help="ICL ablation: no contrastive attention loss")
     m.add_argument("--no-consistency", action="store_true", help="ICL ablation: no foreground consistency loss")
-    m.add_argument("--twopath-channels", type=positive_int, default=256)
+    m.add_argument("--twopath-channels", type=positive_int,
+                   help=f"two-path extractors' output channels (default {TWOPATH_CHANNELS}; linear_identity keeps "
+                        "the backbone's)")
     m.add_argument("--share-extractor", action="store_true", help="two-path ablation: one extractor for both paths")
     m.add_argument("--no-attention-mask", action="store_true",
                    help="two-path ablation: the perception path ignores the attention map")
     m.add_argument("--twopath-extractor", choices=TWOPATH_EXTRACTORS, default="pointwise_depthwise",
                    help="two-path extractors: 1x1 conv+BN+ReLU then 3x3 depthwise+BN+ReLU (default), the 1x1 part "
-                        "only, or a bare 1x1 conv")
+                        "only, a bare 1x1 conv, or a bare 1x1 conv that starts as the identity on the backbone's "
+                        "channels (linear_identity)")
     m.add_argument("--twopath-detach-maps", action="store_true",
                    help="two-path: the mask head reads the class maps with their gradient stopped, so the perception "
                         "path's loss does not shape the deployed maps")
@@ -242,9 +246,7 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         return {"grid_sizes": list(args.has_grid_sizes)}
     if args.method == "wtl":
         patch = args.wtl_patch if args.wtl_patch == "mixed" else int(args.wtl_patch)
-        # linear_identity keeps the backbone's channels: no agg_channels to record (WhereToLook refuses one)
-        channels = ({} if args.wtl_aggregation == "linear_identity" and args.wtl_agg_channels is None
-                    else {"agg_channels": args.wtl_agg_channels or WTL_AGG_CHANNELS})
+        channels = recorded_channels("agg_channels", args.wtl_aggregation, args.wtl_agg_channels, WTL_AGG_CHANNELS)
         return {"patch": patch, "beta": args.wtl_beta, **channels,
                 "beta_warmup_epochs": args.wtl_beta_warmup, "fuse_reduction": args.wtl_fuse_reduction,
                 "fuse_map": args.wtl_fuse_map, "aggregation": args.wtl_aggregation,
@@ -260,7 +262,8 @@ def method_kwargs(args: argparse.Namespace) -> dict:
                 **({"lambda_ca": args.icl_loss_weights[0], "lambda_fc": args.icl_loss_weights[1]}
                    if list(args.icl_loss_weights) != [1.0, 1.0] else {})}
     if args.method == "twopath":
-        return {"channels": args.twopath_channels, "share_extractor": args.share_extractor,
+        channels = recorded_channels("channels", args.twopath_extractor, args.twopath_channels, TWOPATH_CHANNELS)
+        return {**channels, "share_extractor": args.share_extractor,
                 "use_mask": not args.no_attention_mask, "extractor_kind": args.twopath_extractor,
                 # only when given, so the runs without it keep the method_kwargs their records already hold
                 **({"detach_maps": True} if args.twopath_detach_maps else {}),

@@ -33,6 +33,13 @@ On cub50, mostly: the bare 1x1 extractors at this rate bring two-path level with
 / +2.02 MaxBoxAccV2 with seeds 0 / 1 / 2 (seed 1 a tie, on an H100 too), where at 10x they trail it
 by 2.74 / 3.94 / 1.97; benchmarks/METHODS.md "Two-path ablation"). Off by default, so every
 committed two-path row reproduces from its flags.
+
+``extractor_kind="linear_identity"`` (a project variant, with or without ``slow_extractors``): each
+extractor a bare 1x1 conv on the backbone's C channels that starts as the identity (``channels`` does
+not apply), so a fresh attention path is a CAM of the backbone's features, (W_a + W_p) F, and the
+perception path reads F itself (wsol_edge/methods/identity_head.py). Why: the bare 1x1 extractors at the
+backbone's rate start as random 256-channel projections and hardly move from them; this asks whether
+starting from CAM's own head instead is what the tie with CAM at seed 1 lacks.
 """
 from __future__ import annotations
 
@@ -41,12 +48,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.cam import all_class_cams, class_cams
+from .identity_head import head_channels, identity_conv
 
 
-EXTRACTORS = ("pointwise_depthwise", "pointwise", "linear")
+EXTRACTORS = ("pointwise_depthwise", "pointwise", "linear", "linear_identity")
+DEFAULT_CHANNELS = 256
 
 
 def extractor(cin: int, cout: int, kind: str = "pointwise_depthwise") -> nn.Sequential:
+    if kind == "linear_identity":
+        if cout != cin:
+            raise ValueError(f"the linear_identity extractor keeps the backbone's {cin} channels, not {cout}")
+        return nn.Sequential(identity_conv(cin, bias=False))
     if kind == "linear":
         return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False))
     layers = [nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -61,11 +74,12 @@ def extractor(cin: int, cout: int, kind: str = "pointwise_depthwise") -> nn.Sequ
 class TwoPath(nn.Module):
     method = "twopath"
 
-    def __init__(self, backbone: nn.Module, num_classes: int, channels: int = 256, share_extractor: bool = False,
+    def __init__(self, backbone: nn.Module, num_classes: int, channels: int | None = None, share_extractor: bool = False,
                  use_mask: bool = True, extractor_kind: str = "pointwise_depthwise", detach_maps: bool = False,
                  slow_extractors: bool = False):
         super().__init__()
         c = backbone.out_channels
+        channels = head_channels(extractor_kind, channels, DEFAULT_CHANNELS, c, "channels (--twopath-channels)")
         self.backbone = backbone
         self.extract_perception = extractor(c, channels, extractor_kind)
         self.extract_attention = None if share_extractor else extractor(c, channels, extractor_kind)

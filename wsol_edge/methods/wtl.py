@@ -73,6 +73,7 @@ from torch import nn
 
 from ..models.cam import CamModel
 from .hiding import WTL_PATCH_SIZES, hide, patch_grid_mask
+from .identity_head import head_channels, identity_conv
 
 
 def complementary_masks(batch: int, height: int, width: int, patch: int | str, p: float = 0.5,
@@ -139,11 +140,7 @@ def aggregation_conv(cin: int, cout: int, kind: str = "conv3x3") -> nn.Sequentia
     if kind == "linear_identity":
         if cout != cin:
             raise ValueError(f"the linear_identity aggregation keeps the backbone's {cin} channels, not {cout}")
-        conv = nn.Conv2d(cin, cin, 1)
-        with torch.no_grad():  # F^c + F^s = 2F at the start (delta = alpha = 0): conv(2F) = F
-            conv.weight.copy_(0.5 * torch.eye(cin)[:, :, None, None])
-            conv.bias.zero_()
-        return nn.Sequential(conv)
+        return nn.Sequential(identity_conv(cin, 0.5))  # F^c + F^s = 2F at the start (delta = alpha = 0): conv(2F) = F
     if kind == "conv3x3":
         return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
     if kind == "conv1x1":
@@ -191,10 +188,7 @@ class WhereToLook(nn.Module):
         self.caam = CAAM() if use_caam else None
         self.ssam_x = SSAM(c) if use_ssam else None
         self.ssam_xt = SSAM(c) if use_ssam else None
-        if aggregation == "linear_identity" and agg_channels not in (None, c):
-            raise ValueError(f"the linear_identity aggregation keeps the backbone's {c} channels: leave agg_channels "
-                             f"(--wtl-agg-channels) unset, not {agg_channels}")
-        agg_channels = c if aggregation == "linear_identity" else (agg_channels or DEFAULT_AGG_CHANNELS)
+        agg_channels = head_channels(aggregation, agg_channels, DEFAULT_AGG_CHANNELS, c, "agg_channels (--wtl-agg-channels)")
         self.agg = aggregation_conv(c, agg_channels, aggregation)
         self.slow_aggregation = slow_aggregation
         self.cls_x = nn.Linear(agg_channels, num_classes)
