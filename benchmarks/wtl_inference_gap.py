@@ -3,7 +3,10 @@ the backbone features F they are added to in training (inference feeds the aggre
 
 CAAM's Y_x = Q_x^T F_x~ with Q_x row-softmaxed (the paper's eq. 4/6), so a channel that many rows
 attend to collects a column sum of Q far above 1. Reported on train images with the training
-augmentation and one complementary hiding draw, per checkpoint.
+augmentation and one complementary hiding draw, per checkpoint. What the classifier makes of it:
+classifier X's top-1 accuracy on the same hidden views with the features it trained on, conv(F^c + F^s),
+and with the attention terms dropped, conv(2F), as the served graph computes them; and the served
+model's on the whole (augmented) images.
 ``python -m benchmarks.wtl_inference_gap --checkpoints runs/methods/main/wtl/checkpoint.pt --data-root ../shared/data/cub50 --output benchmarks/results/cub50_wtl_inference_gap.json``"""
 from __future__ import annotations
 
@@ -42,10 +45,19 @@ def main(argv: list[str] | None = None) -> int:
         model.eval()
         data = TrainDataset(samples, model.mean, model.std, 256, 224, args.seed, False)
         step = max(1, len(data) // args.num_images)
-        images = torch.stack([data[i][0] for i in range(0, step * args.num_images, step)])
+        picked = [data[i] for i in range(0, step * args.num_images, step)]
+        images, labels = torch.stack([im for im, _ in picked]), torch.tensor([y for _, y in picked])
+
+        def top1(features) -> float:
+            return 100.0 * float((model.cls_x(features.mean((2, 3))).argmax(1) == labels).float().mean())
+
         with torch.no_grad():
             fx, fxt = model.hidden_features(images, torch.Generator().manual_seed(args.seed))
             row = {**checkpoint_provenance(path, state), "features_rms": rms(fx), "features_max": float(fx.abs().max())}
+            row.update(hidden_view_top1_trained_features=top1(model.branch_features(fx, fxt)[0]),
+                       hidden_view_top1_served_features=top1(model.agg(fx + fx)),
+                       whole_image_top1_served=100.0 * float((model.inference_model()(images)[0].argmax(1) == labels)
+                                                             .float().mean()))
             if model.caam is not None:
                 x, xt = fx.flatten(2), fxt.flatten(2)
                 qx, _ = model.caam.attention(x, xt)

@@ -821,3 +821,37 @@ def test_gpu_rows_split_inference_into_copies_and_model_and_reports_keep_one_set
     assert list(records[1]["stages_ms"]) == ["decode", "preprocess", "inference", "postprocess"]
     rows = speed_rows(records)
     assert list(rows[0]) == list(rows[1]) and rows[1]["h2d_ms"] == "" and rows[0]["h2d_ms"] == 0.5
+
+
+def test_wtl_inference_gap_reports_the_classifiers_accuracy_with_and_without_the_attention_terms(tmp_path):
+    """With delta = alpha = 0 (a run at learning rate 0) the features classifier X trained on and the
+    ones the served graph computes are the same, so both hidden-view accuracies agree; the whole-image
+    figure is the served model's top-1 on the same images."""
+    import torch
+    from test_data import make_cub
+
+    from benchmarks import wtl_inference_gap
+    from wsol_edge import train
+    from wsol_edge.data import open_dataset
+    from wsol_edge.data.torch_dataset import TrainDataset
+    from wsol_edge.modelio import load_wrapper
+
+    data, run = tmp_path / "cub", tmp_path / "run"
+    make_cub(data, n=8)
+    assert train.main(["--dataset", "cub", "--data-root", str(data), "--method", "wtl", "--wtl-aggregation",
+                       "linear_identity", "--epochs", "1", "--batch-size", "4", "--input-size", "64", "--resize", "72",
+                       "--lr", "0", "--no-pretrained", "--threshold-images", "0", "--out", str(run),
+                       "--no-progress"]) == 0
+    out = tmp_path / "gap.json"
+    assert wtl_inference_gap.main(["--checkpoints", str(run / "checkpoint.pt"), "--data-root", str(data),
+                                   "--num-images", "4", "--output", str(out)]) == 0
+    row = json.loads(out.read_text())["checkpoints"][0]
+    assert row["delta_x"] == 0 and row["alpha_x"] == 0 and row["caam_delta_y_rms"] == 0
+    assert row["hidden_view_top1_trained_features"] == row["hidden_view_top1_served_features"]
+    model, _, _ = load_wrapper(run / "checkpoint.pt")
+    model.eval()
+    train_data = TrainDataset(open_dataset("cub", str(data), "train"), model.mean, model.std, 256, 224, 0, False)
+    images, labels = zip(*(train_data[i] for i in range(4)))
+    with torch.no_grad():
+        predicted = model.inference_model()(torch.stack(images))[0].argmax(1)
+    assert row["whole_image_top1_served"] == 100.0 * float((predicted == torch.tensor(labels)).float().mean())
