@@ -41,6 +41,9 @@ plain CAM. Why: the 512-channel convs start as a random projection of the backbo
 the classifiers must learn through; at the backbone's rate (``slow_aggregation``) it hardly moves
 from there, and that row's classifier fits its hidden training images more slowly than HaS's,
 whose head reads the backbone directly (70.7% against 79.4% training accuracy in the 12th epoch).
+On cub50 (12 epochs, seed 0, at the backbone's rate) it fits as fast as HaS but localises worse: 61.27
+MaxBoxAccV2, 3.00 behind CAM beyond noise (benchmarks/METHODS.md, "Longer schedule", its Where-to-Look
+rows); off by default.
 
 ``slow_aggregation=True`` (a project variant) trains the aggregation conv at the backbone's rate
 (``--lr``) instead of the new head's (``--lr x --head-lr-mult``); the classifiers stay at the
