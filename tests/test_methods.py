@@ -208,7 +208,7 @@ def test_wtl_linear_identity_refuses_other_channel_counts():
         WhereToLook(create_backbone("efficientnet_lite0", pretrained=False), 5, agg_channels=512,
                     aggregation="linear_identity")
     from wsol_edge.methods.wtl import aggregation_conv
-    with pytest.raises(ValueError, match="keeps the backbone's 8 channels, not 4"):
+    with pytest.raises(ValueError, match="linear_identity aggregation keeps the backbone's 8 channels, not 4"):
         aggregation_conv(8, 4, "linear_identity")
     assert WhereToLook(create_backbone("efficientnet_lite0", pretrained=False), 5).cls_x.in_features == 512  # the default
 
@@ -507,7 +507,7 @@ def test_twopath_linear_identity_starts_as_cam_on_the_backbones_features(share):
     with pytest.raises(ValueError, match="keeps the backbone's 1280 channels: leave channels"):
         TwoPath(create_backbone("efficientnet_lite0", pretrained=False), 4, channels=256, extractor_kind="linear_identity")
     from wsol_edge.methods.twopath import extractor
-    with pytest.raises(ValueError, match="keeps the backbone's 8 channels, not 4"):
+    with pytest.raises(ValueError, match="linear_identity extractor keeps the backbone's 8 channels, not 4"):
         extractor(8, 4, "linear_identity")
 
 

@@ -11,11 +11,14 @@ import torch
 from torch import nn
 
 
-def identity_conv(channels: int, scale: float = 1.0, bias: bool = True) -> nn.Conv2d:
-    """A 1x1 conv from ``channels`` to ``channels`` with weight ``scale`` x I (and zero bias)."""
-    conv = nn.Conv2d(channels, channels, 1, bias=bias)
+def identity_conv(cin: int, cout: int, what: str, scale: float = 1.0, bias: bool = True) -> nn.Conv2d:
+    """A 1x1 conv on ``cin`` channels with weight ``scale`` x I (and zero bias); another ``cout`` is
+    refused, naming the layer (``what``)."""
+    if cout != cin:
+        raise ValueError(f"the linear_identity {what} keeps the backbone's {cin} channels, not {cout}")
+    conv = nn.Conv2d(cin, cin, 1, bias=bias)
     with torch.no_grad():
-        conv.weight.copy_(scale * torch.eye(channels)[:, :, None, None])
+        conv.weight.copy_(scale * torch.eye(cin)[:, :, None, None])
         if bias:
             conv.bias.zero_()
     return conv

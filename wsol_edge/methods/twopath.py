@@ -60,9 +60,7 @@ DEFAULT_CHANNELS = 256
 
 def extractor(cin: int, cout: int, kind: str = "pointwise_depthwise") -> nn.Sequential:
     if kind == "linear_identity":
-        if cout != cin:
-            raise ValueError(f"the linear_identity extractor keeps the backbone's {cin} channels, not {cout}")
-        return nn.Sequential(identity_conv(cin, bias=False))
+        return nn.Sequential(identity_conv(cin, cout, "extractor", bias=False))
     if kind == "linear":
         return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False))
     layers = [nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]

@@ -141,9 +141,7 @@ DEFAULT_AGG_CHANNELS = 512
 def aggregation_conv(cin: int, cout: int, kind: str = "conv3x3") -> nn.Sequential:
     """F^t = conv(F^c + F^s); its first layer is the conv (inference doubles its weight)."""
     if kind == "linear_identity":
-        if cout != cin:
-            raise ValueError(f"the linear_identity aggregation keeps the backbone's {cin} channels, not {cout}")
-        return nn.Sequential(identity_conv(cin, 0.5))  # F^c + F^s = 2F at the start (delta = alpha = 0): conv(2F) = F
+        return nn.Sequential(identity_conv(cin, cout, "aggregation", 0.5))  # F^c + F^s = 2F at the start (delta = alpha = 0): conv(2F) = F
     if kind == "conv3x3":
         return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
     if kind == "conv1x1":
