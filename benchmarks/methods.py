@@ -83,6 +83,9 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # of two new matrices; at the head's 10x rate both move fast at once, a CAM's one does not).
         "two_extractors+reweight_linear_slow_extractors": ["--method", "twopath", "--twopath-extractor", "linear",
                                                            "--twopath-slow-extractors"],
+        # The specified extractors (1x1 conv+BN+ReLU, 3x3 depthwise+BN+ReLU) at the backbone's rate: the rate
+        # change alone, without the bare 1x1 conv that was chosen on seed 1's test results.
+        "two_extractors+reweight_slow_extractors": ["--method", "twopath", "--twopath-slow-extractors"],
         # The same extractors on the backbone's 1280 channels, each starting as the identity (a fresh attention
         # path is then a CAM of the backbone's features) instead of a random 256-channel projection.
         "two_extractors+reweight_linear_identity_slow_extractors": ["--method", "twopath", "--twopath-extractor",

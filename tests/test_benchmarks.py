@@ -112,6 +112,7 @@ def test_methods_tables_build_the_models_their_flags_name():
     assert kw["two_extractors+reweight_linear_640"] == {**kw["two_extractors+reweight_linear"], "channels": 640}
     assert kw["two_extractors+reweight_linear_slow_extractors"] == {**kw["two_extractors+reweight_linear"],
                                                                     "slow_extractors": True}
+    assert kw["two_extractors+reweight_slow_extractors"] == {**kw["two_extractors+reweight"], "slow_extractors": True}
     identity = {k: v for k, v in kw["two_extractors+reweight_linear_slow_extractors"].items() if k != "channels"}
     assert kw["two_extractors+reweight_linear_identity_slow_extractors"] == {**identity,
                                                                              "extractor_kind": "linear_identity"}

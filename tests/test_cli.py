@@ -153,13 +153,18 @@ def test_where_to_look_slow_aggregation_moves_only_the_aggregation_conv(aggregat
     assert {n.split(".")[0] for n in slow_head} == {"ssam_x", "ssam_xt", "cls_x", "cls_xt"}
 
 
-@pytest.mark.parametrize("share, kind", [(False, "linear"), (True, "linear"), (False, "linear_identity")])
+@pytest.mark.parametrize("share, kind", [(False, "linear"), (True, "linear"), (False, "linear_identity"),
+                                         (False, "pointwise_depthwise")])
 def test_twopath_slow_extractors_train_at_the_backbones_rate_and_only_they_move(share, kind):
-    """--twopath-slow-extractors moves exactly the extractors (both, or the shared one) to the body
-    group; without it they sit with the head, as every other new two-path layer does."""
+    """--twopath-slow-extractors moves exactly the extractors (both, or the shared one; the specified
+    extractor with its BatchNorms) to the body group; without it they sit with the head, as every
+    other new two-path layer does."""
     kw = {"share_extractor": share, "extractor_kind": kind, **({} if kind == "linear_identity" else {"channels": 16})}
     groups = {slow: new_parameters_by_rate("twopath", {**kw, "slow_extractors": slow}) for slow in (False, True)}
-    extractors = {"extract_perception.0.weight"} | (set() if share else {"extract_attention.0.weight"})
+    layers = (["0.weight", "1.weight", "1.bias", "3.weight", "4.weight", "4.bias"] if kind == "pointwise_depthwise"
+              else ["0.weight"])
+    extractors = {f"{e}.{p}" for e in ("extract_perception",) + (() if share else ("extract_attention",))
+                  for p in layers}
     assert groups[False][0] == set() and extractors <= groups[False][1]
     assert groups[True][0] == extractors and groups[True][1] == groups[False][1] - extractors
     assert {n.split(".")[0] for n in groups[True][1]} == {"att_classifier", "att_to_mask", "classifier"}
