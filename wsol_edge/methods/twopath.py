@@ -31,7 +31,8 @@ W_att E(F), a product of two new matrices, and at the head's rate both move fast
 CAM's single classifier does not (the question: is that what keeps two-path's maps behind CAM's?
 On cub50, mostly: the bare 1x1 extractors at this rate bring two-path level with CAM, +0.74 / +0.07
 / +2.02 MaxBoxAccV2 with seeds 0 / 1 / 2 (seed 1 a tie, on an H100 too), where at 10x they trail it
-by 2.74 / 3.94 / 1.97; benchmarks/METHODS.md "Two-path ablation"). Off by default, so every
+by 2.74 / 3.94 / 1.97; the specified extractors at this rate stay 7.63 behind, seed 0:
+benchmarks/METHODS.md "Two-path ablation"). Off by default, so every
 committed two-path row reproduces from its flags.
 
 ``extractor_kind="linear_identity"`` (a project variant, with or without ``slow_extractors``): each
