@@ -237,10 +237,10 @@ def train_and_evaluate(name: str, flags: list[str], args, run_dir: Path) -> dict
     device = ["--device", args.device, "--workers", str(args.workers)]
     seed = ["--seed", str(args.seed)] if args.seed is not None else []
     backbone = ["--backbone", args.backbone] if args.backbone else []
-    stride = ["--output-stride", str(args.output_stride)] if args.output_stride else []
-    stride += ["--dilated"] if args.dilated else []
+    feature_map = ["--output-stride", str(args.output_stride)] if args.output_stride else []
+    feature_map += ["--dilated"] if args.dilated else []
     run([sys.executable, "-m", "wsol_edge.train", "--config", args.config, "--data-root", args.data_root,
-         *flags, "--epochs", str(args.epochs), *seed, *backbone, *stride, "--out", str(run_dir), "--no-progress",
+         *flags, "--epochs", str(args.epochs), *seed, *backbone, *feature_map, "--out", str(run_dir), "--no-progress",
          *threads, *device, "--precise-bn", str(args.precise_bn), *(["--resume"] if ckpt.exists() else [])])
     suffix = split_suffix(args.split)
     result = run_dir / f"eval{suffix}.json"
