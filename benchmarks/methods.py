@@ -273,8 +273,49 @@ def markdown(records: list[dict]) -> str:
                             "Train time (min)": f"{r['train_seconds'] / 60:.1f}"} for r in records])
 
 
-def merge(path: Path, new: list[dict], order: list[str]) -> list[dict]:
-    old = json.loads(path.read_text())["records"] if path.exists() else []
+def cpu_of(record: dict) -> str:
+    """The CPU a row was trained on, with the level its PyTorch kernels dispatch at when recorded."""
+    info = record.get("machine") or {}
+    capability = info.get("cpu_capability")
+    return f"{info.get('cpu', 'unknown CPU')}" + (f", {capability}" if capability else "")
+
+
+def other_cpu(a: dict, b: dict) -> bool:
+    """Were two rows trained on CPUs known to differ (by name, or by dispatch level where both record it)?"""
+    ma, mb = a.get("machine") or {}, b.get("machine") or {}
+    if ma.get("cpu") != mb.get("cpu"):
+        return True
+    return None not in (ma.get("cpu_capability"), mb.get("cpu_capability")) and ma["cpu_capability"] != mb["cpu_capability"]
+
+
+def row_back(old: dict | None, new: dict) -> str:
+    """One line: did this run give back the row it replaces (the issue's check of the table)?
+
+    The same weights (SHA-256 of the state dict) settle it; rows written before records carried
+    that hash are compared by their metrics. Another CPU is named, since the same seed trains to
+    other weights where PyTorch's kernels dispatch at another level (METHODS.md, "Reproducibility
+    across machines"): there a row comes back within the test sample's noise, not to the digit."""
+    name = new["variant"]
+    if old is None:
+        return f"{name}: a new row (none to compare with)"
+    same_weights = old.get("weights_sha256") is not None and old.get("weights_sha256") == new.get("weights_sha256")
+    moved = [(h, old["metrics"][k], new["metrics"][k]) for k, h in COLUMNS if old["metrics"][k] != new["metrics"][k]]
+    if not moved:
+        how = ("the same weights" if same_weights else "the same metrics (the old row has no weights hash)"
+               if old.get("weights_sha256") is None else "the same metrics (other weights)")
+        return f"{name}: the row came back: {how}"
+    line = f"{name}: the row differs from the one it replaces: " + ", ".join(
+        f"{h} {a:.2f} -> {b:.2f} ({b - a:+.2f})" for h, a, b in moved)
+    if same_weights:
+        line += "; the weights are the same, so the scoring changed"
+    elif other_cpu(old, new):
+        line += (f"; that row was trained on {cpu_of(old)} (commit {str(old.get('commit', '?'))[:8]}), this one on "
+                 f"{cpu_of(new)}: another CPU trains the same seed to other weights (benchmarks/METHODS.md, "
+                 "\"Reproducibility across machines\")")
+    return line
+
+
+def merge(old: list[dict], new: list[dict], order: list[str]) -> list[dict]:
     by_name = {r["variant"]: r for r in old}
     by_name.update({r["variant"]: r for r in new})
     return sorted(by_name.values(), key=lambda r: order.index(r["variant"]) if r["variant"] in order else len(order))
@@ -308,7 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         record["table_command"] = command_line("benchmarks.methods", argv)
         if (args.table, name) in NOTES:
             record["note"] = NOTES[(args.table, name)]
-        records = merge(out, [record], list(table))
+        old = json.loads(out.read_text())["records"] if out.exists() else []
+        print(row_back(next((r for r in old if r["variant"] == name), None), record), file=sys.stderr, flush=True)
+        records = merge(old, [record], list(table))
         atomic_write_json(out, {"records": records, "table_markdown": markdown(records)})
         print(markdown(records))
     return 0

@@ -61,23 +61,46 @@ def test_missing_images_folder(tiny_onnx, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_methods_table_rerun_of_one_row_replaces_only_that_row(tmp_path):
-    import json
+def _method_row(name, v, sha=None, machine=None):
+    return {"variant": name, "train_seconds": 60.0, "weights_sha256": sha, "commit": "0123456789abcdef",
+            "machine": machine or {"cpu": "AMD EPYC"},
+            "metrics": {"top1_cls": v, "top1_loc": v, "gt_known_loc": v, "max_box_acc_v2": v}}
 
+
+def test_methods_table_rerun_of_one_row_replaces_only_that_row():
     from benchmarks.methods import TABLES, markdown, merge
 
-    def rec(name, v):
-        return {"variant": name, "train_seconds": 60.0,
-                "metrics": {"top1_cls": v, "top1_loc": v, "gt_known_loc": v, "max_box_acc_v2": v}}
-
-    out = tmp_path / "t.json"
     order = list(TABLES["main"])
-    rows = merge(out, [rec("wtl", 1.0), rec("cam", 2.0)], order)
+    rows = merge([], [_method_row("wtl", 1.0), _method_row("cam", 2.0)], order)
     assert [r["variant"] for r in rows] == ["cam", "wtl"]  # table order, not arrival order
-    out.write_text(json.dumps({"records": rows}))
-    rows = merge(out, [rec("wtl", 3.0)], order)
+    rows = merge(rows, [_method_row("wtl", 3.0)], order)
     assert [(r["variant"], r["metrics"]["top1_cls"]) for r in rows] == [("cam", 2.0), ("wtl", 3.0)]
     assert "| wtl | 3.00 | 3.00 | 3.00 | 3.00 | 1.0 |" in markdown(rows)
+
+
+def test_methods_rerun_says_whether_the_row_came_back():
+    from benchmarks.methods import row_back
+
+    epyc = {"cpu": "AMD EPYC", "cpu_capability": "AVX2"}
+    xeon = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_capability": "AVX512"}
+    assert row_back(None, _method_row("has", 1.0)) == "has: a new row (none to compare with)"
+    assert row_back(_method_row("has", 1.0, "ab", epyc), _method_row("has", 1.0, "ab", epyc)) \
+        == "has: the row came back: the same weights"
+    # Rows written before records carried the weights' hash are compared by their metrics.
+    assert row_back(_method_row("has", 1.0), _method_row("has", 1.0, "ab")).endswith("the same metrics (the old row has no weights hash)")
+    assert row_back(_method_row("has", 1.0, "ab"), _method_row("has", 1.0, "cd")).endswith("the same metrics (other weights)")
+    line = row_back(_method_row("has", 64.48, "ab", epyc), _method_row("has", 64.27, "cd", xeon))
+    assert line.startswith("has: the row differs from the one it replaces: Top-1 Cls 64.48 -> 64.27 (-0.21)")
+    assert "MaxBoxAccV2 64.48 -> 64.27 (-0.21)" in line
+    assert "trained on AMD EPYC, AVX2 (commit 01234567), this one on Intel(R) Xeon(R) Processor, AVX512" in line
+    rescored = _method_row("has", 1.0, "ab", epyc)
+    rescored["metrics"]["max_box_acc_v2"] = 1.5
+    assert row_back(_method_row("has", 1.0, "ab", epyc), rescored) == (
+        "has: the row differs from the one it replaces: MaxBoxAccV2 1.00 -> 1.50 (+0.50); "
+        "the weights are the same, so the scoring changed")
+    # The same CPU, with or without a recorded dispatch level, is not blamed for a difference.
+    same_cpu = row_back(_method_row("has", 64.48, "ab"), _method_row("has", 64.27, "cd", epyc))
+    assert "MaxBoxAccV2 64.48 -> 64.27" in same_cpu and "trained on" not in same_cpu
 
 
 def test_methods_command_refuses_unknown_rows_and_missing_data(tmp_path, capsys):
