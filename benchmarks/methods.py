@@ -309,7 +309,7 @@ def row_back(old: dict | None, new: dict) -> str:
     if same_weights:
         line += "; the weights are the same, so the scoring changed"
     elif other_cpu(old, new):
-        line += (f"; that row was trained on {cpu_of(old)} (commit {str(old.get('commit', '?'))[:8]}), this one on "
+        line += (f"; that row was trained on {cpu_of(old)} (scored at commit {str(old.get('commit', '?'))[:8]}), this one on "
                  f"{cpu_of(new)}: another CPU trains the same seed to other weights (benchmarks/METHODS.md, "
                  "\"Reproducibility across machines\")")
     return line

@@ -92,7 +92,7 @@ def test_methods_rerun_says_whether_the_row_came_back():
     line = row_back(_method_row("has", 64.48, "ab", epyc), _method_row("has", 64.27, "cd", xeon))
     assert line.startswith("has: the row differs from the one it replaces: Top-1 Cls 64.48 -> 64.27 (-0.21)")
     assert "MaxBoxAccV2 64.48 -> 64.27 (-0.21)" in line
-    assert "trained on AMD EPYC, AVX2 (commit 01234567), this one on Intel(R) Xeon(R) Processor, AVX512" in line
+    assert "trained on AMD EPYC, AVX2 (scored at commit 01234567), this one on Intel(R) Xeon(R) Processor, AVX512" in line
     rescored = _method_row("has", 1.0, "ab", epyc)
     rescored["metrics"]["max_box_acc_v2"] = 1.5
     assert row_back(_method_row("has", 1.0, "ab", epyc), rescored) == (
