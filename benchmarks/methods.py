@@ -3,7 +3,8 @@
 ``python -m benchmarks.methods --table main`` trains every method (``--only has`` for one) from
 ``configs/cub50_cam_lite0.yaml`` with ``--epochs`` overridden, evaluates each on the test split
 (wsoleval protocol, GT-class CAM) and merges its row into ``--output``: rerunning one method
-replaces that row and keeps the others. ``--table wtl_ablation`` runs the Where-to-Look ablation,
+replaces that row and keeps the others, and says whether the row it replaced came back
+(``row_back``). ``--table wtl_ablation`` runs the Where-to-Look ablation,
 ``--table twopath_ablation`` the two-path one, ``--table icl_ablation`` ICL's, ``--table sat_ablation``
 SAT-hybrid's.
 
