@@ -302,9 +302,10 @@ def row_back(old: dict | None, new: dict) -> str:
     same_weights = old.get("weights_sha256") is not None and old.get("weights_sha256") == new.get("weights_sha256")
     moved = [(h, old["metrics"][k], new["metrics"][k]) for k, h in COLUMNS if old["metrics"][k] != new["metrics"][k]]
     if not moved:
-        how = ("the same weights" if same_weights else "the same metrics (the old row has no weights hash)"
-               if old.get("weights_sha256") is None else "the same metrics (other weights)")
-        return f"{name}: the row came back: {how}"
+        if same_weights:
+            return f"{name}: the row came back: the same weights"
+        why = "the old row has no weights hash" if old.get("weights_sha256") is None else "other weights"
+        return f"{name}: the row came back: the same metrics ({why})"
     line = f"{name}: the row differs from the one it replaces: " + ", ".join(
         f"{h} {a:.2f} -> {b:.2f} ({b - a:+.2f})" for h, a, b in moved)
     if same_weights:
