@@ -48,16 +48,18 @@ def main(argv: list[str] | None = None) -> int:
         picked = [data[i] for i in range(0, step * args.num_images, step)]
         images, labels = torch.stack([im for im, _ in picked]), torch.tensor([y for _, y in picked])
 
-        def top1(features) -> float:
-            return 100.0 * float((model.cls_x(features.mean((2, 3))).argmax(1) == labels).float().mean())
+        def top1(logits) -> float:
+            return 100.0 * float((logits.argmax(1) == labels).float().mean())
+
+        def hidden_view_top1(features) -> float:  # classifier X on pooled features, as in training
+            return top1(model.cls_x(features.mean((2, 3))))
 
         with torch.no_grad():
             fx, fxt = model.hidden_features(images, torch.Generator().manual_seed(args.seed))
             row = {**checkpoint_provenance(path, state), "features_rms": rms(fx), "features_max": float(fx.abs().max())}
-            row.update(hidden_view_top1_trained_features=top1(model.branch_features(fx, fxt)[0]),
-                       hidden_view_top1_served_features=top1(model.agg(fx + fx)),
-                       whole_image_top1_served=100.0 * float((model.inference_model()(images)[0].argmax(1) == labels)
-                                                             .float().mean()))
+            row.update(hidden_view_top1_trained_features=hidden_view_top1(model.branch_features(fx, fxt)[0]),
+                       hidden_view_top1_served_features=hidden_view_top1(model.agg(fx + fx)),
+                       whole_image_top1_served=top1(model.inference_model()(images)[0]))
             if model.caam is not None:
                 x, xt = fx.flatten(2), fxt.flatten(2)
                 qx, _ = model.caam.attention(x, xt)
