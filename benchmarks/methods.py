@@ -278,15 +278,14 @@ def cpu_of(record: dict) -> str:
     """The CPU a row was trained on, with the level its PyTorch kernels dispatch at when recorded."""
     info = record.get("machine") or {}
     capability = info.get("cpu_capability")
-    return f"{info.get('cpu', 'unknown CPU')}" + (f", {capability}" if capability else "")
+    return info.get("cpu", "unknown CPU") + (f", {capability}" if capability else "")
 
 
 def other_cpu(a: dict, b: dict) -> bool:
     """Were two rows trained on CPUs known to differ (by name, or by dispatch level where both record it)?"""
     ma, mb = a.get("machine") or {}, b.get("machine") or {}
-    if ma.get("cpu") != mb.get("cpu"):
-        return True
-    return None not in (ma.get("cpu_capability"), mb.get("cpu_capability")) and ma["cpu_capability"] != mb["cpu_capability"]
+    ca, cb = ma.get("cpu_capability"), mb.get("cpu_capability")
+    return ma.get("cpu") != mb.get("cpu") or (ca is not None and cb is not None and ca != cb)
 
 
 def row_back(old: dict | None, new: dict) -> str:
@@ -317,6 +316,21 @@ def row_back(old: dict | None, new: dict) -> str:
     return line
 
 
+def existing_rows(path: Path) -> list[dict]:
+    """The rows already in a table's file, none if it does not exist yet. Read again before each write,
+    so that rows another run of the command wrote meanwhile are kept."""
+    if not path.exists():
+        return []
+    try:
+        rows = json.loads(path.read_text())["records"]
+        if not all(isinstance(r, dict) and "variant" in r for r in rows):
+            raise ValueError("a record without a variant")
+        return rows
+    except (ValueError, KeyError, TypeError) as exc:
+        detail = f"no {exc} key" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"{path} is not a table this command writes ({detail})") from exc
+
+
 def merge(old: list[dict], new: list[dict], order: list[str]) -> list[dict]:
     by_name = {r["variant"]: r for r in old}
     by_name.update({r["variant"]: r for r in new})
@@ -341,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     stem = "cub50_methods" if args.table == "main" else f"cub50_{args.table}"
     default_out = f"{stem}{split_suffix(args.split)}.json"
     out = Path(args.output or Path("benchmarks/results") / default_out)
+    try:
+        existing_rows(out)  # before any training: a file the rows cannot be merged into would lose them
+    except ValueError as exc:
+        print(f"error: {exc}; give another --output", file=sys.stderr)
+        return 2
     for name in names:
         try:
             run_table, run_name = SAME_RUN.get((args.table, name), (args.table, name))
@@ -351,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         record["table_command"] = command_line("benchmarks.methods", argv)
         if (args.table, name) in NOTES:
             record["note"] = NOTES[(args.table, name)]
-        old = json.loads(out.read_text())["records"] if out.exists() else []
+        old = existing_rows(out)
         print(row_back(next((r for r in old if r["variant"] == name), None), record), file=sys.stderr, flush=True)
         records = merge(old, [record], list(table))
         atomic_write_json(out, {"records": records, "table_markdown": markdown(records)})

@@ -110,6 +110,15 @@ def test_methods_command_refuses_unknown_rows_and_missing_data(tmp_path, capsys)
     assert "unknown row" in capsys.readouterr().err
     assert main(["--only", "cam", "--data-root", str(tmp_path / "absent")]) == 2
     assert "not found" in capsys.readouterr().err
+    # A file the rows cannot be merged into is refused before anything trains, in one line.
+    for text in ("{not json", '{"rows": []}', '{"records": [{"metrics": {}}]}'):
+        bad = tmp_path / "table.json"
+        bad.write_text(text)
+        assert main(["--only", "cam", "--data-root", str(tmp_path), "--runs", str(tmp_path / "runs"),
+                     "--output", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {bad} is not a table this command writes") and err.count("\n") == 1
+        assert not (tmp_path / "runs").exists() and bad.read_text() == text
 
 
 def test_methods_tables_build_the_models_their_flags_name():
