@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_args(o, "threshold-", split="train", required=False)
     o.add_argument("--threshold-images", type=positive_int, default=200)
     o.add_argument("--with-all-cams", action="store_true", help="add cams_all[B,K,h,w] (for evaluation)")
-    o.add_argument("--input-size", type=positive_int)
+    o.add_argument("--input-size", type=positive_int,
+                   help="the image size served (default: the trained size; another one only with the trained size "
+                        "among --tta-sizes, the image resized to it inside the graph)")
     o.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="flip: test-time augmentation in the graph (the mirror is a second pass, averaged; "
                         "twice the compute)")
@@ -184,7 +186,8 @@ def run(args, argv) -> int:
         onnx_backend = load_backend(args.onnx)
         # the checkpoint served as the graph was exported: with its test-time augmentation, if any
         torch_backend = load_backend(args.checkpoint, tta=onnx_backend.meta.get("tta"),
-                                     tta_sizes=onnx_backend.meta.get("tta_sizes"))
+                                     tta_sizes=onnx_backend.meta.get("tta_sizes"),
+                                     input_size=int(onnx_backend.meta["input_size"]))
         res = parity(torch_backend, onnx_backend, samples)
         record = {"kind": "parity", "dataset": Path(args.data_root).name, "split": args.split, **res,
                   "backends": ["pytorch fp32", "onnxruntime fp32"], "command": command, "commit": git_commit(),

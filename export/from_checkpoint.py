@@ -31,11 +31,9 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, *, threshold: 
         if protocol != "wsoleval":
             raise ValueError(f"--ivr-percentile is defined on the wsoleval score map, not the {protocol} protocol's")
 
-    backend = PyTorchBackend(checkpoint, all_cams=True, tta=tta, tta_sizes=tta_sizes)
-    cfg_size = int(backend.meta["input_size"])
-    if input_size is not None and input_size != cfg_size:
-        raise ValueError(f"{checkpoint} was trained at {cfg_size}x{cfg_size}; --input-size {input_size} "
-                         "would change the CAM grid and the threshold; export at the trained size")
+    # a size other than the trained one only with the trained size among tta_sizes (PyTorchBackend says why)
+    backend = PyTorchBackend(checkpoint, all_cams=True, tta=tta, tta_sizes=tta_sizes, input_size=input_size)
+    served_size = int(backend.meta["input_size"])
     if threshold is not None:
         if not 0.0 <= threshold < 1.0:
             raise ValueError("--cam-threshold must be in [0, 1)")
@@ -59,6 +57,6 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, *, threshold: 
             "cam_threshold_source": source, "precision": "fp32", "source_checkpoint": Path(checkpoint).name,
             "scoremap_normalization": "min-max" if ivr_percentile is None else "ivr", "ivr_percentile": ivr_percentile,
             "outputs": "logits, cams (top-1 class, raw), class_ids" + (", cams_all" if with_all_cams else "")}
-    export_onnx(backend.model, output, meta, input_size=cfg_size, with_all_cams=with_all_cams)
+    export_onnx(backend.model, output, meta, input_size=served_size, with_all_cams=with_all_cams)
     print(f"wrote {output} (CAM threshold {threshold:.2f}: {source})", file=sys.stderr)
     return meta

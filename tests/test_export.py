@@ -235,6 +235,45 @@ def test_multi_size_tta_export_matches_the_pytorch_wrapper(ckpt, tmp_path, capsy
     assert json.loads(report.read_text())["identical_boxes"] == 100.0
 
 
+def test_served_below_the_trained_size_runs_the_network_at_the_trained_size(ckpt, tmp_path, capsys):
+    """Trained at 96, served at 64 with 96 among the test-time sizes: the graph takes 64x64 images, resizes
+    them to 96 and gives the 96-px model's logits and 6x6 maps; without 96 among the sizes it is refused."""
+    import torch
+
+    from wsol_edge.backends.pytorch_backend import PyTorchBackend
+    from wsol_edge.export.regression import parity
+    from wsol_edge.modelio import load_model
+
+    path = tmp_path / "served64.onnx"
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(path), "--input-size", "64",
+                        "--tta-sizes", "64", "--cam-threshold", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "trained at 96x96" in err and "add 96 to the test-time sizes" in err and not path.exists()
+    assert export_main(["onnx", "--checkpoint", str(ckpt), "--output", str(path), "--input-size", "64",
+                        "--tta-sizes", "96", "--cam-threshold", "0.3", "--with-all-cams"]) == 0
+    meta = read_onnx_metadata(path)
+    assert meta["input_size"] == 64 and meta["tta_sizes"] == [96]
+    ort_b = load_backend(path)
+    x = np.random.default_rng(1).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    out = ort_b.infer(x)
+    model, _, _ = load_model(ckpt)
+    with torch.no_grad():
+        logits, feats = model.eval()(torch.nn.functional.interpolate(torch.from_numpy(x), size=(96, 96),
+                                                                     mode="bilinear", align_corners=False))
+        cams = model.cams(feats, logits.argmax(1))
+    np.testing.assert_allclose(out["logits"], logits.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["cams"], cams.numpy(), rtol=1e-4, atol=1e-4)
+    assert out["cams"].shape == (2, 6, 6)
+    torch_b = PyTorchBackend(ckpt, all_cams=True, tta_sizes=(96,), input_size=64, threshold=0.3)
+    assert torch_b.meta["input_size"] == 64
+    res = parity(torch_b, ort_b, synthetic_dataset(8, 4, 64, seed=4, split="test"))
+    assert res["identical_boxes"] == 100.0 and res["top1_agreement"] == 100.0
+    report = tmp_path / "parity.json"
+    assert export_main(["parity", "--checkpoint", str(ckpt), "--onnx", str(path), "--dataset", "synthetic",
+                        "--data-root", "unused", "--max-images", "8", "--output", str(report)]) == 0
+    assert json.loads(report.read_text())["identical_boxes"] == 100.0
+
+
 def test_flip_tta_export_matches_the_pytorch_wrapper(ckpt, tmp_path, capsys):
     from wsol_edge.backends.pytorch_backend import PyTorchBackend
     from wsol_edge.export.regression import parity

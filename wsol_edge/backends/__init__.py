@@ -14,11 +14,11 @@ TORCH_SUFFIXES = (".pt", ".pth")
 def load_backend(path: str | Path, *, providers: list[str] | None = None, threads: int | None = None,
                  device: str = "cpu", half: bool = False, threshold: float | None = None,
                  all_cams: bool = False, tta: str | None = None,
-                 tta_sizes: tuple[int, ...] | None = None) -> Backend:
+                 tta_sizes: tuple[int, ...] | None = None, input_size: int | None = None) -> Backend:
     """The backend for a model file. ``all_cams`` asks a PyTorch checkpoint for every class's map
     (``cams_all``); ONNX models and engines have that output only when exported with it.
-    ``device`` (cpu, cuda, cuda:N or auto), ``half`` (FP16), ``tta`` and ``tta_sizes`` apply to PyTorch
-    checkpoints; an ONNX model or engine carries its test-time augmentation in the graph (``export onnx --tta``)."""
+    ``device`` (cpu, cuda, cuda:N or auto), ``half`` (FP16), ``tta``, ``tta_sizes`` and ``input_size`` (the
+    size served, PyTorchBackend) apply to PyTorch checkpoints; an ONNX model or engine carries its test-time augmentation in the graph (``export onnx --tta``)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if (tta not in (None, "none") or tta_sizes) and suffix not in TORCH_SUFFIXES:
@@ -36,7 +36,7 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
         from .pytorch_backend import PyTorchBackend
 
         return PyTorchBackend(path, device=device, half=half, threshold=threshold, all_cams=all_cams, tta=tta,
-                              tta_sizes=tta_sizes)
+                              tta_sizes=tta_sizes, input_size=input_size)
     raise BackendError(f"{path}: unknown model type {suffix!r}; use .onnx, .engine/.trt/.plan or .pt")
 
 

@@ -13,11 +13,15 @@ class PyTorchBackend(Backend):
     name = "pytorch"
 
     def __init__(self, path: str | Path, device: str = "cpu", half: bool = False, threshold: float | None = None,
-                 all_cams: bool = False, tta: str | None = None, tta_sizes: tuple[int, ...] | None = None):
+                 all_cams: bool = False, tta: str | None = None, tta_sizes: tuple[int, ...] | None = None,
+                 input_size: int | None = None):
         """``all_cams``: also return ``cams_all`` [B, K, h, w] (what an ONNX model exported with
         ``--with-all-cams`` returns), for GT-known evaluation. ``tta``: "flip" serves the model with
         flip test-time augmentation (models/tta.py), ``tta_sizes`` at those input sizes too; the
-        checkpoint's threshold was chosen without either, so it is then not carried over."""
+        checkpoint's threshold was chosen without either, so it is then not carried over.
+        ``input_size``: the images it is served (default: the trained size). Another size only with the
+        trained size among ``tta_sizes``, so that the network still runs at the size it was trained at
+        (the image resized to it inside the graph; e.g. trained at 288, served in the protocol's 224 frame)."""
         super().__init__()
         import torch
 
@@ -33,8 +37,14 @@ class PyTorchBackend(Backend):
         tta = tta or "none"
         try:
             model, cfg, state = load_model(path)
-            sizes = augmenting_sizes(tta_sizes, cfg["input_size"])
-            model = with_tta(model, tta, cfg["input_size"], sizes)
+            trained = int(cfg["input_size"])
+            served = int(input_size) if input_size else trained
+            if served != trained and trained not in (tta_sizes or ()):
+                raise ValueError(f"{path} was trained at {trained}x{trained}; serving it at {served}x{served} "
+                                 "would change the CAM grid and the threshold; serve it at the trained size, or "
+                                 f"add {trained} to the test-time sizes (the image resized to it inside the graph)")
+            sizes = augmenting_sizes(tta_sizes, served)
+            model = with_tta(model, tta, served, sizes)
         except (FileNotFoundError, ValueError) as exc:
             raise BackendError(str(exc)) from None
         self.torch, self.device = torch, device
@@ -44,7 +54,7 @@ class PyTorchBackend(Backend):
             self.model.half()
         self.precision = "fp16" if half else "fp32"
         self.meta = {"class_names": cfg["class_names"], "mean": list(model.mean), "std": list(model.std),
-                     "input_size": cfg["input_size"], "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
+                     "input_size": served, "method": cfg.get("method", "cam"), "backbone": cfg["backbone"],
                      "protocol": "wsoleval", "source_checkpoint_sha256": file_sha256(path), "precision": self.precision,
                      "tta": tta, "tta_sizes": list(sizes) if sizes else None}
         if threshold is not None:
