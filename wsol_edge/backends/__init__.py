@@ -18,7 +18,8 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
     """The backend for a model file. ``all_cams`` asks a PyTorch checkpoint for every class's map
     (``cams_all``); ONNX models and engines have that output only when exported with it.
     ``device`` (cpu, cuda, cuda:N or auto), ``half`` (FP16), ``tta``, ``tta_sizes`` and ``input_size`` (the
-    size served, PyTorchBackend) apply to PyTorch checkpoints; an ONNX model or engine carries its test-time augmentation in the graph (``export onnx --tta``)."""
+    size served, PyTorchBackend) apply to PyTorch checkpoints; an ONNX model or engine carries its test-time
+    augmentation and its input size in the graph (``export onnx --tta``, ``--input-size``)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if (tta not in (None, "none") or tta_sizes) and suffix not in TORCH_SUFFIXES:
