@@ -2,11 +2,14 @@
 ``python -m benchmarks.methods`` run with the same schedule and different ``--seed``: each
 method's metrics per seed, their mean and sample standard deviation, and each method's margin
 over the reference (CAM) trained with the same seed.
-``python -m benchmarks.seed_spread benchmarks/results/cub50_methods_12ep.json benchmarks/results/cub50_methods_12ep_seed{1,2}.json --output benchmarks/results/cub50_methods_12ep_seeds.json``"""
+``python -m benchmarks.seed_spread benchmarks/results/cub50_methods_12ep.json benchmarks/results/cub50_methods_12ep_seed{1,2}.json --output benchmarks/results/cub50_methods_12ep_seeds.json``
+Result files of ``wsol_edge.evaluate`` are given as ``NAME=FILE`` (their seed is read from the
+checkpoint's training command), so two configurations of one method can be set side by side."""
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,28 +35,45 @@ def seed_of(record: dict) -> int:
             from wsol_edge.train import build_parser, parse_args
 
             return int(parse_args(build_parser(), ["--config", str(path)]).seed)
-    raise ValueError(f"row {record.get('variant') or record.get('method')} names no seed and no readable config")
+    # Rows of wsol_edge.evaluate name the training command of their checkpoint instead of a schedule.
+    seed = re.search(r"(?:^|\s)--seed[= ](\d+)(?:\s|$)", record.get("train_command") or "")
+    if seed:
+        return int(seed.group(1))
+    raise ValueError(f"row {record.get('variant') or record.get('method')} names no seed, no readable config "
+                     "and no train_command with --seed")
 
 
 def rows_by_seed(files: list[str], keep: set[str] | None = None) -> dict[int, dict[str, dict]]:
     """{seed: {variant: record}}; every row must share one schedule apart from its seed. With ``keep``,
-    only the rows of those names are read (so files that share other rows can be combined)."""
+    only the rows of those names are read (so files that share other rows can be combined). A file
+    given as ``NAME=PATH`` holds one row, named NAME: so rows of ``wsol_edge.evaluate``, which all
+    carry their method's name, can be told apart (two configurations of one method, say)."""
     out: dict[int, dict[str, dict]] = {}
-    schedule_seen = None
-    for path in files:
+    schedule_seen = where_seen = None
+    for entry in files:
+        given_name, sep, path = entry.partition("=")
+        if not sep:
+            given_name, path = None, entry
         try:
             data = json.loads(Path(path).read_text())
         except ValueError as exc:  # JSON and UTF-8 errors
             raise ValueError(f"{path}: not a JSON result file ({exc})") from None
-        for r in records(data):
-            if r.get("kind") != "accuracy":
-                continue
+        rows = [r for r in records(data) if r.get("kind") == "accuracy"]
+        for r in rows:  # one test set, one protocol: otherwise the means compare nothing
+            where = (r.get("dataset"), r.get("split"), r.get("protocol"))
+            if where_seen is None:
+                where_seen = where
+            elif where != where_seen:
+                raise ValueError(f"{path}: rows on dataset/split/protocol {where}, others on {where_seen}")
+        if given_name is not None and len(rows) != 1:
+            raise ValueError(f"{path}: {len(rows)} accuracy rows, but a file named {given_name}= must hold one")
+        for r in rows:
             schedule = {k: v for k, v in (r.get("schedule") or {}).items() if k != "seed"}
             if schedule_seen is None:
                 schedule_seen = schedule
             elif schedule != schedule_seen:
                 raise ValueError(f"{path}: row {r.get('variant')} has schedule {schedule}, others {schedule_seen}")
-            name = r.get("variant") or r["method"]
+            name = given_name or r.get("variant") or r["method"]
             if keep is not None and name not in keep:
                 continue
             seed = seed_of(r)
@@ -93,11 +113,12 @@ def markdown(rows: list[dict], reference: str) -> str:
         for key, label in METRICS.items():
             m = r["metrics"][key]
             out[f"{label} mean (sd)"] = f"{m['mean']:.2f}" + (f" ({m['std']:.2f})" if m["std"] is not None else "")
-        v2 = r["metrics"]["max_box_acc_v2"]
-        per, mean = v2[f"minus_{reference}_per_seed"], v2[f"minus_{reference}_mean"]
         is_ref = r["name"] == reference
-        out[f"MaxBoxAccV2 minus {reference}, per seed"] = "–" if is_ref else " / ".join(f"{v:+.2f}" for v in per.values())
-        out["mean"] = "–" if is_ref or mean is None else f"{mean:+.2f}"
+        for key, label, mean_label in (("max_box_acc_v2", "MaxBoxAccV2", "mean"), ("gt_known_loc", "GT-known", "mean ")):
+            m = r["metrics"][key]
+            per, mean = m[f"minus_{reference}_per_seed"], m[f"minus_{reference}_mean"]
+            out[f"{label} minus {reference}, per seed"] = "–" if is_ref else " / ".join(f"{v:+.2f}" for v in per.values())
+            out[mean_label] = "–" if is_ref or mean is None else f"{mean:+.2f}"
         return out
 
     return markdown_table([cells(r) for r in rows])
@@ -108,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.seed_spread", description=__doc__.split("\n\n")[0])
-    p.add_argument("results", nargs="+", help="result files of benchmarks.methods, one schedule, any seeds")
+    p.add_argument("results", nargs="+", metavar="[NAME=]RESULT",
+                   help="result files of benchmarks.methods (one schedule, any seeds) or, named, of wsol_edge.evaluate")
     p.add_argument("--reference", default="cam", help="the row each method's margin is taken against")
     p.add_argument("--only", nargs="+", metavar="NAME",
                    help="these rows only (and the reference): files that repeat other rows can then be combined")

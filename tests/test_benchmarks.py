@@ -701,6 +701,53 @@ def test_seed_spread_means_sds_and_margins_by_hand(tmp_path):
         seed_spread.rows_by_seed(files, {"cam", "nope"})
 
 
+def test_seed_spread_reads_named_evaluate_rows_by_their_train_command_seed(tmp_path):
+    """Rows of wsol_edge.evaluate carry no schedule and all share their method's name: named on the
+    command line, two configurations of one method are compared seed by seed."""
+    from benchmarks import seed_spread
+
+    def evaluate_row(seed, gt_known, v2, split="test"):
+        cmd = f"python -m wsol_edge.train --method icl --epochs 12 --seed {seed} --out runs/x"
+        return {"kind": "accuracy", "method": "icl", "variant": None, "dataset": "cub50", "split": split,
+                "protocol": "wsoleval", "train_command": cmd,
+                "metrics": {"top1_cls": 70.0, "top1_loc": 60.0, "gt_known_loc": gt_known, "max_box_acc_v2": v2}}
+
+    files = []
+    for name, values in (("at224", ((0, 84.0, 72.0), (1, 85.0, 71.0), (2, 84.5, 70.0))),
+                         ("at288", ((0, 86.0, 74.0), (1, 84.0, 73.0), (2, 85.5, 72.5)))):
+        for seed, gt_known, v2 in values:
+            f = tmp_path / f"{name}_{seed}.json"
+            f.write_text(json.dumps(evaluate_row(seed, gt_known, v2)))
+            files.append(f"{name}={f}")
+    out = tmp_path / "spread.json"
+    assert seed_spread.main([*files, "--reference", "at224", "--output", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    at288 = next(r for r in rec["methods"] if r["name"] == "at288")
+    gt = at288["metrics"]["gt_known_loc"]
+    assert at288["seeds"] == [0, 1, 2] and gt["mean"] == pytest.approx(255.5 / 3)
+    assert gt["minus_at224_per_seed"] == pytest.approx({"0": 2.0, "1": -1.0, "2": 1.0})
+    assert gt["minus_at224_mean"] == pytest.approx(2.0 / 3)
+    assert at288["metrics"]["max_box_acc_v2"]["minus_at224_mean"] == pytest.approx(6.5 / 3)
+    assert "+2.00 / -1.00 / +1.00 | +0.67 |" in rec["table_markdown"]
+    # Unnamed, every row is "icl": the second one of a seed is refused.
+    with pytest.raises(ValueError, match="second icl row for seed 0"):
+        seed_spread.rows_by_seed([f.partition("=")[2] for f in files])
+    # A row scored on another split cannot be averaged in.
+    train_row = tmp_path / "train.json"
+    train_row.write_text(json.dumps(evaluate_row(0, 88.0, 76.0, split="train")))
+    with pytest.raises(ValueError, match="dataset/split/protocol"):
+        seed_spread.rows_by_seed([*files, f"at288train={train_row}"])
+    # A named file must hold one row; a row whose command names no seed is refused.
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps([evaluate_row(0, 1.0, 1.0), evaluate_row(1, 1.0, 1.0)]))
+    with pytest.raises(ValueError, match="2 accuracy rows"):
+        seed_spread.rows_by_seed([f"x={two}"])
+    no_seed = tmp_path / "no_seed.json"
+    no_seed.write_text(json.dumps({**evaluate_row(0, 1.0, 1.0), "train_command": "python -m wsol_edge.train"}))
+    with pytest.raises(ValueError, match="names no seed"):
+        seed_spread.rows_by_seed([f"x={no_seed}"])
+
+
 def test_seed_spread_names_a_file_that_is_not_json(tmp_path):
     from benchmarks import seed_spread
 
