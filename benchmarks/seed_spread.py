@@ -68,11 +68,14 @@ def rows_by_seed(files: list[str], keep: set[str] | None = None) -> dict[int, di
         if given_name is not None and len(rows) != 1:
             raise ValueError(f"{path}: {len(rows)} accuracy rows, but a file named {given_name}= must hold one")
         for r in rows:
-            schedule = {k: v for k, v in (r.get("schedule") or {}).items() if k != "seed"}
-            if schedule_seen is None:
-                schedule_seen = schedule
-            elif schedule != schedule_seen:
-                raise ValueError(f"{path}: row {r.get('variant')} has schedule {schedule}, others {schedule_seen}")
+            # A row of wsol_edge.evaluate has no schedule (its training is in train_command), so it is
+            # held to the others only by dataset, split and protocol.
+            if r.get("schedule") is not None:
+                schedule = {k: v for k, v in r["schedule"].items() if k != "seed"}
+                if schedule_seen is None:
+                    schedule_seen = schedule
+                elif schedule != schedule_seen:
+                    raise ValueError(f"{path}: row {r.get('variant')} has schedule {schedule}, others {schedule_seen}")
             name = given_name or r.get("variant") or r["method"]
             if keep is not None and name not in keep:
                 continue

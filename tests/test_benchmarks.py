@@ -729,6 +729,12 @@ def test_seed_spread_reads_named_evaluate_rows_by_their_train_command_seed(tmp_p
     assert gt["minus_at224_mean"] == pytest.approx(2.0 / 3)
     assert at288["metrics"]["max_box_acc_v2"]["minus_at224_mean"] == pytest.approx(6.5 / 3)
     assert "+2.00 / -1.00 / +1.00 | +0.67 |" in rec["table_markdown"]
+    # Named rows sit beside a methods table's rows (which carry a schedule) of the same test set.
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps([{**_methods_row("ref", seed, 70.0 + seed), "protocol": "wsoleval"} for seed in (0, 1, 2)]))
+    mixed = seed_spread.spread(seed_spread.rows_by_seed([str(table), *files[3:]], {"ref", "at288"}), "ref")
+    v2_margins = next(r for r in mixed if r["name"] == "at288")["metrics"]["max_box_acc_v2"]["minus_ref_per_seed"]
+    assert v2_margins == pytest.approx({"0": 4.0, "1": 2.0, "2": 0.5})
     # Unnamed, every row is "icl": the second one of a seed is refused.
     with pytest.raises(ValueError, match="second icl row for seed 0"):
         seed_spread.rows_by_seed([f.partition("=")[2] for f in files])
