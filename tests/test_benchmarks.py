@@ -232,6 +232,25 @@ def test_best_icl_config_trains_the_benchmarked_row():
     assert differ == {"config", "out"}, differ
 
 
+def test_288_config_trains_the_best_localizer_at_288():
+    """configs/cub50_icl_lite0_288.yaml is the best localizer's config with the training crop at 288 from
+    images resized to 329, as benchmarks/input288_seed.sh trains it: nothing else differs."""
+    from wsol_edge.config import parse_args
+    from wsol_edge.train import build_parser
+
+    def args(*argv):
+        return vars(parse_args(build_parser(), list(argv)))
+
+    at224 = args("--config", str(REPO / "configs/cub50_icl_lite0.yaml"))
+    at288 = args("--config", str(REPO / "configs/cub50_icl_lite0_288.yaml"))
+    assert {k for k in at288 if at288[k] != at224[k]} == {"config", "out", "input_size", "resize"}
+    assert (at288["input_size"], at288["resize"]) == (288, 329)
+    assert at288 | {"config": None, "out": None} == args("--config", str(REPO / "configs/cub50_icl_lite0.yaml"),
+                                                        "--input-size", "288", "--resize", "329") | {"config": None, "out": None}
+    script = (REPO / "benchmarks/input288_seed.sh").read_text()
+    assert "--input-size 288 --resize 329" in script and "--icl-drop-probs 0 1 0" in script
+
+
 def test_methods_seed_backbone_and_stride_reach_training_and_the_record(tmp_path, monkeypatch):
     import benchmarks.methods as methods
 
