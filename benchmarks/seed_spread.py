@@ -54,20 +54,22 @@ def rows_by_seed(files: list[str], keep: set[str] | None = None) -> dict[int, di
         given_name, sep, path = entry.partition("=")
         if not sep:
             given_name, path = None, entry
+        elif not given_name:
+            raise ValueError(f"{entry}: an empty NAME before '='")
         try:
             data = json.loads(Path(path).read_text())
         except ValueError as exc:  # JSON and UTF-8 errors
             raise ValueError(f"{path}: not a JSON result file ({exc})") from None
         rows = [r for r in records(data) if r.get("kind") == "accuracy"]
-        for r in rows:  # one test set, one protocol: otherwise the means compare nothing
+        if given_name is not None and len(rows) != 1:
+            raise ValueError(f"{path}: {len(rows)} accuracy rows, but a file named {given_name}= must hold one")
+        for r in rows:
+            # one test set, one protocol: otherwise the means compare nothing
             where = (r.get("dataset"), r.get("split"), r.get("protocol"))
             if where_seen is None:
                 where_seen = where
             elif where != where_seen:
                 raise ValueError(f"{path}: rows on dataset/split/protocol {where}, others on {where_seen}")
-        if given_name is not None and len(rows) != 1:
-            raise ValueError(f"{path}: {len(rows)} accuracy rows, but a file named {given_name}= must hold one")
-        for r in rows:
             # A row of wsol_edge.evaluate has no schedule (its training is in train_command), so it is
             # held to the others only by dataset, split and protocol.
             if r.get("schedule") is not None:

@@ -767,6 +767,8 @@ def test_seed_spread_reads_named_evaluate_rows_by_their_train_command_seed(tmp_p
     two.write_text(json.dumps([evaluate_row(0, 1.0, 1.0), evaluate_row(1, 1.0, 1.0)]))
     with pytest.raises(ValueError, match="2 accuracy rows"):
         seed_spread.rows_by_seed([f"x={two}"])
+    with pytest.raises(ValueError, match="an empty NAME"):
+        seed_spread.rows_by_seed([f"={files[0].partition('=')[2]}"])
     no_seed = tmp_path / "no_seed.json"
     no_seed.write_text(json.dumps({**evaluate_row(0, 1.0, 1.0), "train_command": "python -m wsol_edge.train"}))
     with pytest.raises(ValueError, match="names no seed"):
