@@ -548,6 +548,46 @@ def test_sat_losses_hand_values():
     assert normalization_loss(delta).item() == pytest.approx(expected)
 
 
+def test_sat_authors_code_details_mask_every_key_smooth_sharper_and_drop_paths():
+    from statistics import NormalDist
+
+    from wsol_edge.methods.sat import authors_kernel, drop_path
+    torch.manual_seed(0)
+    att = Attention(8, 2, mask_keys="all")
+    x = torch.randn(3, 1 + 4 + 1, 8)
+    out, mask = att(x, num_patches=4)
+    q, k, v = att.qkv(x).reshape(3, 6, 3, 2, 4).permute(2, 0, 3, 1, 4)
+    logits = q @ k.transpose(-2, -1) * 4 ** -0.5
+    fg = torch.sigmoid(logits[:, :, 5, :].mean(1))          # every key, the class and spatial tokens' too
+    torch.testing.assert_close(mask, fg[:, 1:5])            # the map is still the patch keys' part
+    torch.testing.assert_close(out, att.proj(((logits.softmax(-1) * fg[:, None, None, :]) @ v).transpose(1, 2).reshape(3, 6, 8)))
+    with pytest.raises(ValueError, match="unknown SAT mask keys 'some'"):
+        Attention(8, 2, mask_keys="some")
+    # The authors' kernel by hand: the normal mass between -8.17, -2.72, 2.72, 8.17 (nsig 6, 3 taps)
+    nd, step = NormalDist(), 13 / 3
+    edges = [-6 - step / 2 + i * (12 + step) / 3 for i in range(4)]
+    mass = [nd.cdf(b) - nd.cdf(a) for a, b in zip(edges, edges[1:])]
+    raw = torch.tensor([[(mi * mj) ** 0.5 for mj in mass] for mi in mass], dtype=torch.float64)
+    torch.testing.assert_close(authors_kernel(), (raw / raw.sum()).float())
+    assert authors_kernel()[1, 1].item() == pytest.approx(0.8054, abs=1e-4)
+    delta = torch.zeros(1, 1, 5, 5)
+    delta[0, 0, 2, 2] = 1.0
+    torch.testing.assert_close(gaussian_smooth(delta, "authors")[0, 0, 1:4, 1:4], authors_kernel())
+    ones = torch.ones(1, 1, 3, 3)  # zero padding: a constant map loses mass at its border, unlike replicate
+    assert gaussian_smooth(ones, "authors")[0, 0, 0, 0].item() == pytest.approx(float(authors_kernel()[1:, 1:].sum()))
+    assert normalization_loss(ones, "authors").item() > 0 and normalization_loss(ones).item() == 0
+    # Stochastic depth: identity in eval; in training each sample keeps its branch scaled by 1/(1-p) or drops it
+    y = torch.ones(1000, 2, 3)
+    assert torch.equal(drop_path(y, 0.25, training=False), y) and torch.equal(drop_path(y, 0.0, training=True), y)
+    d = drop_path(y, 0.25, training=True)
+    kept = d[:, 0, 0] != 0
+    torch.testing.assert_close(d[kept], torch.full_like(d[kept], 4 / 3))
+    assert torch.equal(d[~kept], torch.zeros_like(d[~kept]))
+    assert 0.7 < kept.float().mean() < 0.8
+    m = SAT(PatchEmbed(16), 4, dim=16, heads=2, depth=12, sat_depth=3, drop_path=0.1)
+    assert [round(b.drop_path, 4) for b in m.blocks] == [round(0.1 * i / 11, 4) for i in range(12)]  # 0 ... 0.1
+
+
 def sat_hybrid(**kw):
     torch.manual_seed(0)
     return SAT(create_backbone("efficientnet_lite0", pretrained=False, output_stride=16), 4, dim=16, heads=2,

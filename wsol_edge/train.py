@@ -13,11 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from .argtypes import HelpFormatter, non_negative_int, positive_int
+from .argtypes import HelpFormatter, non_negative_int, positive_int, unit_fraction
 from .config import parse_args
 from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
 from .methods.identity_head import recorded_channels
+from .methods.sat import MASK_KEYS as SAT_MASK_KEYS, NORM_KERNELS as SAT_NORM_KERNELS
 from .methods.twopath import DEFAULT_CHANNELS as TWOPATH_CHANNELS, EXTRACTORS as TWOPATH_EXTRACTORS
 from .methods.wtl import AGGREGATIONS as WTL_AGGREGATIONS, DEFAULT_AGG_CHANNELS as WTL_AGG_CHANNELS
 from .torch_device import DEVICE_HELP
@@ -104,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--sat-slow-blocks", action="store_true",
                    help="SAT: every new layer but the classifier conv (projection, tokens, blocks, norm) trains at --lr "
                         "(the backbone's rate), not at --lr x --head-lr-mult")
+    m.add_argument("--sat-drop-path", type=unit_fraction, default=0.0,
+                   help="SAT: stochastic depth rate of the last block, rising linearly from 0 over the blocks (the "
+                        "authors train with 0.1)")
+    m.add_argument("--sat-mask-keys", choices=SAT_MASK_KEYS, default="patches",
+                   help="SAT: the mask scales attention to the patch keys only (default) or to every key, the class "
+                        "and spatial tokens' too (the authors' code)")
+    m.add_argument("--sat-norm-kernel", choices=SAT_NORM_KERNELS, default="binomial",
+                   help="SAT: the normalisation loss smooths the mask with [1,2,1]x[1,2,1]/16 (default) or with the "
+                        "authors' sharper kernel (0.80 at the centre, zero padding)")
     m.add_argument("--backbone", default="efficientnet_lite0",
                    help="CNN backbone, or deit_tiny|deit_small|deit_base for the faithful SAT")
     m.add_argument("--output-stride", type=int, default=None,
@@ -158,7 +168,8 @@ METHOD_FLAGS = {
             "no_contrastive", "no_consistency"),
     "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor", "twopath_detach_maps",
                 "twopath_slow_extractors"),
-    "sat": (*HYBRID_SAT_FLAGS, "sat_area", "no_area_loss", "no_norm_loss", "sat_slow_blocks"),
+    "sat": (*HYBRID_SAT_FLAGS, "sat_area", "no_area_loss", "no_norm_loss", "sat_slow_blocks", "sat_drop_path",
+            "sat_mask_keys", "sat_norm_kernel"),
 }
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -271,7 +282,10 @@ def method_kwargs(args: argparse.Namespace) -> dict:
     if args.method == "sat":
         kw = {"area": args.sat_area, "use_area_loss": not args.no_area_loss, "use_norm_loss": not args.no_norm_loss,
               # only when given, so the runs without it keep the method_kwargs their records already hold
-              **({"slow_blocks": True} if args.sat_slow_blocks else {})}
+              **({"slow_blocks": True} if args.sat_slow_blocks else {}),
+              **({"drop_path": args.sat_drop_path} if args.sat_drop_path else {}),
+              **({"mask_keys": args.sat_mask_keys} if args.sat_mask_keys != "patches" else {}),
+              **({"norm_kernel": args.sat_norm_kernel} if args.sat_norm_kernel != "binomial" else {})}
         if args.backbone in DEIT_CONFIGS:
             # DeiT fixes these, so a value given for them would be ignored without a word
             given = flags_given(args, HYBRID_SAT_FLAGS, parser)

@@ -23,6 +23,11 @@ TS-CAM), logits = its GAP; the hybrid uses DeiT-Tiny widths (dim 192, 3 heads, M
 all spatial-aware (so its spatial token's first query has seen no image, where DeiT's has passed 9
 plain blocks; ``--sat-plain-blocks`` puts plain blocks first); its positional embedding is resized
 bicubically when the token grid differs.
+Three details of the authors' released code differ from the choices above and are flags, off by
+default so committed rows reproduce: ``mask_keys="all"`` (their mask scales the attention to every
+key, the class and spatial tokens' own included), ``norm_kernel="authors"`` (their smoothing kernel,
+``authors_kernel``: 0.80 at the centre, zero padding) and ``drop_path`` (their stochastic depth, 0.1,
+rising linearly over the blocks from 0, as timm does).
 Inference is the same forward without the losses (``SatInference``: the map replaces the CAM).
 ``slow_blocks=True`` (a project variant) trains every new layer but the classifier conv (projection,
 tokens, blocks, norm) at the backbone's rate instead of the new head's 10x: on two-path the same
@@ -47,10 +52,17 @@ from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
 DEIT_CONFIGS = {"deit_tiny": (192, 3), "deit_small": (384, 6), "deit_base": (768, 12)}  # (dim, heads), 12 blocks
 
 
+MASK_KEYS = ("patches", "all")
+NORM_KERNELS = ("binomial", "authors")
+
+
 class Attention(nn.Module):
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, mask_keys: str = "patches"):
         super().__init__()
+        if mask_keys not in MASK_KEYS:
+            raise ValueError(f"unknown SAT mask keys {mask_keys!r}; choose from {', '.join(MASK_KEYS)}")
         self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.mask_keys = mask_keys
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
@@ -65,8 +77,11 @@ class Attention(nn.Module):
         if num_patches is not None:
             fg = torch.sigmoid(logits[:, :, -1, :].mean(1))  # the spatial token's query, mean over heads
             mask = fg[:, 1:1 + num_patches]
-            ones = fg.new_ones(b, 1)
-            key_scale = torch.cat([ones, mask, ones.expand(b, n - 1 - num_patches)], 1)
+            if self.mask_keys == "all":  # the authors' code: the class and spatial keys are scaled too
+                key_scale = fg
+            else:
+                ones = fg.new_ones(b, 1)
+                key_scale = torch.cat([ones, mask, ones.expand(b, n - 1 - num_patches)], 1)
             attn = attn * key_scale[:, None, None, :]
         out = (attn @ v).transpose(1, 2).reshape(b, n, d)
         return self.proj(out), mask
@@ -81,19 +96,30 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth (timm's DropPath): in training, drop a residual branch for a whole sample
+    with probability ``rate`` and scale the kept ones by 1 / (1 - rate)."""
+    if rate == 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    return x * (torch.rand(x.shape[0], *([1] * (x.dim() - 1)), dtype=x.dtype, device=x.device) < keep) / keep
+
+
 class Block(nn.Module):
     """A DeiT block (timm's parameter names, so DeiT checkpoints load as they are)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0,
+                 mask_keys: str = "patches"):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, heads)
+        self.attn = Attention(dim, heads, mask_keys)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.drop_path = drop_path
 
     def forward(self, x: torch.Tensor, num_patches: int | None = None):
         y, mask = self.attn(self.norm1(x), num_patches)
-        x = x + y
-        return x + self.mlp(self.norm2(x)), mask
+        x = x + drop_path(y, self.drop_path, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training), mask
 
 
 class PatchEmbed(nn.Module):
@@ -112,19 +138,37 @@ class PatchEmbed(nn.Module):
         return [self.proj]
 
 
-def gaussian_smooth(m: torch.Tensor) -> torch.Tensor:
-    """[B, 1, h, w] -> the same map smoothed by the fixed 3x3 kernel [1,2,1]x[1,2,1]/16."""
+def authors_kernel(size: int = 3, nsig: float = 6.0) -> torch.Tensor:
+    """The 3x3 kernel of SAT's released code: 1-D weights are the normal distribution's mass between
+    ``size + 1`` points spread evenly over [-nsig - i/2, nsig + i/2], i = (2 nsig + 1) / size; the 2-D
+    kernel is the square root of their outer product, normalised to sum 1. With nsig 6 it keeps 0.80
+    at the centre (the binomial kernel: 0.25), so it smooths far less."""
+    interval = (2 * nsig + 1) / size
+    edges = torch.linspace(-nsig - interval / 2, nsig + interval / 2, size + 1, dtype=torch.float64)
+    mass = torch.diff(0.5 * (1 + torch.erf(edges / math.sqrt(2))))
+    k = torch.sqrt(mass[:, None] * mass[None, :])
+    return (k / k.sum()).float()
+
+
+def gaussian_smooth(m: torch.Tensor, kernel: str = "binomial") -> torch.Tensor:
+    """[B, 1, h, w] -> the same map smoothed by a fixed 3x3 kernel: ``binomial`` [1,2,1]x[1,2,1]/16 with
+    replicate padding (this project's reading of "a fixed 3x3 Gaussian"), or ``authors`` (``authors_kernel``)
+    with zero padding, as SAT's released code smooths."""
+    if kernel == "authors":
+        return F.conv2d(m, authors_kernel().to(m).reshape(1, 1, 3, 3), padding=1)
+    if kernel != "binomial":
+        raise ValueError(f"unknown SAT smoothing kernel {kernel!r}; choose from {', '.join(NORM_KERNELS)}")
     k1 = m.new_tensor([1.0, 2.0, 1.0])
-    kernel = (k1[:, None] * k1[None, :] / 16).reshape(1, 1, 3, 3)
-    return F.conv2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), kernel)
+    k = (k1[:, None] * k1[None, :] / 16).reshape(1, 1, 3, 3)
+    return F.conv2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), k)
 
 
 def batch_area_loss(m: torch.Tensor, area: float = 0.25) -> torch.Tensor:
     return (m.mean() - area).abs()
 
 
-def normalization_loss(m: torch.Tensor) -> torch.Tensor:
-    s = gaussian_smooth(m)
+def normalization_loss(m: torch.Tensor, kernel: str = "binomial") -> torch.Tensor:
+    s = gaussian_smooth(m, kernel)
     return ((1 - s) * s).mean()
 
 
@@ -133,10 +177,15 @@ class SAT(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_classes: int, dim: int = 192, heads: int = 3, depth: int = 3,
                  sat_depth: int = 3, grid: int = 14, mlp_ratio: float = 4.0, area: float = 0.25,
-                 use_area_loss: bool = True, use_norm_loss: bool = True, slow_blocks: bool = False):
+                 use_area_loss: bool = True, use_norm_loss: bool = True, slow_blocks: bool = False,
+                 drop_path: float = 0.0, mask_keys: str = "patches", norm_kernel: str = "binomial"):
         super().__init__()
         if not 1 <= sat_depth <= depth:
             raise ValueError("sat_depth must be between 1 and depth")
+        if not 0.0 <= drop_path < 1.0:
+            raise ValueError(f"SAT drop path rate must be in [0, 1), got {drop_path}")
+        if norm_kernel not in NORM_KERNELS:
+            raise ValueError(f"unknown SAT smoothing kernel {norm_kernel!r}; choose from {', '.join(NORM_KERNELS)}")
         self.backbone = backbone
         c = backbone.out_channels
         self.proj = nn.Identity() if c == dim and isinstance(backbone, PatchEmbed) else nn.Conv2d(c, dim, 1)
@@ -144,7 +193,10 @@ class SAT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, dim))
         self.spatial_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.spatial_pos = nn.Parameter(torch.zeros(1, 1, dim))
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio) for _ in range(depth))
+        # stochastic depth grows linearly over the blocks to ``drop_path`` at the last, as timm and SAT's authors do
+        rates = torch.linspace(0, drop_path, depth).tolist()
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, r, mask_keys) for r in rates)
+        self.norm_kernel = norm_kernel
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Conv2d(dim, num_classes, 3, padding=1)
         for p in (self.cls_token, self.pos_embed, self.spatial_token, self.spatial_pos):
@@ -220,7 +272,7 @@ class SAT(nn.Module):
             loss = loss + area
             self.loss_terms["area"] = area.detach()
         if self.use_norm_loss:
-            norm = normalization_loss(loc)
+            norm = normalization_loss(loc, self.norm_kernel)
             loss = loss + norm
             self.loss_terms["norm"] = norm.detach()
         return loss, logits
