@@ -584,8 +584,12 @@ def test_sat_authors_code_details_mask_every_key_smooth_sharper_and_drop_paths()
     torch.testing.assert_close(d[kept], torch.full_like(d[kept], 4 / 3))
     assert torch.equal(d[~kept], torch.zeros_like(d[~kept]))
     assert 0.7 < kept.float().mean() < 0.8
+    with pytest.raises(ValueError, match="unknown SAT smoothing kernel 'wide'"):
+        sat_hybrid(norm_kernel="wide")
+    with pytest.raises(ValueError, match="unknown SAT smoothing kernel 'wide'"):
+        gaussian_smooth(delta, "wide")
     m = SAT(PatchEmbed(16), 4, dim=16, heads=2, depth=12, sat_depth=3, drop_path=0.1)
-    assert [round(b.drop_path, 4) for b in m.blocks] == [round(0.1 * i / 11, 4) for i in range(12)]  # 0 ... 0.1
+    assert [round(b.drop_path_rate, 4) for b in m.blocks] == [round(0.1 * i / 11, 4) for i in range(12)]  # 0 ... 0.1
 
 
 def sat_hybrid(**kw):

@@ -116,12 +116,12 @@ class Block(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, heads, mask_keys)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = drop_path
+        self.drop_path_rate = drop_path
 
     def forward(self, x: torch.Tensor, num_patches: int | None = None):
         y, mask = self.attn(self.norm1(x), num_patches)
-        x = x + drop_path(y, self.drop_path, self.training)
-        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training), mask
+        x = x + drop_path(y, self.drop_path_rate, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path_rate, self.training), mask
 
 
 class PatchEmbed(nn.Module):
@@ -152,14 +152,18 @@ def authors_kernel(size: int = 3, nsig: float = 6.0) -> torch.Tensor:
     return (k / k.sum()).float()
 
 
+def check_norm_kernel(kernel: str) -> str:
+    if kernel not in NORM_KERNELS:
+        raise ValueError(f"unknown SAT smoothing kernel {kernel!r}; choose from {', '.join(NORM_KERNELS)}")
+    return kernel
+
+
 def gaussian_smooth(m: torch.Tensor, kernel: str = "binomial") -> torch.Tensor:
     """[B, 1, h, w] -> the same map smoothed by a fixed 3x3 kernel: ``binomial`` [1,2,1]x[1,2,1]/16 with
     replicate padding (this project's reading of "a fixed 3x3 Gaussian"), or ``authors`` (``authors_kernel``)
     with zero padding, as SAT's released code smooths."""
-    if kernel == "authors":
+    if check_norm_kernel(kernel) == "authors":
         return F.conv2d(m, authors_kernel().to(m).reshape(1, 1, 3, 3), padding=1)
-    if kernel != "binomial":
-        raise ValueError(f"unknown SAT smoothing kernel {kernel!r}; choose from {', '.join(NORM_KERNELS)}")
     k1 = m.new_tensor([1.0, 2.0, 1.0])
     k = (k1[:, None] * k1[None, :] / 16).reshape(1, 1, 3, 3)
     return F.conv2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), k)
@@ -186,8 +190,6 @@ class SAT(nn.Module):
             raise ValueError("sat_depth must be between 1 and depth")
         if not 0.0 <= drop_path < 1.0:
             raise ValueError(f"SAT drop path rate must be in [0, 1), got {drop_path}")
-        if norm_kernel not in NORM_KERNELS:
-            raise ValueError(f"unknown SAT smoothing kernel {norm_kernel!r}; choose from {', '.join(NORM_KERNELS)}")
         self.backbone = backbone
         c = backbone.out_channels
         self.proj = nn.Identity() if c == dim and isinstance(backbone, PatchEmbed) else nn.Conv2d(c, dim, 1)
@@ -198,7 +200,7 @@ class SAT(nn.Module):
         # stochastic depth grows linearly over the blocks to ``drop_path`` at the last, as timm and SAT's authors do
         rates = torch.linspace(0, drop_path, depth).tolist()
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, r, mask_keys) for r in rates)
-        self.norm_kernel = norm_kernel
+        self.norm_kernel = check_norm_kernel(norm_kernel)  # refused here, not at the first training step
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Conv2d(dim, num_classes, 3, padding=1)
         for p in (self.cls_token, self.pos_embed, self.spatial_token, self.spatial_pos):
