@@ -964,3 +964,71 @@ def test_wtl_inference_gap_reports_the_classifiers_accuracy_with_and_without_the
     with torch.no_grad():
         predicted = model.inference_model()(torch.stack(images))[0].argmax(1)
     assert row["whole_image_top1_served"] == 100.0 * float((predicted == torch.tensor(labels)).float().mean())
+
+
+def test_centre_prior_mean_map_share_by_hand():
+    from benchmarks.centre_prior import MapStatistics
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((5, 6, 7))
+    stats = MapStatistics()
+    for m in maps:
+        stats.add(m)
+    np.testing.assert_allclose(stats.mean_map(), maps.mean(0))
+    within = ((maps - maps.mean(0)) ** 2).sum()
+    total = ((maps - maps.mean()) ** 2).sum()
+    assert stats.explained_share() == pytest.approx(1 - within / total)
+    same, complementary = MapStatistics(), MapStatistics()
+    for m in (maps[0], maps[0]):
+        same.add(m)
+    for m in (maps[0], 1 - maps[0]):  # their mean is 0.5 everywhere: it explains nothing
+        complementary.add(m)
+    assert same.explained_share() == pytest.approx(1.0)
+    assert complementary.explained_share() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_centre_prior_fixed_map_and_box_prior_by_hand():
+    from benchmarks.centre_prior import box_prior, fixed_map_box_acc_v2
+    from wsol_edge.data.samples import Sample
+
+    fixed = np.zeros((20, 20), np.float32)
+    fixed[4:10, 4:10] = 1.0  # exactly the inclusive box (4,4)-(9,9)
+    hit, miss = np.array([[4, 4, 9, 9]]), np.array([[14, 14, 19, 19]])
+    res = fixed_map_box_acc_v2(fixed, [hit, miss, hit, hit])
+    # the box is found in the three images whose GT it is, at every IoU threshold: 75% each
+    assert res["max_box_acc_multi_contour"] == {"30": 75.0, "50": 75.0, "70": 75.0}
+    assert res["max_box_acc_v2"] == 75.0
+    # two 10x10 images, one box each, in a 20x20 frame: int(x * 20 / 10) maps x to 2x, so the
+    # boxes become (0,0)-(8,8) and (4,4)-(18,18), inclusive
+    samples = [Sample("a", 0, np.array([[0.0, 0.0, 4.0, 4.0]]), size=(10, 10)),
+               Sample("b", 0, np.array([[2.0, 2.0, 9.0, 9.0]]), size=(10, 10))]
+    prior = box_prior(samples, 20)
+    assert prior[0, 0] == 0.5 and prior[18, 18] == 0.5 and prior[6, 6] == 1.0
+    assert prior[19, 19] == 0.0 and prior[3, 18] == 0.0 and prior.sum() == (81 + 225) / 2
+
+
+def test_centre_prior_scores_a_checkpoint_as_evaluate_does(tmp_path):
+    """The model's own MaxBoxAccV2 in the study equals wsol_edge.evaluate's on the same split."""
+    from test_data import make_cub
+
+    from benchmarks import centre_prior
+    from wsol_edge import evaluate, train
+
+    data, run = tmp_path / "cub", tmp_path / "run"
+    make_cub(data, n=8)
+    assert train.main(["--dataset", "cub", "--data-root", str(data), "--epochs", "1", "--batch-size", "4",
+                       "--input-size", "64", "--backbone", "efficientnet_lite0", "--no-pretrained",
+                       "--threshold-images", "0", "--out", str(run), "--no-progress"]) == 0
+    ckpt = run / "checkpoint.pt"
+    assert centre_prior.main(["--checkpoints", str(ckpt), "--data-root", str(data), "--size", "64",
+                              "--output", str(tmp_path / "prior.json")]) == 0
+    assert evaluate.main(["--checkpoint", str(ckpt), "--dataset", "cub", "--data-root", str(data), "--split", "test",
+                          "--no-progress", "--output", str(tmp_path / "eval.json")]) == 0
+    record = json.loads((tmp_path / "prior.json").read_text())
+    row = record["checkpoints"][0]
+    assert row["max_box_acc_v2"] == json.loads((tmp_path / "eval.json").read_text())["metrics"]["max_box_acc_v2"]
+    assert row["num_images"] == 4 and record["data_prior"]["num_images"] == 4
+    assert 0.0 <= row["mean_map"]["max_box_acc_v2"] <= 100.0
+    with pytest.raises(ValueError, match="trained at 64"):
+        centre_prior.main(["--checkpoints", str(ckpt), "--data-root", str(data), "--output", str(tmp_path / "x.json")])
+    assert not (tmp_path / "x.json").exists()
