@@ -59,15 +59,21 @@ def fixed_map_box_acc_v2(fixed: np.ndarray, boxes_per_image: list[np.ndarray]) -
             "max_box_acc_multi_contour": {str(k): r["acc"] for k, r in res.items()}}
 
 
-def box_prior(samples, size: int) -> np.ndarray:
-    """Mean indicator of the GT boxes (union per image) in the protocol's frame."""
+def frame_boxes(sample, size: int) -> np.ndarray:
+    """A sample's GT boxes in the protocol's size x size frame (the image is decoded only when its
+    size is not known without it)."""
     from wsol_edge.preprocess import boxes_to_frame
 
+    w, h = sample.size if sample.size is not None else sample.load().shape[1::-1]
+    return np.asarray(boxes_to_frame(sample.boxes, (w, h), size), np.int64).reshape(-1, 4)
+
+
+def box_prior(samples, size: int) -> np.ndarray:
+    """Mean indicator of the GT boxes (union per image) in the protocol's frame."""
     acc = np.zeros((size, size), np.float64)
     for s in samples:
-        w, h = s.size if s.size is not None else s.load().shape[1::-1]
         inside = np.zeros((size, size), bool)
-        for x0, y0, x1, y1 in np.asarray(boxes_to_frame(s.boxes, (w, h), size), int).reshape(-1, 4):
+        for x0, y0, x1, y1 in frame_boxes(s, size):
             inside[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = True
         acc += inside
     return acc / len(samples)
@@ -84,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.metrics.box_accuracy import BoxAccumulator
     from wsol_edge.modelio import load_model
     from wsol_edge.postprocess import cam_to_scoremap
-    from wsol_edge.preprocess import boxes_to_frame
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.centre_prior", description=__doc__.split("\n\n")[0])
@@ -103,10 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = open_dataset("cub", args.data_root, args.split)
     if args.max_images:
         samples = samples.subset(range(min(args.max_images, len(samples))))
-    boxes = []
-    for s in samples:
-        w, h = s.size if s.size is not None else s.load().shape[1::-1]
-        boxes.append(np.asarray(boxes_to_frame(s.boxes, (w, h), args.size), np.int64).reshape(-1, 4))
+    boxes = [frame_boxes(s, args.size) for s in samples]
     prior_samples = open_dataset("cub", args.data_root, args.prior_split)
     prior = normalised(box_prior(prior_samples, args.size))
     data_prior = {"split": args.prior_split, "num_images": len(prior_samples), **fixed_map_box_acc_v2(prior, boxes)}
