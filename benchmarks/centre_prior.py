@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.utils.data import DataLoader
 
+    from wsol_edge.argtypes import positive_int
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.checkpoint import checkpoint_provenance
     from wsol_edge.data import open_dataset
@@ -97,13 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", required=True, help="CUB-layout folder")
     p.add_argument("--split", default="test")
     p.add_argument("--prior-split", default="train", help="the split whose boxes give the data prior")
-    p.add_argument("--size", type=int, default=224, help="the protocol's input size")
-    p.add_argument("--max-images", type=int, default=None, help="score only the first N images (smoke runs)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--size", type=positive_int, default=224, help="the protocol's input size")
+    p.add_argument("--max-images", type=positive_int, default=None, help="score only the first N images (smoke runs)")
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    for path in args.checkpoints:  # before the minutes the prior and the other checkpoints take
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint {path} not found")
 
     samples = open_dataset("cub", args.data_root, args.split)
     if args.max_images:

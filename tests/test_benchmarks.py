@@ -1031,4 +1031,7 @@ def test_centre_prior_scores_a_checkpoint_as_evaluate_does(tmp_path):
     assert 0.0 <= row["mean_map"]["max_box_acc_v2"] <= 100.0
     with pytest.raises(ValueError, match="trained at 64"):
         centre_prior.main(["--checkpoints", str(ckpt), "--data-root", str(data), "--output", str(tmp_path / "x.json")])
+    with pytest.raises(FileNotFoundError, match="none.pt not found"):  # said before any scoring
+        centre_prior.main(["--checkpoints", str(ckpt), str(tmp_path / "none.pt"), "--data-root", str(data),
+                           "--size", "64", "--output", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
