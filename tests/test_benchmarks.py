@@ -990,6 +990,7 @@ def test_centre_prior_mean_map_share_by_hand():
 def test_centre_prior_fixed_map_and_box_prior_by_hand():
     from benchmarks.centre_prior import box_prior, fixed_map_box_acc_v2
     from wsol_edge.data.samples import Sample
+    from wsol_edge.metrics.box_accuracy import max_box_acc_v2
 
     fixed = np.zeros((20, 20), np.float32)
     fixed[4:10, 4:10] = 1.0  # exactly the inclusive box (4,4)-(9,9)
@@ -998,6 +999,8 @@ def test_centre_prior_fixed_map_and_box_prior_by_hand():
     # the box is found in the three images whose GT it is, at every IoU threshold: 75% each
     assert res["max_box_acc_multi_contour"] == {"30": 75.0, "50": 75.0, "70": 75.0}
     assert res["max_box_acc_v2"] == 75.0
+    # searching the map once scores as searching it once per image
+    assert res["max_box_acc_v2"] == max_box_acc_v2(np.broadcast_to(fixed, (4, 20, 20)), [hit, miss, hit, hit])
     # two 10x10 images, one box each, in a 20x20 frame: int(x * 20 / 10) maps x to 2x, so the
     # boxes become (0,0)-(8,8) and (4,4)-(18,18), inclusive
     samples = [Sample("a", 0, np.array([[0.0, 0.0, 4.0, 4.0]]), size=(10, 10)),

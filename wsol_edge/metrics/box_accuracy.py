@@ -23,10 +23,17 @@ class BoxAccumulator:
         self._boxes: list[np.ndarray] = []
 
     def add(self, scoremap: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
+        return self.add_boxes(self.boxes_of(scoremap), gt_boxes)
+
+    def boxes_of(self, scoremap: np.ndarray) -> list[np.ndarray]:
+        """The predicted box(es) of a score map at every CAM threshold, under this accumulator's rule."""
+        return boxes_at_thresholds(scoremap, self.cam_thresholds, self.multi_contour)
+
+    def add_boxes(self, per_tau: list[np.ndarray], gt_boxes: np.ndarray) -> np.ndarray:
+        """Score boxes already found by ``boxes_of`` (one map served to many images is searched once)."""
         gt = np.asarray(gt_boxes, dtype=np.int64).reshape(-1, 4)
         if len(gt) == 0:
             raise ValueError("an image without ground-truth boxes cannot be scored")
-        per_tau = boxes_at_thresholds(scoremap, self.cam_thresholds, self.multi_contour)
         row = np.array([iou_matrix(boxes, gt).max() for boxes in per_tau], dtype=np.float64)
         self._rows.append(row)
         if not self.multi_contour:
