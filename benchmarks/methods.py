@@ -60,6 +60,12 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "caam+ssam+fuse_relu_linear_identity_slow_aggregation": ["--method", "wtl", "--wtl-fuse-map", "relu",
                                                                  "--wtl-aggregation", "linear_identity",
                                                                  "--wtl-slow-aggregation"],
+        # The 512-channel row above with one image in five shown whole to both branches (HaS's size 0,
+        # which Where-to-Look's mixed sizes lack): its classifiers then see whole birds, as at test time.
+        "caam+ssam+fuse_relu_linear_slow_aggregation_whole_share0.2": ["--method", "wtl", "--wtl-fuse-map", "relu",
+                                                                        "--wtl-aggregation", "linear",
+                                                                        "--wtl-slow-aggregation",
+                                                                        "--wtl-whole-share", "0.2"],
     },
     # Two-path: which part costs its localisation? The two feature extractors, or the perception
     # path's re-weighting by the attention (F' = F * (1 + M))? One extractor without re-weighting

@@ -157,6 +157,9 @@ def test_methods_tables_build_the_models_their_flags_name():
     identity = {k: v for k, v in wtl["caam+ssam+fuse_relu_linear_slow_aggregation"].items() if k != "agg_channels"}
     assert wtl["caam+ssam+fuse_relu_linear_identity_slow_aggregation"] == {**identity, "aggregation": "linear_identity"}
     assert wtl["caam+ssam+fuse_relu_linear"]["agg_channels"] == 512  # recorded as every earlier row recorded it
+    assert wtl["caam+ssam+fuse_relu_linear_slow_aggregation_whole_share0.2"] == {
+        **wtl["caam+ssam+fuse_relu_linear_slow_aggregation"], "whole_share": 0.2}
+    assert "whole_share" not in wtl["caam+ssam+fuse_relu_linear_slow_aggregation"]  # older records keep their method_kwargs
     icl = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
            for name, flags in TABLES["icl_ablation"].items()}
     full = icl["nonlocal+bg_drop+ca+fc"]

@@ -9,7 +9,7 @@ import pytest
 from wsol_edge.methods.has import HideAndSeek
 from wsol_edge.methods.hiding import patch_grid_mask
 from wsol_edge.methods.icl import ICL
-from wsol_edge.methods.wtl import CAAM, SSAM, WhereToLook, complementary_masks, fusion_loss
+from wsol_edge.methods.wtl import CAAM, SSAM, WhereToLook, complementary_masks, fusion_loss, with_whole_images
 from wsol_edge.models import build_model, create_backbone
 
 
@@ -19,6 +19,28 @@ def test_complementary_masks_partition_the_image_exactly():
         vx, vxt = complementary_masks(4, 100, 90, patch, generator=g)
         assert set(vx.unique().tolist()) <= {0.0, 1.0}
         assert torch.equal(vx + vxt, torch.ones_like(vx)) and torch.equal(vx * vxt, torch.zeros_like(vx))
+
+
+def test_whole_image_share_shows_those_images_whole_to_both_views_and_keeps_the_others_complementary():
+    vx, vxt = complementary_masks(400, 64, 64, "mixed", generator=torch.Generator().manual_seed(0))
+    wx, wxt = with_whole_images(vx, vxt, 0.2, torch.Generator().manual_seed(1))
+    whole = (wx == 1).flatten(1).all(1) & (wxt == 1).flatten(1).all(1)
+    assert 0.13 < whole.float().mean() < 0.27  # 80 expected of 400
+    assert torch.equal(wx[~whole] + wxt[~whole], torch.ones_like(wx[~whole]))
+    assert torch.equal(wx[~whole], vx[~whole])
+    assert with_whole_images(vx, vxt, 0.0) == (vx, vxt)
+    assert all(torch.equal(v, torch.ones_like(v)) for v in with_whole_images(vx, vxt, 1.0))
+
+
+def test_wtl_with_every_image_whole_feeds_both_branches_the_unhidden_image():
+    m = wtl_model(whole_share=1.0).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        fx, fxt = m.hidden_features(x, torch.Generator().manual_seed(0))
+        torch.testing.assert_close(fx, m.backbone(x))
+        torch.testing.assert_close(fxt, m.backbone(x))
+    with pytest.raises(ValueError, match="whole-image share"):
+        wtl_model(whole_share=1.5)
 
 
 def test_patch_mask_is_constant_on_each_cell():

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="L_fuse on the raw signed maps (paper) or on their positive parts (variant, see wtl.py)")
     m.add_argument("--wtl-beta-warmup", type=float, default=0.0,
                    help="epochs over which beta ramps up from 0 (0: the paper's constant beta)")
+    m.add_argument("--wtl-whole-share", type=float, default=0.0,
+                   help="WTL: share of the images both branches see whole, unhidden (variant; 0: the paper's, always hidden)")
     m.add_argument("--no-caam", action="store_true", help="WTL ablation")
     m.add_argument("--no-ssam", action="store_true", help="WTL ablation")
     m.add_argument("--no-fuse", action="store_true", help="WTL ablation: no attention fusion loss")
@@ -163,7 +165,7 @@ HYBRID_SAT_FLAGS = ("sat_dim", "sat_heads", "sat_depth", "sat_plain_blocks")
 METHOD_FLAGS = {
     "has": ("has_grid_sizes",),
     "wtl": ("wtl_patch", "wtl_beta", "wtl_agg_channels", "wtl_aggregation", "wtl_fuse_reduction", "wtl_fuse_map",
-            "wtl_beta_warmup", "wtl_slow_aggregation", "no_caam", "no_ssam", "no_fuse"),
+            "wtl_beta_warmup", "wtl_slow_aggregation", "wtl_whole_share", "no_caam", "no_ssam", "no_fuse"),
     "icl": ("icl_attention", "icl_drop_probs", "icl_gamma_bg", "icl_hide_patches", "icl_loss_weights", "no_bg_drop",
             "no_contrastive", "no_consistency"),
     "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor", "twopath_detach_maps",
@@ -263,7 +265,8 @@ def method_kwargs(args: argparse.Namespace) -> dict:
                 "fuse_map": args.wtl_fuse_map, "aggregation": args.wtl_aggregation,
                 "use_caam": not args.no_caam, "use_ssam": not args.no_ssam, "use_fuse": not args.no_fuse,
                 # only when given, so the runs without it keep the method_kwargs their records already hold
-                **({"slow_aggregation": True} if args.wtl_slow_aggregation else {})}
+                **({"slow_aggregation": True} if args.wtl_slow_aggregation else {}),
+                **({"whole_share": args.wtl_whole_share} if args.wtl_whole_share else {})}
     if args.method == "icl":
         return {"attention": args.icl_attention, "drop_probs": list(args.icl_drop_probs), "gamma_bg": args.icl_gamma_bg,
                 "use_bg_drop": not args.no_bg_drop,

@@ -54,6 +54,14 @@ MaxBoxAccV2 behind CAM to ahead of it (benchmarks/METHODS.md, "Two-path ablation
 conv, L_fuse on positive parts, 12 epochs, seed 0) it scores 62.71 MaxBoxAccV2, about 2.9 above the
 10x conv (seeds 1, 2) and still 1.78 behind CAM, beyond the test sample's noise; off by default.
 
+``whole_share`` (a project variant, default 0: the paper's pairs always hide) shows that share of
+the images whole to both branches. Why: Where-to-Look's mixed sizes are Hide-and-Seek's without
+its 0 (hide nothing), since the complement of nothing hidden is a blank image; so its classifiers
+never see a whole bird in training, though every test image is whole, and they classify far worse
+than HaS's (Top-1 Cls 61.5 against 70.8-72.4 on cub50 at 12 epochs), whose draw shows one batch in
+five whole. ``whole_share=0.2`` puts that share back (both views whole: L_fuse then compares the two
+classifiers' maps of one image).
+
 ``fuse_map="relu"`` (a project variant, not the paper's: eq. 13's maps are raw and signed) applies
 L_fuse to the maps' positive parts, as the attention maps of [43] are non-negative. Why: every
 ablation row trained with the raw-map L_fuse has flat maps that carry no object (inside/outside
@@ -88,6 +96,22 @@ def complementary_masks(batch: int, height: int, width: int, patch: int | str, p
     else:
         vis = patch_grid_mask(batch, height, width, int(patch), p, generator, device)
     return vis, 1 - vis
+
+
+def with_whole_images(vis: torch.Tensor, vis_t: torch.Tensor, share: float,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image, with probability ``share``, seen whole by both views (HaS's patch size 0); the
+    other images keep their complementary pair."""
+    if share <= 0.0:
+        return vis, vis_t
+    whole = (torch.rand(vis.shape[0], 1, 1, 1, generator=generator, device=vis.device) < share).to(vis.dtype)
+    return vis + whole * (1 - vis), vis_t + whole * (1 - vis_t)
+
+
+def check_whole_share(share: float) -> float:
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"Where-to-Look whole-image share must be in [0, 1], got {share}")
+    return float(share)
 
 
 class CAAM(nn.Module):
@@ -182,8 +206,10 @@ class WhereToLook(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, agg_channels: int | None = None, patch: int | str = "mixed",
                  p: float = 0.5, beta: float = 50.0, use_caam: bool = True, use_ssam: bool = True,
                  use_fuse: bool = True, beta_warmup_epochs: float = 0.0, fuse_reduction: str = "mean",
-                 fuse_map: str = "raw", aggregation: str = "conv3x3", slow_aggregation: bool = False):
+                 fuse_map: str = "raw", aggregation: str = "conv3x3", slow_aggregation: bool = False,
+                 whole_share: float = 0.0):
         super().__init__()
+        self.whole_share = check_whole_share(whole_share)
         c = backbone.out_channels
         self.backbone = backbone
         self.caam = CAAM() if use_caam else None
@@ -227,7 +253,8 @@ class WhereToLook(nn.Module):
     def hidden_features(self, images: torch.Tensor, generator: torch.Generator | None = None):
         """One complementary hiding draw -> backbone features (F_x, F_x~), one backbone pass for both."""
         b, _, h, w = images.shape
-        vx, vxt = complementary_masks(b, h, w, self.patch, self.p, generator, images.device)
+        vx, vxt = with_whole_images(*complementary_masks(b, h, w, self.patch, self.p, generator, images.device),
+                                    self.whole_share, generator)
         feats = self.backbone(torch.cat([hide(images, vx), hide(images, vxt)]))
         return feats[:b], feats[b:]
 
