@@ -28,7 +28,8 @@ def test_whole_image_share_shows_those_images_whole_to_both_views_and_keeps_the_
     assert 0.13 < whole.float().mean() < 0.27  # 80 expected of 400
     assert torch.equal(wx[~whole] + wxt[~whole], torch.ones_like(wx[~whole]))
     assert torch.equal(wx[~whole], vx[~whole])
-    assert with_whole_images(vx, vxt, 0.0) == (vx, vxt)
+    unchanged = with_whole_images(vx, vxt, 0.0)
+    assert unchanged[0] is vx and unchanged[1] is vxt  # share 0: the paper's pairs, untouched
     assert all(torch.equal(v, torch.ones_like(v)) for v in with_whole_images(vx, vxt, 1.0))
 
 
