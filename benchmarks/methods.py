@@ -178,6 +178,10 @@ TABLES: dict[str, dict[str, list[str]]] = {
         "spatial_token+area+norm_slow_blocks_authors_code": ["--method", "sat", "--sat-slow-blocks",
                                                              "--sat-mask-keys", "all", "--sat-norm-kernel", "authors",
                                                              "--sat-drop-path", "0.1"],
+        # Not an ablation: the slow-blocks row with the logits pooled under the map M instead of averaged, so
+        # the classification loss reaches the mask from the first step (it idles for five epochs otherwise),
+        # and the classifier can no longer score the background tokens the mask leaves out.
+        "spatial_token+area+norm_slow_blocks_mask_pool": ["--method", "sat", "--sat-slow-blocks", "--sat-mask-pool"],
     },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.

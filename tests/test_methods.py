@@ -659,6 +659,40 @@ def test_sat_inference_graph_equals_the_sat_forward():
     assert inf.all_cams(maps).shape == (2, 4, 4, 4) and torch.equal(inf.all_cams(maps)[:, 3], loc[:, 0])
 
 
+def test_sat_mask_pool_weights_each_class_map_by_the_map():
+    from wsol_edge.methods.sat import mask_pooled
+    torch.manual_seed(0)
+    a = torch.randn(2, 3, 4, 4)
+    torch.testing.assert_close(mask_pooled(a, torch.full((2, 1, 4, 4), 0.3)), a.mean((2, 3)))  # uniform: the GAP
+    m = torch.zeros(2, 1, 4, 4)
+    m[0, 0, 1, 2], m[1, 0, 3, 0], m[1, 0, 0, 0] = 0.5, 0.9, 0.3
+    expected = torch.stack([a[0, :, 1, 2], (0.9 * a[1, :, 3, 0] + 0.3 * a[1, :, 0, 0]) / 1.2])
+    torch.testing.assert_close(mask_pooled(a, m), expected)
+    # d logit_k / d m_i = (A_k,i - logit_k) / sum(m): the loss reaches the map wherever a class map differs from its pooled value
+    m = torch.rand(2, 1, 4, 4, requires_grad=True)
+    logits = mask_pooled(a, m)
+    (grad,) = torch.autograd.grad(logits[1, 2], m)
+    torch.testing.assert_close(grad[1, 0], (a[1, 2] - logits[1, 2].detach()) / m[1].detach().sum())
+    assert torch.equal(grad[0], torch.zeros_like(grad[0]))
+    net = sat_hybrid(mask_pool=True).eval()
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 3])
+    with torch.no_grad():
+        logits, loc = net(x)
+        _, class_maps, masks = net.maps(x)
+        il, maps = net.inference_model().eval()(x)
+    torch.testing.assert_close(loc, masks.mean(0))          # the map itself is unchanged
+    torch.testing.assert_close(logits, mask_pooled(class_maps, loc))
+    assert not torch.allclose(logits, class_maps.mean((2, 3)))
+    torch.testing.assert_close(il, logits)
+    torch.testing.assert_close(maps, loc)
+    loss, train_logits = net.training_loss(x, y)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y) + batch_area_loss(loc) + normalization_loss(loc))
+    plain = sat_hybrid()  # same seed, same weights: only the pooling differs
+    plain.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(plain.eval()(x)[0], class_maps.mean((2, 3)))
+
+
 def test_sat_deit_loads_timm_style_weights_and_refuses_others(tmp_path):
     torch.manual_seed(0)
     src = build_sat("deit_tiny", 10, pretrained=False, weights=None, backbone_kwargs={})

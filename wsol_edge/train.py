@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--sat-drop-path", type=unit_fraction, default=0.0,
                    help="SAT: stochastic depth rate of the last block, rising linearly from 0 over the blocks (the "
                         "authors train with 0.1)")
+    m.add_argument("--sat-mask-pool", action="store_true",
+                   help="SAT: the logits are the class maps' mean weighted by the localisation map, not their plain "
+                        "average, so the classification loss reaches the map directly (a project variant)")
     m.add_argument("--sat-mask-keys", choices=SAT_MASK_KEYS, default="patches",
                    help="SAT: the mask scales attention to the patch keys only (default) or to every key, the class "
                         "and spatial tokens' too (the authors' code)")
@@ -171,7 +174,7 @@ METHOD_FLAGS = {
     "twopath": ("twopath_channels", "share_extractor", "no_attention_mask", "twopath_extractor", "twopath_detach_maps",
                 "twopath_slow_extractors"),
     "sat": (*HYBRID_SAT_FLAGS, "sat_area", "no_area_loss", "no_norm_loss", "sat_slow_blocks", "sat_drop_path",
-            "sat_mask_keys", "sat_norm_kernel"),
+            "sat_mask_keys", "sat_norm_kernel", "sat_mask_pool"),
 }
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -288,7 +291,8 @@ def method_kwargs(args: argparse.Namespace) -> dict:
               **({"slow_blocks": True} if args.sat_slow_blocks else {}),
               **({"drop_path": args.sat_drop_path} if args.sat_drop_path else {}),
               **({"mask_keys": args.sat_mask_keys} if args.sat_mask_keys != "patches" else {}),
-              **({"norm_kernel": args.sat_norm_kernel} if args.sat_norm_kernel != "binomial" else {})}
+              **({"norm_kernel": args.sat_norm_kernel} if args.sat_norm_kernel != "binomial" else {}),
+              **({"mask_pool": True} if args.sat_mask_pool else {})}
         if args.backbone in DEIT_CONFIGS:
             # DeiT fixes these, so a value given for them would be ignored without a word
             given = flags_given(args, HYBRID_SAT_FLAGS, parser)

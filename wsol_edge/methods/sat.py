@@ -171,6 +171,13 @@ def gaussian_smooth(m: torch.Tensor, kernel: str = "binomial") -> torch.Tensor:
     return F.conv2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), k)
 
 
+def mask_pooled(class_maps: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """[B, K, h, w] class maps, [B, 1, h, w] map in (0, 1) -> [B, K] logits: each class map's mean weighted
+    by the map, sum(m * A) / sum(m). A uniform map gives back the plain GAP."""
+    # m is a sigmoid, so its sum over the cells is positive; the floor only guards an underflowed map
+    return (class_maps * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1e-6)
+
+
 def batch_area_loss(m: torch.Tensor, area: float = 0.25) -> torch.Tensor:
     return (m.mean() - area).abs()
 
@@ -186,7 +193,8 @@ class SAT(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, dim: int = 192, heads: int = 3, depth: int = 3,
                  sat_depth: int = 3, grid: int = 14, mlp_ratio: float = 4.0, area: float = 0.25,
                  use_area_loss: bool = True, use_norm_loss: bool = True, slow_blocks: bool = False,
-                 drop_path: float = 0.0, mask_keys: str = "patches", norm_kernel: str = "binomial"):
+                 drop_path: float = 0.0, mask_keys: str = "patches", norm_kernel: str = "binomial",
+                 mask_pool: bool = False):
         super().__init__()
         if not 1 <= sat_depth <= depth:
             raise ValueError("sat_depth must be between 1 and depth")
@@ -213,7 +221,7 @@ class SAT(nn.Module):
                 nn.init.zeros_(mod.bias)
         self.sat_depth, self.area = sat_depth, area
         self.use_area_loss, self.use_norm_loss = use_area_loss, use_norm_loss
-        self.slow_blocks = slow_blocks
+        self.slow_blocks, self.mask_pool = slow_blocks, mask_pool
         self.num_classes = num_classes
         self.mean, self.std = backbone.mean, backbone.std
 
@@ -251,8 +259,8 @@ class SAT(nn.Module):
         return logits, masks.mean(0)
 
     def maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> (logits [B, K], class maps of the classifier conv [B, K, h, w] (logits = their GAP),
-        each spatial-aware block's mask [sat_depth, B, 1, h, w])."""
+        """-> (logits [B, K], class maps of the classifier conv [B, K, h, w] (logits = their GAP, or with
+        ``mask_pool`` their mean weighted by the map M), each spatial-aware block's mask [sat_depth, B, 1, h, w])."""
         f = self.proj(self.backbone(images))
         b, d, h, w = f.shape
         n = h * w
@@ -267,7 +275,10 @@ class SAT(nn.Module):
         x = self.norm(x)
         patch_map = x[:, 1:1 + n].transpose(1, 2).reshape(b, d, h, w)
         class_maps = self.head(patch_map)
-        return class_maps.mean((2, 3)), class_maps, torch.stack(masks).reshape(-1, b, 1, h, w)
+        masks = torch.stack(masks).reshape(-1, b, 1, h, w)
+        if self.mask_pool:
+            return mask_pooled(class_maps, masks.mean(0)), class_maps, masks
+        return class_maps.mean((2, 3)), class_maps, masks
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
         logits, loc = self(images)
