@@ -250,6 +250,7 @@ def test_has_hides_only_in_training_and_reduces_to_cam():
                                           ("wtl", ["--wtl-patch", "mixed", "--wtl-agg-channels", "32", "--no-caam", "--no-fuse"]),
                                           ("icl", []), ("twopath", ["--twopath-channels", "16"]),
                                           ("sat", ["--sat-dim", "32", "--sat-heads", "2"]),
+                                          ("sat", ["--sat-dim", "32", "--sat-heads", "2", "--sat-mask-pool"]),
                                           ("sat", ["--backbone", "deit_tiny", "--no-pretrained"])])
 def test_methods_train_evaluate_and_export_through_the_clis(method, extra, tmp_path):
     from wsol_edge import evaluate, train
