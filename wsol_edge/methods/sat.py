@@ -44,8 +44,8 @@ reads the background tokens through the residual stream and the loss reaches the
 attention it scales, so the mask idles for five epochs; pooled under M the loss's gradient on M is
 (A_k - logit_k) / sum(M) from the first step, and a uniform mask gives back GAP. With ``slow_blocks``
 (12 epochs, seeds 0, 1 and 2, Xeon) it beats CAM: 66.59 / 68.27 / 67.07 MaxBoxAccV2, +2.33 / +3.94 / +3.22
-beyond the test sample's noise, and +7.85 / +6.34 over the same row with GAP (seeds 0, 1) (benchmarks/METHODS.md, "The logits pooled under
-the mask?").
+beyond the test sample's noise, and +7.85 / +6.34 over the same row with GAP, seeds 0 and 1
+(benchmarks/METHODS.md, "The logits pooled under the mask?").
 Training uses the project's SGD like every method; the authors train with AdamW (lr 1e-4, weight
 decay 0.05), which is ``--optimizer adamw`` and did not bring the hybrid closer to CAM
 (benchmarks/METHODS.md, "Trained as SAT's authors train it").
