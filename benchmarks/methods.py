@@ -182,6 +182,8 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # the classification loss reaches the mask from the first step (it idles for five epochs otherwise),
         # and the classifier can no longer score the background tokens the mask leaves out.
         "spatial_token+area+norm_slow_blocks_mask_pool": ["--method", "sat", "--sat-slow-blocks", "--sat-mask-pool"],
+        # The pooling alone, the new layers at the new head's 10x as specified: does it need both changes?
+        "spatial_token+area+norm_mask_pool": ["--method", "sat", "--sat-mask-pool"],
     },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.

@@ -205,6 +205,7 @@ def test_methods_tables_build_the_models_their_flags_name():
     assert sat["spatial_token+area+norm_slow_blocks_authors_code"] == {
         **full, "slow_blocks": True, "mask_keys": "all", "norm_kernel": "authors", "drop_path": 0.1}
     assert sat["spatial_token+area+norm_slow_blocks_mask_pool"] == {**full, "slow_blocks": True, "mask_pool": True}
+    assert sat["spatial_token+area+norm_mask_pool"] == {**full, "mask_pool": True}
     adamw = parser.parse_args(["--data-root", "x", *TABLES["sat_ablation"]["spatial_token+area+norm_adamw"]])
     assert sat["spatial_token+area+norm_adamw"] == full  # the same model; only the optimizer and its two settings differ
     assert (adamw.optimizer, adamw.lr, adamw.weight_decay, adamw.head_lr_mult) == ("adamw", 1e-4, 0.05, 10.0)
