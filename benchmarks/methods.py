@@ -66,6 +66,13 @@ TABLES: dict[str, dict[str, list[str]]] = {
                                                                         "--wtl-aggregation", "linear",
                                                                         "--wtl-slow-aggregation",
                                                                         "--wtl-whole-share", "0.2"],
+        # The row above without CAAM: CAAM's delta * Y (a channel mix of the complementary view's features at
+        # the same positions) grows to twice the rms of F, so each branch sees, at the positions its view
+        # hides, what the other view shows: the hiding that HaS's maps gain from is undone in training.
+        "ssam+fuse_relu_linear_slow_aggregation_whole_share0.2": ["--method", "wtl", "--no-caam", "--wtl-fuse-map",
+                                                                  "relu", "--wtl-aggregation", "linear",
+                                                                  "--wtl-slow-aggregation", "--wtl-whole-share",
+                                                                  "0.2"],
     },
     # Two-path: which part costs its localisation? The two feature extractors, or the perception
     # path's re-weighting by the attention (F' = F * (1 + M))? One extractor without re-weighting

@@ -160,6 +160,8 @@ def test_methods_tables_build_the_models_their_flags_name():
     assert wtl["caam+ssam+fuse_relu_linear_slow_aggregation_whole_share0.2"] == {
         **wtl["caam+ssam+fuse_relu_linear_slow_aggregation"], "whole_share": 0.2}
     assert "whole_share" not in wtl["caam+ssam+fuse_relu_linear_slow_aggregation"]  # older records keep their method_kwargs
+    assert wtl["ssam+fuse_relu_linear_slow_aggregation_whole_share0.2"] == {
+        **wtl["caam+ssam+fuse_relu_linear_slow_aggregation_whole_share0.2"], "use_caam": False}
     icl = {name: method_kwargs(parser.parse_args(["--data-root", "x", *flags]))
            for name, flags in TABLES["icl_ablation"].items()}
     full = icl["nonlocal+bg_drop+ca+fc"]
