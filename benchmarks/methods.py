@@ -68,7 +68,8 @@ TABLES: dict[str, dict[str, list[str]]] = {
                                                                         "--wtl-whole-share", "0.2"],
         # The row above without CAAM: CAAM's delta * Y (a channel mix of the complementary view's features at
         # the same positions) grows to twice the rms of F, so each branch sees, at the positions its view
-        # hides, what the other view shows: the hiding that HaS's maps gain from is undone in training.
+        # hides, what the other view shows: the hiding that HaS's maps gain from is undone in training (the
+        # hypothesis this row tests: METHODS.md, "Without CAAM?").
         "ssam+fuse_relu_linear_slow_aggregation_whole_share0.2": ["--method", "wtl", "--no-caam", "--wtl-fuse-map",
                                                                   "relu", "--wtl-aggregation", "linear",
                                                                   "--wtl-slow-aggregation", "--wtl-whole-share",
