@@ -79,8 +79,8 @@ and its deltas grow to about 0.55, where delta * Y is twice the rms of F: where 
 branch X still sees what view X~ shows there, which undoes the hiding that Hide-and-Seek's maps gain from.
 On cub50 (12 epochs, the 512-channel bare 1x1 aggregation at the backbone's rate and one image in five
 whole) dropping CAAM lifts MaxBoxAccV2 from 62.63 to 65.49 (seed 0, +2.86 beyond noise) and Top-1 Cls from
-65.15 to 71.13, and halves the training time; against CAM it is +1.22 / -0.55 with seeds 0 / 1, a tie
-with seed 1 (benchmarks/METHODS.md, "Without CAAM?"). CAAM stays on by default: it is the
+65.15 to 71.13, and halves the training time; against CAM it is +1.22 / -0.55 / +0.96 with seeds
+0 / 1 / 2, ties with seeds 1 and 2 (benchmarks/METHODS.md, "Without CAAM?"). CAAM stays on by default: it is the
 specification's, and inference drops it either way.
 
 ``beta_warmup_epochs`` (default 0, the paper's constant beta) ramps beta linearly from 0 over
