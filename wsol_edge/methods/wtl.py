@@ -76,7 +76,8 @@ negative background, which localization ignores.
 ``use_caam=False`` (``--no-caam``, the paper's ablation switch) is what brings Where-to-Look level with CAM
 here. CAAM's Y_x = Q_x^T F_x~ is a channel mix of the complementary view's features at the same positions,
 and its deltas grow to about 0.55, where delta * Y is twice the rms of F: where view X hides a patch,
-branch X still sees what view X~ shows there, which undoes the hiding that Hide-and-Seek's maps gain from.
+branch X still sees what view X~ shows there. That this undoes the hiding Hide-and-Seek's maps gain from
+is the explanation the no-CAAM row was trained to test; the row shows that CAAM costs the maps, not why.
 On cub50 (12 epochs, the 512-channel bare 1x1 aggregation at the backbone's rate and one image in five
 whole) dropping CAAM lifts MaxBoxAccV2 from 62.63 to 65.49 (seed 0, +2.86 beyond noise) and Top-1 Cls from
 65.15 to 71.13, and halves the training time; against CAM it is +1.22 / -0.55 / +0.96 with seeds
