@@ -1,10 +1,13 @@
-"""Is an INT8 accuracy loss on ONNX Runtime CPU int16 saturation? (x86 without VNNI multiplies
-u8 x s8 pairs into saturating int16; 7-bit weights, ``reduce_range``, cannot saturate.)
+"""Which INT8 setting costs a model its accuracy on ONNX Runtime's CPU? First written for one question:
+is the loss int16 saturation (x86 without VNNI multiplies u8 x s8 pairs into saturating int16; 7-bit
+weights, ``reduce_range``, cannot saturate)? On a CPU with VNNI (int32 accumulation, no saturation) it
+also says what the 7-bit weights of the CPU flavour cost by themselves (``u8s8`` against ``u8s8_reduce_range``).
 
-Quantizes one FP32 model three ways with the same calibration (S8 activations with and without
-reduce_range, U8 activations with it) and scores each on the same images.
+Quantizes one FP32 model in each flavour asked for, with the same calibration (one method, the same
+train images), and scores each on the same test images. The default is the saturation probe:
 ``python -m benchmarks.int8_saturation --onnx runs/cub50_export/model.fp32.onnx --data-root ../shared/data/cub50
---max-images 400 --output benchmarks/results/cub50_int8_saturation.json``"""
+--max-images 400 --output benchmarks/results/cub50_int8_saturation.json``; the settings of ``wsol_edge.export
+regression`` are ``--method entropy --calibration-images 512 --max-images 1389``."""
 from __future__ import annotations
 
 import argparse
@@ -12,13 +15,19 @@ import sys
 import tempfile
 from pathlib import Path
 
+# name -> (activation type, 7-bit weights): S8 is what TensorRT consumes, U8 with 7-bit weights is
+# ONNX Runtime's advice for x86 CPUs without VNNI
+FLAVOURS = {"s8s8": ("int8", False), "s8s8_reduce_range": ("int8", True), "u8s8": ("uint8", False),
+            "u8s8_reduce_range": ("uint8", True)}
+SATURATION_PROBE = ("s8s8", "s8s8_reduce_range", "u8s8_reduce_range")
+
 
 def main(argv: list[str] | None = None) -> int:
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.backends import load_backend
     from wsol_edge.data import read_cub
     from wsol_edge.evaluation import evaluate_backend
-    from wsol_edge.export.quantize import to_int8
+    from wsol_edge.export.quantize import CALIBRATION_METHODS, to_int8
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.int8_saturation", description=__doc__.split("\n\n")[0])
@@ -26,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", required=True, help="CUB-layout folder: train split calibrates, test split scores")
     p.add_argument("--max-images", type=int, default=400)
     p.add_argument("--calibration-images", type=int, default=128)
+    p.add_argument("--method", choices=CALIBRATION_METHODS, default="minmax", help="calibration method (default: minmax)")
+    p.add_argument("--flavours", nargs="+", choices=tuple(FLAVOURS), default=SATURATION_PROBE,
+                   help=f"INT8 flavours to score (default: {' '.join(SATURATION_PROBE)})")
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
     train = [Path(s.path) for s in read_cub(args.data_root, "train")]
@@ -34,15 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     keys = ("top1_cls", "gt_known_loc", "max_box_acc_v2")
     results = {"fp32": {k: evaluate_backend(load_backend(args.onnx), test)[0][k] for k in keys}}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, act, rr in (("s8s8", "int8", False), ("s8s8_reduce_range", "int8", True),
-                              ("u8s8_reduce_range", "uint8", True)):
+        for name in args.flavours:
+            act, rr = FLAVOURS[name]
             q = Path(tmp) / f"{name}.onnx"
-            to_int8(args.onnx, q, train, method="minmax", num_images=args.calibration_images,
+            to_int8(args.onnx, q, train, method=args.method, num_images=args.calibration_images,
                     cache_dir=Path(tmp) / "cache", activation_type=act, reduce_range=rr)
             results[name] = {k: evaluate_backend(load_backend(q), test)[0][k] for k in keys}
             print(name, results[name], file=sys.stderr)
     atomic_write_json(args.output, {"kind": "int8_saturation_probe", "dataset": test.name, "num_images": len(test),
-                                    "calibration": f"minmax, {args.calibration_images} train images", "results": results,
+                                    "calibration": f"{args.method}, {args.calibration_images} train images", "results": results,
                                     "command": command_line("benchmarks.int8_saturation", argv), "commit": git_commit(),
                                     "machine": machine_info()})
     return 0

@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             if model.ssam_x is not None:
                 ar = model.ssam_x(fx) - fx
                 row.update(alpha_x=float(model.ssam_x.alpha), ssam_alpha_r_rms=rms(ar))
+            if model.ssam_xt is not None:  # branch X~'s gate too: only branch X is served, both train the backbone
+                row.update(alpha_xt=float(model.ssam_xt.alpha))
         print({k: v for k, v in row.items() if not isinstance(v, str)}, file=sys.stderr)
         rows.append(row)
     atomic_write_json(args.output, {

@@ -948,6 +948,7 @@ def test_wtl_inference_gap_reports_the_classifiers_accuracy_with_and_without_the
 
     from benchmarks import wtl_inference_gap
     from wsol_edge import train
+    from wsol_edge.checkpoint import load_checkpoint, save_checkpoint
     from wsol_edge.data import open_dataset
     from wsol_edge.data.torch_dataset import TrainDataset
     from wsol_edge.modelio import load_wrapper
@@ -958,11 +959,19 @@ def test_wtl_inference_gap_reports_the_classifiers_accuracy_with_and_without_the
                        "linear_identity", "--epochs", "1", "--batch-size", "4", "--input-size", "64", "--resize", "72",
                        "--lr", "0", "--no-pretrained", "--threshold-images", "0", "--out", str(run),
                        "--no-progress"]) == 0
-    out = tmp_path / "gap.json"
+    out, gated = tmp_path / "gap.json", tmp_path / "gated.pt"
     assert wtl_inference_gap.main(["--checkpoints", str(run / "checkpoint.pt"), "--data-root", str(data),
                                    "--num-images", "4", "--output", str(out)]) == 0
     row = json.loads(out.read_text())["checkpoints"][0]
-    assert row["delta_x"] == 0 and row["alpha_x"] == 0 and row["caam_delta_y_rms"] == 0
+    assert row["delta_x"] == 0 and row["alpha_x"] == 0 and row["alpha_xt"] == 0 and row["caam_delta_y_rms"] == 0
+    # each branch's SSAM gate is read from its own branch
+    state = load_checkpoint(run / "checkpoint.pt")
+    state["model"]["ssam_x.alpha"], state["model"]["ssam_xt.alpha"] = torch.tensor(0.25), torch.tensor(-0.5)
+    save_checkpoint(gated, {k: v for k, v in state.items() if k != "format"})
+    assert wtl_inference_gap.main(["--checkpoints", str(gated), "--data-root", str(data), "--num-images", "4",
+                                   "--output", str(tmp_path / "gated.json")]) == 0
+    gated_row = json.loads((tmp_path / "gated.json").read_text())["checkpoints"][0]
+    assert (gated_row["alpha_x"], gated_row["alpha_xt"]) == (0.25, -0.5)
     assert row["hidden_view_top1_trained_features"] == row["hidden_view_top1_served_features"]
     model, _, _ = load_wrapper(run / "checkpoint.pt")
     model.eval()

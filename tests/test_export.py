@@ -97,6 +97,31 @@ def test_calibration_cache_keyed_by_model(onnx_path, calib_dir, tmp_path):
     assert len(list((tmp_path / "c").glob("calib_*.json"))) == 2  # reused once, new model -> new cache
 
 
+def test_int8_probe_quantizes_each_flavour_asked_for_with_one_calibration(onnx_path, tmp_path, monkeypatch):
+    from test_data import make_cub
+
+    from benchmarks import int8_saturation
+    from wsol_edge.export import quantize
+
+    data, out, calls = tmp_path / "cub", tmp_path / "probe.json", []
+    make_cub(data, n=8)
+    real = quantize.to_int8
+
+    def recording(*args, **kwargs):
+        calls.append((kwargs["activation_type"], kwargs["reduce_range"], kwargs["method"], kwargs["num_images"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(quantize, "to_int8", recording)
+    assert int8_saturation.main(["--onnx", str(onnx_path), "--data-root", str(data), "--max-images", "3",
+                                 "--calibration-images", "4", "--method", "percentile", "--flavours", "u8s8",
+                                 "s8s8_reduce_range", "--output", str(out)]) == 0
+    assert calls == [("uint8", False, "percentile", 4), ("int8", True, "percentile", 4)]
+    record = json.loads(out.read_text())
+    assert list(record["results"]) == ["fp32", "u8s8", "s8s8_reduce_range"] and record["num_images"] == 3
+    assert record["calibration"] == "percentile, 4 train images"
+    assert all(0 <= r["gt_known_loc"] <= 100 for r in record["results"].values())
+
+
 def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
     # ONNX without metadata
     bare = onnx.load(str(onnx_path))

@@ -49,3 +49,13 @@ def test_machine_info_names_the_instruction_set_torch_dispatches_on_once_torch_i
                                                           check=True).stdout)
     assert before is None  # the torch-free runtime's records name no torch dispatch level
     assert after == torch_says and after  # e.g. AVX2, AVX512
+
+
+def test_vnni_is_read_from_the_cpu_flags_line():
+    from wsol_edge.runinfo import cpu_has_vnni
+
+    head = "processor\t: 0\nmodel name\t: AMD EPYC\n"
+    assert cpu_has_vnni(head + "flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n") is True
+    assert cpu_has_vnni(head + "flags\t\t: fpu sse2 avx2 avx_vnni\n") is True
+    assert cpu_has_vnni(head + "flags\t\t: fpu sse2 avx2 avx512f avx512vl\n") is False  # no dot product into int32
+    assert cpu_has_vnni(head) is None  # no flags line: unknown, not "no"

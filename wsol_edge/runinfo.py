@@ -57,6 +57,24 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
+
+
+def cpu_has_vnni(cpuinfo: str | None = None) -> bool | None:
+    """Whether the CPU has an int8 dot product into int32 (AVX512-VNNI or AVX-VNNI); None where
+    /proc/cpuinfo is absent. Without it ONNX Runtime's x86 int8 kernels add u8 x s8 pairs in
+    saturating int16, which decides which INT8 flavour a CPU runs accurately (README, INT8)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return any(f in VNNI_FLAGS for f in line.split(":", 1)[1].split())
+    return None
+
+
 def machine_info() -> dict:
     versions = {"python": platform.python_version()}
     for mod in ("numpy", "cv2", "onnxruntime", "onnx", "torch"):
@@ -68,6 +86,9 @@ def machine_info() -> dict:
     if torch is not None and torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(0)
     info = {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu, "versions": versions}
+    vnni = cpu_has_vnni()
+    if vnni is not None:
+        info["cpu_vnni"] = vnni
     if torch is not None:
         # the instruction set PyTorch's CPU kernels dispatch on: the same seed trains to other weights on an
         # AVX2 and an AVX-512 machine (benchmarks/METHODS.md, "Reproducibility across machines")
