@@ -97,6 +97,33 @@ def test_calibration_cache_keyed_by_model(onnx_path, calib_dir, tmp_path):
     assert len(list((tmp_path / "c").glob("calib_*.json"))) == 2  # reused once, new model -> new cache
 
 
+def test_int8_with_8bit_weights_is_flagged_on_an_x86_cpu_without_vnni(onnx_path, calib_dir, tmp_path, monkeypatch,
+                                                                       capsys):
+    from wsol_edge import runinfo
+    from wsol_edge.backends import onnxruntime_backend
+    from wsol_edge.backends.onnxruntime_backend import int8_saturation_warning
+    from wsol_edge.export.quantize import to_int8
+
+    int8 = {"precision": "int8", "reduce_range": False}
+    assert "--reduce-range" in int8_saturation_warning(int8, "x86_64", vnni=False)
+    assert int8_saturation_warning(int8, "AMD64", vnni=True) is None  # VNNI adds into int32
+    assert int8_saturation_warning(int8, "aarch64", vnni=False) is None  # so do ARM's kernels
+    assert int8_saturation_warning(int8, "x86_64", vnni=None) is None  # unknown: no claim
+    assert int8_saturation_warning({**int8, "reduce_range": True}, "x86_64", vnni=False) is None
+    assert int8_saturation_warning({"precision": "fp32"}, "x86_64", vnni=False) is None
+    # loading one: warned once, on stderr, naming the file; the 7-bit flavour is not
+    monkeypatch.setattr(runinfo, "cpu_has_vnni", lambda: False)
+    monkeypatch.setattr(onnxruntime_backend.platform, "machine", lambda: "x86_64")
+    for rr in (False, True):
+        q = tmp_path / f"q{int(rr)}.onnx"
+        to_int8(onnx_path, q, calib_dir, method="minmax", num_images=4, cache_dir=tmp_path / "c",
+                activation_type="uint8", reduce_range=rr)
+        capsys.readouterr()
+        load_backend(q)
+        err = capsys.readouterr().err
+        assert (err.count("warning:"), str(q) in err) == ((0, False) if rr else (1, True))
+
+
 def test_int8_probe_quantizes_each_flavour_asked_for_with_one_calibration(onnx_path, tmp_path, monkeypatch):
     from test_data import make_cub
 

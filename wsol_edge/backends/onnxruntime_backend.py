@@ -1,6 +1,8 @@
 """ONNX Runtime backend: the embedded default (CPU); CUDA/TensorRT execution providers when installed."""
 from __future__ import annotations
 
+import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,22 @@ from .base import Backend, BackendError
 
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                     "tensorrt": "TensorrtExecutionProvider"}
+
+
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
+
+
+def int8_saturation_warning(meta: dict, machine: str, vnni: bool | None) -> str | None:
+    """A one-line warning for an INT8 model with 8-bit weights run by ONNX Runtime on an x86 CPU
+    without VNNI: those kernels add u8 x s8 products in pairs into int16, which saturates (up to
+    2 x 255 x 127) unless the weights are 7-bit; on cub50 GT-known fell from 72.3 to 60.5
+    (benchmarks/results/cub50_int8_saturation.json). ARM and VNNI CPUs add into int32."""
+    if meta.get("precision") != "int8" or meta.get("reduce_range") or vnni is not False:
+        return None
+    if machine.lower() not in X86_MACHINES:
+        return None
+    return ("warning: this INT8 model has 8-bit weights, which saturate ONNX Runtime's int8 kernels on this "
+            "x86 CPU without VNNI and cost accuracy; export it with --activation-type uint8 --reduce-range")
 
 
 class OnnxRuntimeBackend(Backend):
@@ -44,6 +62,12 @@ class OnnxRuntimeBackend(Backend):
                 raise BackendError(f"{path}: output {required!r} missing (outputs: {', '.join(self.outputs)})")
         self.precision = str(self.meta.get("precision", "fp32"))
         self.device = "cuda" if wanted[0] != "CPUExecutionProvider" else "cpu"
+        if self.device == "cpu":
+            from ..runinfo import cpu_has_vnni
+
+            warning = int8_saturation_warning(self.meta, platform.machine(), cpu_has_vnni())
+            if warning:
+                print(f"{warning} ({path})", file=sys.stderr)
         self.path = path
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
