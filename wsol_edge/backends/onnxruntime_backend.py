@@ -20,13 +20,13 @@ X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
 def int8_saturation_warning(meta: dict, machine: str, vnni: bool | None) -> str | None:
     """A one-line warning for an INT8 model with 8-bit weights run by ONNX Runtime on an x86 CPU
     without VNNI: those kernels add u8 x s8 products in pairs into int16, which saturates (up to
-    2 x 255 x 127) unless the weights are 7-bit; on cub50 GT-known fell from 72.3 to 60.5
-    (benchmarks/results/cub50_int8_saturation.json). ARM and VNNI CPUs add into int32."""
+    2 x 255 x 127) unless the weights are 7-bit. How much that costs depends on the model: the cub50 CAM's
+    GT-known fell from 72.3 to 60.5 (README, INT8). ARM and VNNI CPUs add into int32."""
     if meta.get("precision") != "int8" or meta.get("reduce_range") or vnni is not False:
         return None
     if machine.lower() not in X86_MACHINES:
         return None
-    return ("warning: this INT8 model has 8-bit weights, which saturate ONNX Runtime's int8 kernels on this "
+    return ("warning: this INT8 model has 8-bit weights, which can saturate ONNX Runtime's int8 kernels on this "
             "x86 CPU without VNNI and cost accuracy; export it with --activation-type uint8 --reduce-range")
 
 
