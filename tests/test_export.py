@@ -433,7 +433,8 @@ def test_regression_with_flip_and_ivr_scores_every_precision_on_the_served_maps(
     records = result["records"]
     assert [(r["backend"], r["precision"]) for r in records] == [
         ("pytorch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8"),
-        ("onnxruntime", "int8")]
+        ("onnxruntime", "int8"), ("onnxruntime", "int8")]
+    assert [r["variant"] for r in records[3:]] == ["s8s8", "u8s8 reduce-range", "u8s8"]  # TensorRT's, x86 without / with VNNI
     meta = read_onnx_metadata(tmp_path / "w" / "model.int8.onnx")
     assert (meta["tta"], meta["ivr_percentile"]) == ("flip", 0.6)
     for r in records:
