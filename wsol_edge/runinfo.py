@@ -47,13 +47,18 @@ def git_commit() -> str | None:
     return sha.stdout.strip() + ("-dirty" if has_code_changes(status.stdout) else "")
 
 
-def cpu_name() -> str:
+def read_cpuinfo() -> str | None:
+    """/proc/cpuinfo's text; None where there is none (not Linux)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        return None
+
+
+def cpu_name(cpuinfo: str | None = None) -> str:
+    for line in (cpuinfo if cpuinfo is not None else read_cpuinfo() or "").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
@@ -64,12 +69,8 @@ def cpu_has_vnni(cpuinfo: str | None = None) -> bool | None:
     """Whether the CPU has an int8 dot product into int32 (AVX512-VNNI or AVX-VNNI); None where
     /proc/cpuinfo is absent. Without it ONNX Runtime's x86 int8 kernels add u8 x s8 pairs in
     saturating int16, which decides which INT8 flavour a CPU runs accurately (README, INT8)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
-    for line in cpuinfo.splitlines():
+    cpuinfo = cpuinfo if cpuinfo is not None else read_cpuinfo()
+    for line in (cpuinfo or "").splitlines():
         if line.startswith("flags"):
             return any(f in VNNI_FLAGS for f in line.split(":", 1)[1].split())
     return None
@@ -85,8 +86,9 @@ def machine_info() -> dict:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(0)
-    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu, "versions": versions}
-    vnni = cpu_has_vnni()
+    cpuinfo = read_cpuinfo()
+    info = {"cpu": cpu_name(cpuinfo), "cores": os.cpu_count(), "gpu": gpu, "versions": versions}
+    vnni = cpu_has_vnni(cpuinfo)
     if vnni is not None:
         info["cpu_vnni"] = vnni
     if torch is not None:

@@ -62,7 +62,7 @@ class OnnxRuntimeBackend(Backend):
                 raise BackendError(f"{path}: output {required!r} missing (outputs: {', '.join(self.outputs)})")
         self.precision = str(self.meta.get("precision", "fp32"))
         self.device = "cuda" if wanted[0] != "CPUExecutionProvider" else "cpu"
-        if self.device == "cpu":
+        if self.device == "cpu" and self.precision == "int8":  # /proc/cpuinfo read only where it matters
             from ..runinfo import cpu_has_vnni
 
             warning = int8_saturation_warning(self.meta, platform.machine(), cpu_has_vnni())
