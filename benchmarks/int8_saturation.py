@@ -15,10 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-# name -> (activation type, 7-bit weights): S8 is what TensorRT consumes, U8 with 7-bit weights is
-# ONNX Runtime's advice for x86 CPUs without VNNI
-FLAVOURS = {"s8s8": ("int8", False), "s8s8_reduce_range": ("int8", True), "u8s8": ("uint8", False),
-            "u8s8_reduce_range": ("uint8", True)}
 SATURATION_PROBE = ("s8s8", "s8s8_reduce_range", "u8s8_reduce_range")
 
 
@@ -27,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.backends import load_backend
     from wsol_edge.data import read_cub
     from wsol_edge.evaluation import evaluate_backend
-    from wsol_edge.export.quantize import CALIBRATION_METHODS, to_int8
+    from wsol_edge.export.quantize import CALIBRATION_METHODS, INT8_FLAVOURS, to_int8
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.int8_saturation", description=__doc__.split("\n\n")[0])
@@ -36,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=400)
     p.add_argument("--calibration-images", type=int, default=128)
     p.add_argument("--method", choices=CALIBRATION_METHODS, default="minmax", help="calibration method (default: minmax)")
-    p.add_argument("--flavours", nargs="+", choices=tuple(FLAVOURS), default=SATURATION_PROBE,
+    p.add_argument("--flavours", nargs="+", choices=tuple(INT8_FLAVOURS), default=SATURATION_PROBE,
                    help=f"INT8 flavours to score (default: {' '.join(SATURATION_PROBE)})")
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
@@ -47,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"fp32": {k: evaluate_backend(load_backend(args.onnx), test)[0][k] for k in keys}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.flavours:
-            act, rr = FLAVOURS[name]
+            act, rr = INT8_FLAVOURS[name]
             q = Path(tmp) / f"{name}.onnx"
             to_int8(args.onnx, q, train, method=args.method, num_images=args.calibration_images,
                     cache_dir=Path(tmp) / "cache", activation_type=act, reduce_range=rr)

@@ -209,7 +209,7 @@ def run_regression(args, command: str) -> None:
     from wsol_edge.runinfo import git_commit, machine_info
 
     from .from_checkpoint import export_checkpoint
-    from .quantize import to_fp16, to_int8
+    from .quantize import INT8_FLAVOURS, to_fp16, to_int8
     from .regression import format_table, regression_table
 
     work = Path(args.workdir)
@@ -226,11 +226,11 @@ def run_regression(args, command: str) -> None:
     to_int8(fp32, work / "model.int8.onnx", calib, method=args.method, num_images=args.num_images,
             cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type=args.activation_type,
             reduce_range=args.reduce_range, per_channel=not args.per_tensor)
-    # the CPU flavours of INT8 too, asymmetric U8 activations: with 7-bit weights for x86 without VNNI, whose
-    # int16 pair sums saturate on 8-bit ones, and with 8-bit weights for x86 with VNNI (README, INT8)
-    for name, reduce_range in (("int8u8", True), ("int8u8w8", False)):
+    # ONNX Runtime's two x86 CPU flavours of INT8 too (INT8_FLAVOURS)
+    for name, flavour in (("int8u8", "u8s8_reduce_range"), ("int8u8w8", "u8s8")):
+        activation_type, reduce_range = INT8_FLAVOURS[flavour]
         to_int8(fp32, work / f"model.{name}.onnx", calib, method=args.method, num_images=args.num_images,
-                cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type="uint8",
+                cache_dir=args.cache_dir, keep_head_fp32=not args.quantize_head, activation_type=activation_type,
                 reduce_range=reduce_range, per_channel=not args.per_tensor)
     backends = [load_backend(args.checkpoint, all_cams=True, tta=args.tta)] + [
         load_backend(work / f"model.{p}.onnx") for p in ("fp32", "fp16", "int8", "int8u8", "int8u8w8")]

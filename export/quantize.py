@@ -18,6 +18,17 @@ from .calibration import DEFAULT_CALIBRATION_IMAGES, ImageFolderReader, calibrat
 from wsol_edge.export_metadata import read_onnx_metadata, write_onnx_metadata
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# The INT8 flavours this project exports and scores, one table for the exporter, the regression and the
+# probe: name -> (activation type, 7-bit weights). S8 activations are what TensorRT consumes; ONNX
+# Runtime's x86 kernels want U8 activations, with 7-bit weights on CPUs without VNNI, whose int16 pair
+# sums saturate on 8-bit ones, and with 8-bit weights on CPUs with VNNI (README, INT8)
+INT8_FLAVOURS = {"s8s8": ("int8", False), "s8s8_reduce_range": ("int8", True),
+                 "u8s8": ("uint8", False), "u8s8_reduce_range": ("uint8", True)}
+
+
+def int8_flavour(activation_type: str, reduce_range: bool) -> str:
+    """The INT8_FLAVOURS name of a quantization setting (e.g. from a model's metadata)."""
+    return {v: k for k, v in INT8_FLAVOURS.items()}[(activation_type, bool(reduce_range))]
 
 
 def model_sha256(path: str | Path) -> str:

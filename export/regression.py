@@ -8,6 +8,8 @@ import numpy as np
 from wsol_edge.metrics import iou_matrix
 from wsol_edge.postprocess import cams_to_boxes
 
+from .quantize import int8_flavour
+
 
 def parity(pytorch_backend, onnx_backend, samples, batch_size: int = 16) -> dict:
     """Same images through both: max |logit| diff, max |CAM| diff (raw and relative to the CAM's
@@ -61,8 +63,9 @@ def regression_table(backends: list, samples, batch_size: int = 16, progress: bo
             ref_boxes = per["boxes"][:, ref_tau_index]
         changes = compare_boxes(ref_boxes, per["boxes"][:, ref_tau_index])
         meta = backend.meta
-        variant = (f"{'s8' if meta.get('activation_type') == 'int8' else 'u8'}s8"
-                   f"{' reduce-range' if meta.get('reduce_range') else ''}") if backend.precision == "int8" else None
+        # labelled as in the committed tables: "u8s8 reduce-range"
+        variant = int8_flavour(meta.get("activation_type", "int8"), meta.get("reduce_range", False)).replace(
+            "_reduce_range", " reduce-range") if backend.precision == "int8" else None
         rows.append({"backend": backend.name, "precision": backend.precision, "variant": variant, "metrics": metrics,
                      "box_comparison": {**changes, "at_threshold": ref_tau_index / 100},
                      "deployed_threshold": per.get("deployed_threshold"), "eval_seconds": time.time() - t0})

@@ -124,6 +124,19 @@ def test_int8_with_8bit_weights_is_flagged_on_an_x86_cpu_without_vnni(onnx_path,
         assert (err.count("warning:"), str(q) in err) == ((0, False) if rr else (1, True))
 
 
+def test_int8_flavour_names_what_the_quantizer_wrote(onnx_path, calib_dir, tmp_path):
+    from wsol_edge.export.quantize import INT8_FLAVOURS, int8_flavour, to_int8
+    from wsol_edge.export_metadata import read_onnx_metadata
+
+    assert all(int8_flavour(*setting) == name for name, setting in INT8_FLAVOURS.items())
+    for name in ("s8s8", "u8s8_reduce_range"):
+        activation_type, reduce_range = INT8_FLAVOURS[name]
+        q = to_int8(onnx_path, tmp_path / f"{name}.onnx", calib_dir, method="minmax", num_images=4,
+                    cache_dir=tmp_path / "c", activation_type=activation_type, reduce_range=reduce_range)
+        meta = read_onnx_metadata(q)
+        assert int8_flavour(meta["activation_type"], meta["reduce_range"]) == name
+
+
 def test_int8_probe_quantizes_each_flavour_asked_for_with_one_calibration(onnx_path, tmp_path, monkeypatch):
     from test_data import make_cub
 
