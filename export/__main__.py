@@ -265,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(args, argv)
+    except ModuleNotFoundError as exc:
+        # the base install has the runtime alone; TensorRT and cuda-python say their own install line
+        print(f"error: {exc} (the export tools come with the [train] extra: pip install \"wsol_edge[train]\")",
+              file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError, BackendError, MetadataError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

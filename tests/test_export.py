@@ -162,6 +162,14 @@ def test_int8_probe_quantizes_each_flavour_asked_for_with_one_calibration(onnx_p
     assert all(0 <= r["gt_known_loc"] <= 100 for r in record["results"].values())
 
 
+def test_export_without_its_extra_is_one_line_naming_it(onnx_path, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnxconverter_common", None)  # as on the base install
+    assert export_main(["fp16", "--onnx", str(onnx_path), "--output", str(tmp_path / "m16.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "onnxconverter_common" in err[0] and 'pip install "wsol_edge[train]"' in err[0]
+    assert not (tmp_path / "m16.onnx").exists()
+
+
 def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
     # ONNX without metadata
     bare = onnx.load(str(onnx_path))

@@ -194,6 +194,17 @@ def test_bad_model_and_output(model, tmp_path, capsys):
     assert "not writable" in capsys.readouterr().err
 
 
+def test_a_checkpoint_on_the_base_install_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):
+    from wsol_edge import backends
+
+    monkeypatch.setattr(backends, "torch_installed", lambda: False)  # the base install: no torch
+    img = tmp_path / "a.jpg"
+    cv2.imwrite(str(img), photo(20, 20))
+    assert run_main(["--engine", str(tmp_path / "model.pt"), "--source", str(img)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs torch" in err[0] and 'pip install "wsol_edge[train]"' in err[0]
+
+
 def test_runtime_imports_no_torch(model, tmp_path):
     img = tmp_path / "a.jpg"
     cv2.imwrite(str(img), photo(20, 20))

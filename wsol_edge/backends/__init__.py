@@ -2,6 +2,7 @@
 .pt -> PyTorch. Importing this package imports neither torch nor TensorRT."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from .base import Backend, BackendError
@@ -9,6 +10,10 @@ from .base import Backend, BackendError
 ONNX_SUFFIXES = (".onnx",)
 TENSORRT_SUFFIXES = (".engine", ".trt", ".plan")
 TORCH_SUFFIXES = (".pt", ".pth")
+
+
+def torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None
 
 
 def load_backend(path: str | Path, *, providers: list[str] | None = None, threads: int | None = None,
@@ -34,6 +39,9 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
 
         return TensorRTBackend(path)
     if suffix in TORCH_SUFFIXES:
+        if not torch_installed():  # the base install, the runtime alone
+            raise BackendError(f"{path}: a PyTorch checkpoint needs torch, which the base install leaves out: "
+                               "pip install \"wsol_edge[train]\", or serve the model's ONNX export")
         from .pytorch_backend import PyTorchBackend
 
         return PyTorchBackend(path, device=device, half=half, threshold=threshold, all_cams=all_cams, tta=tta,
