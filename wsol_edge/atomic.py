@@ -8,16 +8,36 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the umask. Read from /proc where it can be, since
+    reading it with ``os.umask`` means setting it, which races with other threads creating files."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binary: bool = True) -> Path:
     """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it into place.
 
     ``os.replace`` is atomic on POSIX and Windows when both names are on one filesystem,
-    which is why the temporary file lives in the destination folder.
+    which is why the temporary file lives in the destination folder. The file gets the mode of the one it
+    replaces, or a new file's (mkstemp's 0o600 would leave a model unreadable to the service user serving it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = new_file_mode()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             write(f)
             f.flush()

@@ -1,0 +1,57 @@
+import os
+import stat
+
+import pytest
+
+from wsol_edge.atomic import atomic_write, atomic_write_bytes, atomic_write_json, new_file_mode
+
+posix_modes = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and put the old one back."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "result.json"
+    atomic_write_json(target, {"a": 1})
+
+    def fail_halfway(f):
+        f.write(b"half a fi")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(target, fail_halfway)
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+@posix_modes
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_a_new_file_gets_the_mode_open_would_give_it(tmp_path, umask, mask):
+    umask(mask)
+    assert new_file_mode() == 0o666 & ~mask
+    atomic_write_bytes(tmp_path / "model.onnx", b"x")
+    with open(tmp_path / "plain", "wb"):
+        pass
+    assert mode(tmp_path / "model.onnx") == mode(tmp_path / "plain") == 0o666 & ~mask
+
+
+@posix_modes
+def test_a_replaced_file_keeps_its_mode(tmp_path, umask):
+    umask(0o022)
+    target = tmp_path / "model.engine"
+    target.write_bytes(b"old")
+    for kept in (0o640, 0o600, 0o664):
+        target.chmod(kept)
+        atomic_write_bytes(target, b"new")
+        assert (mode(target), target.read_bytes()) == (kept, b"new")
