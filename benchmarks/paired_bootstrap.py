@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsol_edge.argtypes import non_negative_int, positive_int
+from wsol_edge.argtypes import non_negative_int, open_unit_interval, positive_int
 
 from .report import markdown_grid
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", nargs="+", required=True, metavar="[NAME=]NPZ", help="per-image files to compare")
     p.add_argument("--resamples", type=positive_int, default=2000)
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--confidence", type=open_unit_interval, default=0.95)
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
     if not 0 < args.confidence < 1:

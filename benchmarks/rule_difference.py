@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.evaluation import iter_batches
     from wsol_edge.metrics import iou_matrix
     from wsol_edge.postprocess import box_from_scoremap, cam_to_scoremap, largest_component_box
+    from wsol_edge.argtypes import open_unit_interval
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.rule_difference", description=__doc__.split("\n\n")[0])
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", choices=DATASET_KINDS, default="cub")
     p.add_argument("--data-root", required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--threshold-step", type=float, default=0.05)
+    p.add_argument("--threshold-step", type=open_unit_interval, default=0.05)
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
     backend = load_backend(args.model)

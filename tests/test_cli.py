@@ -278,11 +278,43 @@ def test_counts_out_of_range_are_refused_in_one_line(module, argv, message):
     assert res.returncode == 2 and message in res.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "-0.01"], "--lr: must be 0 or more, got -0.01"),  # 0 is allowed: a checkpoint of the start weights
+    (["--lr", "nan"], "--lr: must be a finite number, got nan"),
+    (["--head-lr-mult", "-1"], "--head-lr-mult: must be 0 or more, got -1"),
+    (["--momentum", "0"], "--momentum: must be between 0 and 1 (both excluded), got 0"),  # Nesterov needs one
+    (["--weight-decay", "-0.0001"], "--weight-decay: must be 0 or more, got -0.0001"),
+    (["--warmup-epochs", "-1"], "--warmup-epochs: must be 0 or more, got -1"),
+    (["--clip-grad-norm", "0"], "--clip-grad-norm: must be more than 0, got 0"),  # would zero every gradient
+    (["--method", "wtl", "--wtl-beta", "-50"], "--wtl-beta: must be 0 or more, got -50"),
+    (["--method", "wtl", "--wtl-beta-warmup", "inf"], "--wtl-beta-warmup: must be a finite number, got inf"),
+    (["--method", "sat", "--sat-area", "1.5"], "--sat-area: must be between 0 and 1 (both excluded), got 1.5"),
+])
+def test_rates_and_loss_weights_out_of_range_are_refused_in_one_line(tmp_path, capsys, argv, message):
+    """Each of these trained without a word before (a negative rate climbs the loss, a zero norm freezes
+    the model); now argparse refuses it before any folder is made."""
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*SYN, *argv, "--out", str(tmp_path / "never")])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("argv", [["--method", "has", "--has-grid-sizes", "0", "16", "64"],
+                                  ["--method", "wtl", "--wtl-patch", "64"],
+                                  ["--method", "icl", "--icl-hide-patches", "0", "70"]])
+def test_a_patch_as_large_as_the_crop_is_refused_in_one_line(tmp_path, capsys, argv):
+    assert train.main([*SYN, "--input-size", "64", *argv, "--out", str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a patch must be smaller than the 64 px training crop" in err[0] and argv[2] in err[0]
+    assert not (tmp_path / "never").exists()
+
+
 def test_config_values_go_through_the_flags_checks(tmp_path, capsys):
     """argparse checks only what is typed on the command line; a config file gets the same checks."""
     for text, message in (("epochs: 0\n", "epochs: must be 1 or more, got 0"),
                           ("method: foo\n", "method: 'foo' is not one of cam, has"),
-                          ("lr: fast\n", "lr: could not convert string to float")):
+                          ("lr: fast\n", "lr: not a number: 'fast'"),
+                          ("lr: -1\n", "lr: must be 0 or more, got -1")):
         cfg = tmp_path / "c.yaml"
         cfg.write_text(text)
         with pytest.raises(SystemExit):

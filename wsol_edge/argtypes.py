@@ -37,6 +37,39 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def _finite_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A gradient-norm bound or a frame rate: 0 or less (or NaN) would train or run without a word of warning."""
+    value = _finite_number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _finite_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def open_unit_interval(text: str) -> float:
+    """A number strictly between 0 and 1 (an area share, a threshold step, a confidence)."""
+    value = _finite_number(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (both excluded), got {text}")
+    return value
+
+
 def unit_fraction(text: str) -> float:
     """A number in [0, 1) (a percentile as a fraction)."""
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_int, unit_fraction
+from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, open_unit_interval, positive_int, unit_fraction
 from .config import parse_args
 from .data import DATASET_KINDS
 from .torch_device import DEVICE_HELP
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-size", type=positive_int, default=96)
     p.add_argument("--protocol", choices=("wsoleval", "sat"), default="wsoleval")
     p.add_argument("--input-size", type=positive_int, default=None, help="default: the model's")
-    p.add_argument("--cam-threshold-step", type=float, default=0.01)
+    p.add_argument("--cam-threshold-step", type=open_unit_interval, default=0.01)
     p.add_argument("--iou-thresholds", type=int, nargs="+", default=[30, 50, 70])
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--max-images", type=positive_int, default=None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_int, unit_fraction
+from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_float, positive_int, unit_fraction
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", help="one JSON line per frame")
     p.add_argument("--show", action="store_true", help="display in a window (q or Esc quits)")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
-    p.add_argument("--fps", type=float, help="limit the capture rate")
+    p.add_argument("--fps", type=positive_float, help="limit the capture rate")
     p.add_argument("--drop-frames", action=argparse.BooleanOptionalAction, default=True,
                    help="live sources: drop stale frames instead of queueing them (files never drop)")
     p.add_argument("--reconnect", type=non_negative_int, default=5, help="reconnect attempts for a live source that drops")

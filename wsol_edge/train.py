@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from .argtypes import HelpFormatter, non_negative_int, positive_int, unit_fraction
+from .argtypes import (HelpFormatter, non_negative_float, non_negative_int, open_unit_interval, positive_float,
+                       positive_int, unit_fraction)
 from .config import parse_args
 from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--method", choices=METHODS, default="cam")
     m.add_argument("--has-grid-sizes", type=int, nargs="+", default=[0, 16, 32, 44, 56], help="HaS patch sizes (0: no hiding)")
     m.add_argument("--wtl-patch", default="mixed", help="WTL patch size: 16, 32, 44, 56 or mixed")
-    m.add_argument("--wtl-beta", type=float, default=50.0)
+    m.add_argument("--wtl-beta", type=non_negative_float, default=50.0)
     m.add_argument("--wtl-agg-channels", type=positive_int,
                    help=f"WTL aggregation conv's output channels (default {WTL_AGG_CHANNELS}; linear_identity keeps "
                         "the backbone's)")
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="L_fuse averaged (attention-transfer convention, default) or summed over map positions")
     m.add_argument("--wtl-fuse-map", choices=("raw", "relu"), default="raw",
                    help="L_fuse on the raw signed maps (paper) or on their positive parts (variant, see wtl.py)")
-    m.add_argument("--wtl-beta-warmup", type=float, default=0.0,
+    m.add_argument("--wtl-beta-warmup", type=non_negative_float, default=0.0,
                    help="epochs over which beta ramps up from 0 (0: the paper's constant beta)")
     m.add_argument("--wtl-whole-share", type=float, default=0.0,
                    help="WTL: share of the images both branches see whole, unhidden (variant; 0: the paper's, always hidden)")
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--sat-plain-blocks", type=non_negative_int, default=0,
                    help="hybrid SAT: plain blocks before the spatial-aware ones (DeiT has 9), so the spatial token "
                         "has attended to the image before its first mask")
-    m.add_argument("--sat-area", type=float, default=0.25, help="target of the batch-area loss")
+    m.add_argument("--sat-area", type=open_unit_interval, default=0.25, help="target of the batch-area loss")
     m.add_argument("--no-area-loss", action="store_true", help="SAT ablation")
     m.add_argument("--no-norm-loss", action="store_true", help="SAT ablation")
     m.add_argument("--sat-slow-blocks", action="store_true",
@@ -132,16 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=positive_int, default=10)
     o.add_argument("--batch-size", type=positive_int, default=32)
-    o.add_argument("--lr", type=float, default=0.01)
-    o.add_argument("--head-lr-mult", type=float, default=10.0)
+    o.add_argument("--lr", type=non_negative_float, default=0.01)
+    o.add_argument("--head-lr-mult", type=non_negative_float, default=10.0)
     o.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
                    help="sgd: SGD with Nesterov momentum, weight decay on every parameter; adamw: AdamW (SAT's "
                         "authors train with it, lr 1e-4 and weight decay 0.05 at batch 256), no weight decay on "
                         "biases, norm layers and tokens; --lr and --weight-decay are not rescaled, give them")
-    o.add_argument("--momentum", type=float, default=0.9, help="SGD's (AdamW keeps its default betas)")
-    o.add_argument("--weight-decay", type=float, default=1e-4)
-    o.add_argument("--warmup-epochs", type=float, default=0.5)
-    o.add_argument("--clip-grad-norm", type=float, default=None,
+    o.add_argument("--momentum", type=open_unit_interval, default=0.9, help="SGD's (AdamW keeps its default betas)")
+    o.add_argument("--weight-decay", type=non_negative_float, default=1e-4)
+    o.add_argument("--warmup-epochs", type=non_negative_float, default=0.5)
+    o.add_argument("--clip-grad-norm", type=positive_float, default=None,
                    help="clip the gradient norm (default: 5.0 for wtl, whose CAAM/SSAM diverge without it, and sat, "
                         "whose new transformer blocks train with SGD by default; none otherwise)")
     o.add_argument("--precise-bn", type=non_negative_int, default=0, metavar="BATCHES",
@@ -258,6 +259,14 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         said = [f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --method {method}"
                 for method, given in foreign.items() if given]
         raise ValueError(f"{'; '.join(said)}; this run trains --method {args.method}")
+    for flag, dest in (("--has-grid-sizes", "has_grid_sizes"), ("--wtl-patch", "wtl_patch"),
+                       ("--icl-hide-patches", "icl_hide_patches")):
+        given = getattr(args, dest)
+        sizes = [int(v) for v in (given if isinstance(given, list) else [given]) if str(v).lstrip("-").isdigit()]
+        too_big = [v for v in sizes if v >= args.input_size]
+        if too_big and flags_given(args, (dest,), parser):
+            raise ValueError(f"{flag} {' '.join(map(str, too_big))}: a patch must be smaller than the "
+                             f"{args.input_size} px training crop (--input-size), or one patch hides the whole image")
     if args.method == "has":
         return {"grid_sizes": list(args.has_grid_sizes)}
     if args.method == "wtl":
