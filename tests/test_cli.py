@@ -251,6 +251,32 @@ def test_a_methods_flags_with_another_method_are_refused_in_one_line(tmp_path, c
     assert not out.exists()
 
 
+def test_labels_only_class_folders_train_and_are_refused_for_scoring_in_one_line(tmp_path, capsys):
+    """The usual labels-only layout trains; the checkpoint then has no threshold (said), and evaluate
+    says the split cannot be scored instead of failing on its first image."""
+    import cv2
+
+    from wsol_edge.data import synthetic_dataset
+
+    ds = synthetic_dataset(12, 3, 64, seed=0)
+    for i, sample in enumerate(ds):
+        folder = tmp_path / "data" / ("train" if i < 9 else "val") / ds.class_names[sample.label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(sample.load(), cv2.COLOR_RGB2BGR))
+    run = tmp_path / "run"
+    assert train.main(["--dataset", "folders", "--data-root", str(tmp_path / "data"), "--epochs", "1",
+                       "--batch-size", "4", "--input-size", "64", "--resize", "72", "--no-pretrained",
+                       "--no-progress", "--out", str(run)]) == 0
+    assert "has no boxes, so the checkpoint carries no CAM threshold" in capsys.readouterr().err
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert state["model_config"]["class_names"] == ds.class_names and state.get("cam_threshold") is None
+    assert evaluate.main(["--checkpoint", str(run / "checkpoint.pt"), "--dataset", "folders", "--data-root",
+                          str(tmp_path / "data"), "--split", "val", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: folders:data/val has no boxes, so localisation cannot be scored on it: evaluate on a "
+                   "boxed split (--dataset cub, wsoleval, voc, or csv with boxes)"]
+
+
 def test_config_file_and_flag_override(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: synthetic\nsynthetic_images: 8\nsynthetic_size: 64\nepochs: 5\nbatch_size: 4\n"

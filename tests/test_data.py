@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from wsol_edge.data import open_dataset, read_csv_boxes, read_cub, read_voc, read_wsoleval, synthetic_dataset
+from wsol_edge.data import (open_dataset, read_class_folders, read_csv_boxes, read_cub, read_voc, read_wsoleval,
+                             synthetic_dataset)
 from wsol_edge.imageio import ImageReadError, read_image_rgb, to_rgb_uint8
 from wsol_edge.preprocess import boxes_to_frame
 
@@ -133,6 +136,41 @@ def test_csv_reader_groups_boxes_and_splits(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no labels CSV"):
         open_dataset("csv", str(tmp_path / "empty"), "test")
+
+
+def test_csv_labels_only_rows_and_class_indices_shared_by_the_splits(tmp_path):
+    (tmp_path / "labels.csv").write_text(
+        "filename,width,height,class,xmin,ymin,xmax,ymax\n"
+        "a.jpg,100,50,cat,1,2,30,40\nb.jpg,80,60,dog,,,,\nc.jpg,80,60,emu,0,0,79,59\n")
+    (tmp_path / "split.csv").write_text("filename,split\na.jpg,train\nb.jpg,test\nc.jpg,test\n")
+    train, test = (open_dataset("csv", str(tmp_path / "labels.csv"), s) for s in ("train", "test"))
+    # cat is in train only, yet dog and emu keep the indices they have in train's class list
+    assert train.class_names == test.class_names == ["cat", "dog", "emu"]
+    assert [(s.image_id, s.label, s.boxes.shape) for s in test] == [("b.jpg", 1, (0, 4)), ("c.jpg", 2, (1, 4))]
+    (tmp_path / "half.csv").write_text("filename,width,height,class,xmin,ymin,xmax,ymax\nb.jpg,80,60,dog,1,,,\n")
+    with pytest.raises(ValueError, match=r"half\.csv:2: non-numeric box or size \(a row without a box"):
+        read_csv_boxes(tmp_path / "half.csv")
+
+
+def test_class_folders_reader(tmp_path):
+    img = np.zeros((8, 8, 3), np.uint8)
+    for rel in ("train/cat/1.png", "train/cat/more/2.jpg", "train/dog/3.png", "train/emu/4.png", "val/dog/5.png",
+                "val/emu/6.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        write(tmp_path / rel, img, Path(rel).suffix)
+    (tmp_path / "train" / "cat" / "notes.txt").write_text("not an image")
+    (tmp_path / "README.md").write_text("a file beside the splits")
+    train, val = read_class_folders(tmp_path, "train"), open_dataset("folders", str(tmp_path), "val")
+    assert train.class_names == val.class_names == ["cat", "dog", "emu"]  # val has no cat: same indices
+    assert [(s.image_id, s.label) for s in train] == [("cat/1.png", 0), ("cat/more/2.jpg", 0), ("dog/3.png", 1),
+                                                      ("emu/4.png", 2)]
+    assert [(s.image_id, s.label) for s in val] == [("dog/5.png", 1), ("emu/6.png", 2)]
+    assert all(s.boxes.shape == (0, 4) for s in train) and train[1].load().shape == (8, 8, 3)
+    with pytest.raises(FileNotFoundError, match=r"no 'test' folder .*found: train, val"):
+        read_class_folders(tmp_path, "test")
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    with pytest.raises(ValueError, match="holds no images in class folders"):
+        read_class_folders(tmp_path, "empty")
 
 
 def test_synthetic_dataset_is_exact_and_deterministic():

@@ -1,4 +1,5 @@
-"""Datasets: readers for CUB, wsolevaluation metadata, VOC XML, CSV boxes, and synthetic data.
+"""Datasets: readers for CUB, wsolevaluation metadata, VOC XML, CSV boxes, class folders (labels only),
+and synthetic data.
 
 All readers return a :class:`SampleSet`; ``open_dataset`` picks one from a short spec.
 """
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .class_folders import read_class_folders
 from .csv_boxes import read_csv_boxes
 from .cub import read_cub
 from .samples import Sample, SampleSet
@@ -13,7 +15,7 @@ from .synthetic import synthetic_dataset
 from .voc import read_voc
 from .wsoleval import read_wsoleval
 
-DATASET_KINDS = ("cub", "wsoleval", "voc", "csv", "synthetic")
+DATASET_KINDS = ("cub", "wsoleval", "voc", "csv", "folders", "synthetic")
 
 
 def open_dataset(kind: str, root: str | None, split: str, *, metadata_root: str | None = None,
@@ -21,7 +23,8 @@ def open_dataset(kind: str, root: str | None, split: str, *, metadata_root: str 
                  seed: int = 0) -> SampleSet:
     """Open a dataset by kind: ``cub`` (official layout), ``wsoleval`` (metadata + data root),
     ``voc`` (images + XML in one folder), ``csv`` (path to a labels CSV; ``split.csv`` beside it is
-    used when present), ``synthetic`` (procedural, no files)."""
+    used when present), ``folders`` (``ROOT/<split>/<class>/<image>``, labels only), ``synthetic``
+    (procedural, no files)."""
     if kind == "synthetic":
         return synthetic_dataset(synthetic_images, synthetic_classes, synthetic_size, seed, split)
     if root is None:
@@ -46,8 +49,10 @@ def open_dataset(kind: str, root: str | None, split: str, *, metadata_root: str 
         split_csv = csv_path.parent / "split.csv"
         return read_csv_boxes(csv_path, split_csv=split_csv if split_csv.is_file() else None,
                               split=split if split_csv.is_file() else None)
+    if kind == "folders":
+        return read_class_folders(root, split)
     raise ValueError(f"unknown dataset kind {kind!r}; choose from {', '.join(DATASET_KINDS)}")
 
 
 __all__ = ["Sample", "SampleSet", "open_dataset", "read_cub", "read_wsoleval", "read_voc",
-           "read_csv_boxes", "synthetic_dataset", "DATASET_KINDS"]
+           "read_csv_boxes", "read_class_folders", "synthetic_dataset", "DATASET_KINDS"]

@@ -14,7 +14,9 @@ def read_csv_boxes(csv_path: str | Path, images_dir: str | Path | None = None,
                    class_names: list[str] | None = None) -> SampleSet:
     """Rows of one filename are grouped into one sample with all its boxes (in file order).
 
-    ``split_csv`` (filename,split) with ``split`` selects a subset, as in the raccoon data.
+    ``split_csv`` (filename,split) with ``split`` selects a subset, as in the raccoon data. The class
+    names come from every row, so a class index means the same in each split. A row whose four box
+    fields are empty labels its image without a box (WSOL trains on labels alone).
     """
     csv_path = Path(csv_path)
     if images_dir is None:  # images/ beside the CSV (the raccoon layout), else the CSV's own folder
@@ -34,15 +36,17 @@ def read_csv_boxes(csv_path: str | Path, images_dir: str | Path | None = None,
     for lineno, r in enumerate(rows, 2):
         if keep is not None and r["filename"] not in keep:
             continue
+        fields = [(r[k] or "").strip() for k in ("xmin", "ymin", "xmax", "ymax")]
         try:
-            box = tuple(float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+            box = None if not any(fields) else tuple(float(v) for v in fields)
             wh = (int(float(r["width"])), int(float(r["height"])))
         except ValueError:
-            raise ValueError(f"{csv_path}:{lineno}: non-numeric box or size") from None
+            raise ValueError(f"{csv_path}:{lineno}: non-numeric box or size (a row without a box leaves all "
+                             "four box fields empty)") from None
         g = grouped.setdefault(r["filename"], {"cls": r["class"], "boxes": [], "wh": wh})
-        if r["class"] == g["cls"]:
+        if r["class"] == g["cls"] and box is not None:
             g["boxes"].append(box)
-    names = class_names or sorted({g["cls"] for g in grouped.values()})
+    names = class_names or sorted({r["class"] for r in rows})
     index = {n: i for i, n in enumerate(names)}
     samples = [Sample(image_id=fn, label=index[g["cls"]], boxes=as_boxes(g["boxes"]),
                       path=str(images_dir / fn), size=g["wh"]) for fn, g in grouped.items()]
