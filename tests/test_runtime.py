@@ -120,6 +120,34 @@ def test_video_source_and_max_frames(model, tmp_path):
     assert len(jl.read_text().splitlines()) == 5
 
 
+def test_videos_in_a_folder_are_read_frame_by_frame_and_annotated_at_their_rate(model, tmp_path, capsys):
+    from wsol_edge.runtime.sources import open_source
+
+    src = tmp_path / "clips"
+    (src / "day2").mkdir(parents=True)
+    make_video(src / "cam.mp4", 6)
+    make_video(src / "day2" / "cam.mp4", 4)  # the same name in a sub-folder: both kept
+    cv2.imwrite(str(src / "still.jpg"), photo(64, 96))
+    (src / "broken.mp4").write_bytes(b"not a video")
+    assert open_source(str(src))[2] == 6 + 4 + 1 + 1  # frames, the still and the broken file's error line
+    jl, out = tmp_path / "r.jsonl", tmp_path / "o"
+    assert run_main(["--engine", str(model), "--source", str(src), "--jsonl", str(jl), "--output", str(out),
+                     "--batch", "3", "--no-progress"]) == 0
+    recs = [json.loads(x) for x in jl.read_text().splitlines()]
+    frames = {}
+    for r in recs:
+        frames.setdefault(Path(r["source"]).relative_to(src).as_posix(), []).append(r.get("frame"))
+    assert {k: sorted(v) for k, v in frames.items() if k.endswith("cam.mp4")} == {
+        "cam.mp4": list(range(6)), "day2/cam.mp4": list(range(4))}
+    assert [r["error"] for r in recs if "error" in r] == [f"{src / 'broken.mp4'}: cannot open the video (corrupt or "
+                                                          "unsupported)"]
+    assert (out / "still.jpg").is_file()
+    for name, n in (("cam_annotated.mp4", 6), ("cam_1_annotated.mp4", 4)):
+        cap = cv2.VideoCapture(str(out / name))
+        assert (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS)) == (n, 10.0)  # the source's rate
+        cap.release()
+
+
 def test_truncated_videos(model, tmp_path, capsys):
     # AVI (MJPG) cut at 60%: the frames before the cut are all processed, with a warning
     w = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))

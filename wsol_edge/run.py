@@ -79,8 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_frames and total:
         total = min(total, args.max_frames)
     bar = tqdm(total=total, unit="frame", disable=args.no_progress or live, file=sys.stderr)
-    video = live or (total is not None and args.source.lower().endswith(
-        (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")))
 
     def on_result(frame, r):
         bar.update(1)
@@ -88,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             jsonl.write({"source": frame.source, "frame": frame.index, "timestamp": frame.timestamp,
                          "image_size": [int(frame.image.shape[1]), int(frame.image.shape[0])], **r.to_dict()})
         if annotated:
-            annotated.write(frame, r, video)
+            annotated.write(frame, r, frame.video)
         if window:
             return window.write(frame, r)
         return True

@@ -62,7 +62,7 @@ class JsonlSink:
 
 
 class AnnotatedSink:
-    """Annotated images (same file names) for image sources; one .mp4 per video/live source."""
+    """Annotated images (same file names) for image sources; one .mp4 per video/live source, at its rate."""
 
     def __init__(self, folder: str | Path, cam_overlay: bool = False, fps: float = 25.0):
         self.folder = check_writable(folder)
@@ -70,11 +70,10 @@ class AnnotatedSink:
         self.writers: dict[str, cv2.VideoWriter] = {}
         self.names: set[str] = set()
 
-    def _image_name(self, source: str) -> Path:
-        name = Path(source).stem + ".jpg"
-        stem, k = Path(source).stem, 1
+    def _output_name(self, stem: str, ending: str) -> Path:
+        name, k = stem + ending, 1
         while name in self.names:  # same file name in two sub-folders: keep both
-            name = f"{stem}_{k}.jpg"
+            name = f"{stem}_{k}{ending}"
             k += 1
         self.names.add(name)
         return self.folder / name
@@ -85,7 +84,7 @@ class AnnotatedSink:
             ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
             if not ok:
                 raise OutputError(f"cannot encode the annotated {frame.source}")
-            target = self._image_name(frame.source)
+            target = self._output_name(Path(frame.source).stem, ".jpg")
             tmp = target.with_name("." + target.name + ".tmp")
             tmp.write_bytes(buf.tobytes())
             os.replace(tmp, target)
@@ -93,9 +92,11 @@ class AnnotatedSink:
         writer = self.writers.get(frame.source)
         if writer is None:
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(frame.source).stem or frame.source)
-            path = self.folder / f"{safe}_annotated.mp4"
+            path = self._output_name(safe, "_annotated.mp4")
             h, w = img.shape[:2]
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            # at the source's rate, so the annotated video plays as long as the one it annotates
+            fps = frame.fps if 0 < getattr(frame, "fps", 0) <= 240 else self.fps
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
             if not writer.isOpened():
                 raise OutputError(f"cannot open video writer {path}")
             self.writers[frame.source] = writer

@@ -33,6 +33,8 @@ class Frame:
     image: np.ndarray | None = None  # BGR uint8
     error: str | None = None
     decode_ms: float = 0.0
+    video: bool = False  # a frame of a video, camera or stream (annotated into a video, not an image)
+    fps: float = 0.0  # the capture's frame rate, where it says one
 
 
 def describe(spec: str) -> tuple[str, bool]:
@@ -63,12 +65,38 @@ def _image_frame(path: Path, index: int) -> Frame:
     return Frame(str(path), index, time.time(), image=bgr, decode_ms=(time.perf_counter() - t0) * 1e3)
 
 
-def _files(paths: list[Path]) -> Iterator[Frame]:
+def _files(paths: list[Path], stop=None) -> Iterator[Frame]:
+    """Each image as a frame, each video as its frames (``frame.index``: its frame number in that video)."""
     for i, p in enumerate(paths):
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
+        if stop and stop():
+            return
+        suffix = p.suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            cap = _open_capture((str(p),))
+            if cap is None:
+                yield Frame(str(p), i, time.time(), error=f"{p}: cannot open the video (corrupt or unsupported)")
+                continue
+            yield from _read_video(str(p), cap, (str(p),), False, 0, stop)
+            continue
+        if suffix not in IMAGE_SUFFIXES:
             yield Frame(str(p), i, time.time(), error=f"{p}: unsupported file type {p.suffix or '(none)'}")
             continue
         yield _image_frame(p, i)
+
+
+def _frame_count(path: Path) -> int | None:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        return 1  # its one error line
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    return count if count > 0 else None
+
+
+def _items(paths: list[Path]) -> int | None:
+    """How many frames a list of files holds (each video's frame count), if every count is known."""
+    counts = [_frame_count(p) if p.suffix.lower() in VIDEO_SUFFIXES else 1 for p in paths]
+    return None if None in counts else sum(counts)
 
 
 def _open_capture(cap_args: tuple):
@@ -92,7 +120,8 @@ def _read_video(spec: str, cap, cap_args: tuple, live: bool, reconnect: int, sto
             t0 = time.perf_counter()
             ok, frame = cap.read()
             if ok and frame is not None:
-                yield Frame(spec, index, time.time(), image=frame, decode_ms=(time.perf_counter() - t0) * 1e3)
+                yield Frame(spec, index, time.time(), image=frame, decode_ms=(time.perf_counter() - t0) * 1e3,
+                            video=True, fps=float(cap.get(cv2.CAP_PROP_FPS) or 0.0))
                 index += 1
                 continue
             if not live:
@@ -144,12 +173,12 @@ def open_source(spec: str, *, reconnect: int = 5, stop=None) -> tuple[Iterator[F
         paths = sorted(p for p in Path(spec).rglob("*") if p.is_file() and not p.name.startswith("."))
         if not paths:
             raise SourceError(f"{spec}: folder is empty")
-        return _files(paths), False, len(paths)
+        return _files(paths, stop), False, _items(paths)
     if kind == "glob":
         paths = sorted(Path(p) for p in globlib.glob(spec, recursive=True) if Path(p).is_file())
         if not paths:
             raise SourceError(f"{spec}: no file matches")
-        return _files(paths), False, len(paths)
+        return _files(paths, stop), False, _items(paths)
     if not Path(spec).exists():
         raise SourceError(f"{spec}: no such file, folder, camera or stream")
     return _files([Path(spec)]), False, 1
