@@ -148,6 +148,20 @@ def test_videos_in_a_folder_are_read_frame_by_frame_and_annotated_at_their_rate(
         cap.release()
 
 
+def test_a_stream_that_changes_resolution_keeps_every_frame_in_its_annotated_video(model, tmp_path):
+    from wsol_edge.runtime.sinks import AnnotatedSink
+    from wsol_edge.runtime.sources import Frame
+
+    loc = Localizer(model)
+    sink = AnnotatedSink(tmp_path / "o")
+    for i, (h, w) in enumerate([(64, 96)] * 3 + [(120, 160)] * 2):
+        image = photo(h, w, i)
+        sink.write(Frame("rtsp://cam/1", i, 0.0, image=image, video=True, fps=10.0), loc(image), True)
+    sink.close()
+    cap = cv2.VideoCapture(str(tmp_path / "o" / "1_annotated.mp4"))
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))) == (5, 96)
+
+
 def test_truncated_videos(model, tmp_path, capsys):
     # AVI (MJPG) cut at 60%: the frames before the cut are all processed, with a warning
     w = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))

@@ -68,6 +68,7 @@ class AnnotatedSink:
         self.folder = check_writable(folder)
         self.cam_overlay, self.fps = cam_overlay, fps
         self.writers: dict[str, cv2.VideoWriter] = {}
+        self.sizes: dict[str, tuple[int, int]] = {}
         self.names: set[str] = set()
 
     def _output_name(self, stem: str, ending: str) -> Path:
@@ -100,6 +101,10 @@ class AnnotatedSink:
             if not writer.isOpened():
                 raise OutputError(f"cannot open video writer {path}")
             self.writers[frame.source] = writer
+            self.sizes[frame.source] = (w, h)
+        size = self.sizes[frame.source]
+        if img.shape[1::-1] != size:  # a stream that changed resolution: VideoWriter would drop the frame silently
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
         writer.write(img)
 
     def close(self) -> None:
