@@ -576,6 +576,28 @@ def test_evaluate_per_image_tables_feed_the_paired_bootstrap(trained, tmp_path, 
     assert not (tmp_path / "n.json").exists()
 
 
+def test_run_device_serves_a_checkpoint_and_is_refused_for_other_models(trained, tiny_onnx, tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    from wsol_edge.run import main as run_main
+
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.full((40, 60, 3), 128, np.uint8))
+    ckpt, jl = str(trained / "checkpoint.pt"), tmp_path / "r.jsonl"
+    assert run_main(["--engine", str(tiny_onnx), "--source", str(img), "--device", "cuda", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --device cuda is for a .pt checkpoint; an ONNX model runs where --providers says (cpu, cuda, "
+        "tensorrt), a TensorRT engine on the GPU it was built for"]
+    assert run_main(["--engine", ckpt, "--source", str(img), "--device", "auto", "--jsonl", str(jl),
+                     "--no-progress"]) == 0
+    assert len(jl.read_text().splitlines()) == 1
+    if not torch.cuda.is_available():
+        assert run_main(["--engine", ckpt, "--source", str(img), "--device", "cuda", "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("error: PyTorch backend: device cuda: ") and err.endswith("use device cpu")
+
+
 def test_run_serves_a_checkpoint_with_flip_tta(trained, tmp_path, capsys):
     import cv2
     import numpy as np

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_float, positive_int, unit_fraction
+from .torch_device import DEVICE_HELP
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="live sources: drop stale frames instead of queueing them (files never drop)")
     p.add_argument("--reconnect", type=non_negative_int, default=5, help="reconnect attempts for a live source that drops")
     p.add_argument("--providers", nargs="+", default=["cpu"], help="ONNX Runtime providers: cpu, cuda, tensorrt")
+    p.add_argument("--device", default="cpu",
+                   help=f"where a .pt checkpoint runs ({DEVICE_HELP}); an ONNX model runs where --providers says, "
+                        "a TensorRT engine on its GPU")
     p.add_argument("--threads", type=positive_int, help="ONNX Runtime intra-op threads")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -48,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .backends import BackendError
+    from .backends import TORCH_SUFFIXES, BackendError
     from .runtime.localizer import Localizer
     from .runtime.pipeline import Pipeline
     from .runtime.sinks import AnnotatedSink, JsonlSink, OutputError, WindowSink
@@ -57,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     sinks = []
     try:
         # providers/threads reach ONNX Runtime only; load_backend ignores them for other model types
+        if args.device.strip().lower() != "cpu" and Path(args.engine).suffix.lower() not in TORCH_SUFFIXES:
+            raise ValueError(f"--device {args.device} is for a .pt checkpoint; an ONNX model runs where --providers "
+                             "says (cpu, cuda, tensorrt), a TensorRT engine on the GPU it was built for")
         loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, ivr_percentile=args.ivr_percentile,
-                        providers=args.providers,
+                        providers=args.providers, device=args.device,
                         threads=args.threads, tta=args.tta, tta_sizes=args.tta_sizes)
         annotated = AnnotatedSink(args.output, args.cam_overlay) if args.output else None
         jsonl = JsonlSink(args.jsonl) if args.jsonl else None
