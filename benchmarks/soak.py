@@ -18,6 +18,7 @@ def rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     import cv2
 
+    from wsol_edge.argtypes import non_negative_float, positive_int
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.export.calibration import list_images
     from wsol_edge.imageio import read_image_rgb
@@ -29,12 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--images", required=True)
-    p.add_argument("--frames", type=int, default=10000)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--sample-every", type=int, default=500)
-    p.add_argument("--max-growth-mb", type=float, default=50.0, help="allowed RSS growth after warm-up")
+    p.add_argument("--frames", type=positive_int, default=10000)
+    p.add_argument("--batch", type=positive_int, default=8)
+    p.add_argument("--sample-every", type=positive_int, default=500)
+    p.add_argument("--max-growth-mb", type=non_negative_float, default=50.0, help="allowed RSS growth after warm-up")
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
+    warm_from = min(2000, args.frames // 5)
+    if len(range(-(-max(warm_from, 1) // args.sample_every) * args.sample_every, args.frames + 1,
+                 args.sample_every)) < 2:
+        # growth needs two samples after the warm-up; with fewer it was NaN, reported as a leak
+        p.error(f"--frames {args.frames} with --sample-every {args.sample_every}: fewer than two memory samples after "
+                f"the warm-up ({warm_from} frames); give more frames or a smaller --sample-every")
 
     images = [cv2.cvtColor(read_image_rgb(f), cv2.COLOR_RGB2BGR) for f in list_images(args.images)[:32]]
     loc = Localizer(args.model)
@@ -54,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     stats = Pipeline(loc, frames(), live=False, batch=args.batch).run(on_result, lambda f: None)
     elapsed = time.time() - t0
-    warm = [s["rss_mb"] for s in samples if s["frames"] >= min(2000, args.frames // 5)]
+    warm = [s["rss_mb"] for s in samples if s["frames"] >= warm_from]
     growth = (max(warm) - warm[0]) if warm else float("nan")
     ok = bool(warm) and growth <= args.max_growth_mb and stats.frames == args.frames
     record = {"kind": "soak", "model_file": Path(args.model).name, "frames": stats.frames, "errors": stats.errors,

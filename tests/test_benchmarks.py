@@ -506,6 +506,20 @@ def test_probe_commands_turn_a_missing_model_into_one_line(tmp_path, capsys):
         assert err == [f"error: model file {missing} not found"]
 
 
+def test_soak_runs_long_enough_to_measure_growth_or_says_so(tmp_path, capsys, tiny_onnx):
+    from benchmarks.soak import main as soak_main
+
+    images = str(REPO / "wsol_edge/samples/images")
+    with pytest.raises(SystemExit) as exc:  # no sample after the warm-up: was a NaN growth reported as a leak
+        soak_main(["--model", str(tiny_onnx), "--images", images, "--frames", "200", "--output", str(tmp_path / "s")])
+    assert exc.value.code == 2 and "fewer than two memory samples after the warm-up" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+    assert soak_main(["--model", str(tiny_onnx), "--images", images, "--frames", "60", "--sample-every", "20",
+                      "--batch", "4", "--max-growth-mb", "200", "--output", str(tmp_path / "s.json")]) == 0
+    record = json.loads((tmp_path / "s.json").read_text())
+    assert record["flat"] and record["frames"] == 60 and [s["frames"] for s in record["rss_samples"]] == [20, 40, 60]
+
+
 def test_speed_model_specs_pick_the_gpu_variants():
     from benchmarks.speed import parse_model_spec
 
