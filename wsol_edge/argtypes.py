@@ -3,6 +3,7 @@ time instead of failing (or silently doing nothing) deep inside a run; and choic
 from __future__ import annotations
 
 import argparse
+import math
 
 # wsol_edge/models/tta.py's modes, kept here so that CLIs can offer them without importing torch
 TTA_MODES = ("none", "flip")
@@ -23,62 +24,35 @@ def _whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
-def positive_int(text: str) -> int:
-    value = _whole_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = _whole_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def _finite_number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
-def positive_float(text: str) -> float:
-    """A gradient-norm bound or a frame rate: 0 or less (or NaN) would train or run without a word of warning."""
-    value = _finite_number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
+def _within(parse, accept, rule: str, doc: str):
+    """An argparse type: ``parse`` the text, then refuse a value ``accept`` rejects, saying the ``rule``."""
+    def check(text: str):
+        value = parse(text)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text.strip()}")
+        return value
+    check.__doc__ = doc
+    return check
 
 
-def non_negative_float(text: str) -> float:
-    value = _finite_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def open_unit_interval(text: str) -> float:
-    """A number strictly between 0 and 1 (an area share, a threshold step, a confidence)."""
-    value = _finite_number(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (both excluded), got {text}")
-    return value
-
-
-def unit_fraction(text: str) -> float:
-    """A number in [0, 1) (a percentile as a fraction)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+positive_int = _within(_whole_number, lambda v: v >= 1, "1 or more", "A count of at least one.")
+non_negative_int = _within(_whole_number, lambda v: v >= 0, "0 or more", "A count that may be 0.")
+positive_float = _within(_finite_number, lambda v: v > 0, "more than 0",
+                         "A gradient-norm bound or a frame rate: 0 or less (or NaN) would train or run without a word.")
+non_negative_float = _within(_finite_number, lambda v: v >= 0, "0 or more", "A rate or a loss weight.")
+open_unit_interval = _within(_finite_number, lambda v: 0 < v < 1, "between 0 and 1 (both excluded)",
+                             "A number strictly between 0 and 1 (an area share, a threshold step, a confidence).")
+unit_fraction = _within(_finite_number, lambda v: 0 <= v < 1, "in [0, 1)", "A number in [0, 1) (a percentile as a fraction).")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
