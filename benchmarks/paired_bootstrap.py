@@ -88,9 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--confidence", type=open_unit_interval, default=0.95)
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
-    if not 0 < args.confidence < 1:
-        p.error(f"argument --confidence: must be between 0 and 1, got {args.confidence}")
-
     named = [named_path(t) for t in [args.reference, *args.compare]]
     names = [n for n, _ in named]
     twice = sorted({n for n in names if names.count(n) > 1})

@@ -15,13 +15,13 @@ import numpy as np
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.cam_cases import opencv_without_ipp
+    from wsol_edge.argtypes import open_unit_interval
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.backends import load_backend
     from wsol_edge.data import DATASET_KINDS, open_dataset
     from wsol_edge.evaluation import iter_batches
     from wsol_edge.metrics import iou_matrix
     from wsol_edge.postprocess import box_from_scoremap, cam_to_scoremap, largest_component_box
-    from wsol_edge.argtypes import open_unit_interval
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.rule_difference", description=__doc__.split("\n\n")[0])

@@ -37,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
     warm_from = min(2000, args.frames // 5)
-    if len(range(-(-max(warm_from, 1) // args.sample_every) * args.sample_every, args.frames + 1,
-                 args.sample_every)) < 2:
+    if sum(f >= warm_from for f in range(args.sample_every, args.frames + 1, args.sample_every)) < 2:
         # growth needs two samples after the warm-up; with fewer it was NaN, reported as a leak
         p.error(f"--frames {args.frames} with --sample-every {args.sample_every}: fewer than two memory samples after "
                 f"the warm-up ({warm_from} frames); give more frames or a smaller --sample-every")

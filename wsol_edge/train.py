@@ -261,9 +261,9 @@ def method_kwargs(args: argparse.Namespace) -> dict:
         raise ValueError(f"{'; '.join(said)}; this run trains --method {args.method}")
     for flag, dest in (("--has-grid-sizes", "has_grid_sizes"), ("--wtl-patch", "wtl_patch"),
                        ("--icl-hide-patches", "icl_hide_patches")):
-        given = getattr(args, dest)
-        sizes = [int(v) for v in (given if isinstance(given, list) else [given]) if str(v).lstrip("-").isdigit()]
-        too_big = [v for v in sizes if v >= args.input_size]
+        values = getattr(args, dest)
+        too_big = [int(v) for v in (values if isinstance(values, list) else [values])  # --wtl-patch may be "mixed"
+                   if str(v).isdigit() and int(v) >= args.input_size]
         if too_big and flags_given(args, (dest,), parser):
             raise ValueError(f"{flag} {' '.join(map(str, too_big))}: a patch must be smaller than the "
                              f"{args.input_size} px training crop (--input-size), or one patch hides the whole image")
