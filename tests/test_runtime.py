@@ -162,6 +162,24 @@ def test_a_stream_that_changes_resolution_keeps_every_frame_in_its_annotated_vid
     assert (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))) == (5, 96)
 
 
+def test_output_into_the_source_folder_is_refused_and_the_photos_are_kept(model, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    (photos / "day2").mkdir(parents=True)
+    for name in ("a.jpg", "b.png", "day2/c.jpg"):
+        cv2.imwrite(str(photos / name), photo(40, 60, len(name)))
+    before = {p: p.read_bytes() for p in photos.rglob("*.*")}
+    for source, output in ((photos, photos), (f"{photos}/*.png", f"{photos}/"), (photos / "day2" / "c.jpg", photos / "day2")):
+        assert run_main(["--engine", str(model), "--source", str(source), "--output", str(output), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "holds the source's own files" in err[0] and "give another --output folder" in err[0]
+    assert {p: p.read_bytes() for p in photos.rglob("*.*")} == before  # nothing written, nothing replaced
+    # another folder, twice: the second run replaces only what the first wrote
+    for _ in range(2):
+        assert run_main(["--engine", str(model), "--source", str(photos), "--output", str(tmp_path / "out"),
+                         "--no-progress"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
+
+
 def test_truncated_videos(model, tmp_path, capsys):
     # AVI (MJPG) cut at 60%: the frames before the cut are all processed, with a warning
     w = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime.localizer import Localizer
     from .runtime.pipeline import Pipeline
     from .runtime.sinks import AnnotatedSink, JsonlSink, OutputError, WindowSink
-    from .runtime.sources import SourceError, open_source
+    from .runtime.sources import SourceError, open_source, source_files
 
     sinks = []
     try:
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, ivr_percentile=args.ivr_percentile,
                         providers=args.providers, device=args.device,
                         threads=args.threads, tta=args.tta, tta_sizes=args.tta_sizes)
-        annotated = AnnotatedSink(args.output, args.cam_overlay) if args.output else None
+        annotated = AnnotatedSink(args.output, args.cam_overlay, inputs=source_files(args.source)) if args.output else None
         jsonl = JsonlSink(args.jsonl) if args.jsonl else None
         window = WindowSink(args.cam_overlay) if args.show else None
         sinks = [s for s in (annotated, jsonl, window) if s]

@@ -64,7 +64,14 @@ class JsonlSink:
 class AnnotatedSink:
     """Annotated images (same file names) for image sources; one .mp4 per video/live source, at its rate."""
 
-    def __init__(self, folder: str | Path, cam_overlay: bool = False, fps: float = 25.0):
+    def __init__(self, folder: str | Path, cam_overlay: bool = False, fps: float = 25.0, inputs=()):
+        # the annotated files take their sources' names: in the folder that holds the sources they would
+        # replace them (a rerun into an output folder replaces only what an earlier run wrote there)
+        beside = [f for f in inputs if Path(f).resolve().parent == Path(folder).resolve()]
+        if beside:
+            raise OutputError(f"output folder {folder} holds the source's own files ({Path(beside[0]).name}"
+                              f"{f' and {len(beside) - 1} more' if len(beside) > 1 else ''}): the annotated copies "
+                              "would replace them; give another --output folder")
         self.folder = check_writable(folder)
         self.cam_overlay, self.fps = cam_overlay, fps
         self.writers: dict[str, cv2.VideoWriter] = {}

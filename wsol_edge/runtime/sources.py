@@ -147,6 +147,18 @@ def _read_video(spec: str, cap, cap_args: tuple, live: bool, reconnect: int, sto
             cap.release()
 
 
+def source_files(spec: str) -> list[Path]:
+    """The files a file source reads, sorted (none for a camera or stream, or where nothing matches)."""
+    kind, live = describe(spec)
+    if live:
+        return []
+    if kind == "folder":
+        return sorted(p for p in Path(spec).rglob("*") if p.is_file() and not p.name.startswith("."))
+    if kind == "glob":
+        return sorted(Path(p) for p in globlib.glob(spec, recursive=True) if Path(p).is_file())
+    return [Path(spec)] if Path(spec).is_file() else []
+
+
 def open_source(spec: str, *, reconnect: int = 5, stop=None) -> tuple[Iterator[Frame], bool, int | None]:
     """(frame iterator, live, number of items if known) for a source spec; raises SourceError
     if it cannot be opened."""
@@ -169,15 +181,10 @@ def open_source(spec: str, *, reconnect: int = 5, stop=None) -> tuple[Iterator[F
         total = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0) or None
         cap.release()
         return frames, False, total
-    if kind == "folder":
-        paths = sorted(p for p in Path(spec).rglob("*") if p.is_file() and not p.name.startswith("."))
+    if kind in ("folder", "glob"):
+        paths = source_files(spec)
         if not paths:
-            raise SourceError(f"{spec}: folder is empty")
-        return _files(paths, stop), False, _items(paths)
-    if kind == "glob":
-        paths = sorted(Path(p) for p in globlib.glob(spec, recursive=True) if Path(p).is_file())
-        if not paths:
-            raise SourceError(f"{spec}: no file matches")
+            raise SourceError(f"{spec}: folder is empty" if kind == "folder" else f"{spec}: no file matches")
         return _files(paths, stop), False, _items(paths)
     if not Path(spec).exists():
         raise SourceError(f"{spec}: no such file, folder, camera or stream")
