@@ -277,6 +277,23 @@ def test_labels_only_class_folders_train_and_are_refused_for_scoring_in_one_line
                    "boxed split (--dataset cub, wsoleval, voc, or csv with boxes)"]
 
 
+def test_training_again_into_a_finished_run_is_refused_unless_asked(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [*SYN, "--epochs", "1", "--batch-size", "8", "--input-size", "64", "--resize", "72", "--no-pretrained",
+            "--threshold-images", "0", "--out", str(out)]
+    assert train.main(argv) == 0
+    first = (out / "checkpoint.pt").read_bytes()
+    assert train.main(argv) == 2  # a rerun of the same command: the finished model is kept
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {out / 'checkpoint.pt'} exists: continue it with --resume, replace it with --overwrite, or give "
+        "another --out")
+    assert (out / "checkpoint.pt").read_bytes() == first
+    assert train.main([*argv, "--resume", "--overwrite"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert train.main([*argv, "--overwrite", "--seed", "1"]) == 0
+    assert (out / "checkpoint.pt").read_bytes() != first
+
+
 def test_config_file_and_flag_override(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: synthetic\nsynthetic_images: 8\nsynthetic_size: 64\nepochs: 5\nbatch_size: 4\n"

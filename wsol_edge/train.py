@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help=DEVICE_HELP)
     r.add_argument("--out", default="runs/train", help="folder for checkpoint.pt and train_log.json")
     r.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    r.add_argument("--overwrite", action="store_true",
+                   help="train afresh into an --out that already holds a checkpoint, replacing it (without it, "
+                        "that is refused: a rerun would otherwise replace a finished model)")
     r.add_argument("--threshold-images", type=non_negative_int, default=200,
                    help="after training, choose the deployment CAM threshold (GT-known best tau) on this many "
                         "boxed training images and store it in the checkpoint, for wsol_edge.run and export "
@@ -366,6 +369,11 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)  # also seeds CUDA's generator, which draws the masks of images on the GPU
     out = Path(args.out)
     ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.exists() and not (args.resume or args.overwrite):
+        raise ValueError(f"{ckpt_path} exists: continue it with --resume, replace it with --overwrite, or give "
+                         "another --out")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the checkpoint and --overwrite replaces it: give one of them")
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
                            synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
                            synthetic_size=args.synthetic_size, seed=args.seed)
