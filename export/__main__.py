@@ -206,6 +206,7 @@ def run(args, argv) -> int:
 def run_regression(args, command: str) -> None:
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.backends import load_backend
+    from wsol_edge.data import require_boxes
     from wsol_edge.runinfo import git_commit, machine_info
 
     from .from_checkpoint import export_checkpoint
@@ -216,6 +217,7 @@ def run_regression(args, command: str) -> None:
     samples = open_split(args)
     if args.max_images:
         samples = samples.subset(range(min(args.max_images, len(samples))))
+    require_boxes(samples)  # before the exports, not after them
     calib = calibration_source(args)
     fp32 = work / "model.fp32.onnx"
     threshold_samples = open_split(args, "calib_") if args.calib_data_root and args.cam_threshold is None else None

@@ -273,8 +273,15 @@ def test_labels_only_class_folders_train_and_are_refused_for_scoring_in_one_line
     assert evaluate.main(["--checkpoint", str(run / "checkpoint.pt"), "--dataset", "folders", "--data-root",
                           str(tmp_path / "data"), "--split", "val", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: folders:data/val has no boxes, so localisation cannot be scored on it: evaluate on a "
-                   "boxed split (--dataset cub, wsoleval, voc, or csv with boxes)"]
+    assert err == ["error: folders:data/val has no boxes, so localisation cannot be scored on it: use a boxed split "
+                   "(--dataset cub, wsoleval, voc, or csv with boxes)"]
+    from wsol_edge.export.__main__ import main as export_main
+
+    assert export_main(["regression", "--checkpoint", str(run / "checkpoint.pt"), "--workdir", str(tmp_path / "w"),
+                        "--dataset", "folders", "--data-root", str(tmp_path / "data"), "--split", "val",
+                        "--cam-threshold", "0.3", "--calibration-dir", str(tmp_path / "data")]) == 2
+    assert "folders:data/val has no boxes" in capsys.readouterr().err
+    assert not (tmp_path / "w" / "model.fp32.onnx").exists()  # refused before any export
 
 
 def test_training_again_into_a_finished_run_is_refused_unless_asked(tmp_path, capsys):

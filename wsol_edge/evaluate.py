@@ -84,7 +84,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
 
     from .atomic import atomic_write_json
     from .checkpoint import checkpoint_provenance
-    from .data import open_dataset
+    from .data import open_dataset, require_boxes
     from .data.torch_dataset import EvalDataset, collate_skip_bad
     from .evaluation import LocalizationScorer, per_image_info, write_per_image
     from .modelio import load_model
@@ -134,9 +134,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         raise ValueError(f"the model has {cfg['num_classes']} classes but {samples.name} has {samples.num_classes}")
     if args.max_images:
         samples = samples.subset(range(min(args.max_images, len(samples))))
-    if not any(len(s.boxes) for s in samples):  # a labels-only split: said before any image is read
-        raise ValueError(f"{samples.name} has no boxes, so localisation cannot be scored on it: evaluate on a boxed "
-                         "split (--dataset cub, wsoleval, voc, or csv with boxes)")
+    require_boxes(samples)
     thresholds = np.arange(0, 1, args.cam_threshold_step)
     scorer = LocalizationScorer(args.protocol, size, thresholds, tuple(args.iou_thresholds),
                                 with_classification=not args.imagenet_baseline, map_offset_px=map_offset,

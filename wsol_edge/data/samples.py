@@ -56,6 +56,14 @@ class SampleSet:
         return SampleSet(self.name, [self.samples[i] for i in indices], self.class_names)
 
 
+def require_boxes(samples: SampleSet) -> SampleSet:
+    """A split to score localisation on: refused in one line, before any image is read, when it has no boxes."""
+    if not any(len(s.boxes) for s in samples):
+        raise ValueError(f"{samples.name} has no boxes, so localisation cannot be scored on it: use a boxed split "
+                         "(--dataset cub, wsoleval, voc, or csv with boxes)")
+    return samples
+
+
 def as_boxes(rows: Sequence[Sequence[float]]) -> np.ndarray:
     arr = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
     bad = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
