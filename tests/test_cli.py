@@ -301,6 +301,15 @@ def test_training_again_into_a_finished_run_is_refused_unless_asked(tmp_path, ca
     assert (out / "checkpoint.pt").read_bytes() != first
 
 
+def test_a_one_class_dataset_is_refused_in_one_line(tmp_path, capsys):
+    """Its loss is 0 from the first step (it trained to 100% accuracy and a CAM of its start weights)."""
+    out = tmp_path / "run"
+    assert train.main([*SYN, "--synthetic-classes", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has one class (disc): a classifier over one class has nothing to learn" in err[0]
+    assert not out.exists()
+
+
 def test_config_file_and_flag_override(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: synthetic\nsynthetic_images: 8\nsynthetic_size: 64\nepochs: 5\nbatch_size: 4\n"

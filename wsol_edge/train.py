@@ -379,6 +379,10 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                            synthetic_size=args.synthetic_size, seed=args.seed)
     if len(samples) == 0:
         raise ValueError(f"no images in {samples.name}")
+    if samples.num_classes < 2:  # softmax cross-entropy over one class is 0: no gradient ever reaches the CAM
+        raise ValueError(f"{samples.name} has one class ({', '.join(samples.class_names)}): a classifier over one class "
+                         "has nothing to learn, so its CAM never trains; WSOL needs two or more classes (add images "
+                         "of other classes, e.g. a background class)")
     cfg = model_config(args.backbone, samples.num_classes, args.output_stride, args.input_size, samples.class_names,
                        args.method, method_kwargs(args), dilated=args.dilated)
     model = build_from_config(cfg, pretrained=args.pretrained, weights=args.weights).to(device)
