@@ -439,6 +439,22 @@ def test_deployed_threshold_is_the_best_one_on_the_images_it_was_chosen_on(train
     assert "16 images of synthetic:train" in rec["deployed_threshold"]["source"]
 
 
+def test_evaluate_iou_thresholds_are_checked_and_printed_as_given(trained, tmp_path, capsys):
+    base = ["--checkpoint", str(trained / "checkpoint.pt"), *SYN]
+    for bad, message in (("0", "--iou-thresholds: must be a whole percent from 1 to 100, got 0"),
+                         ("150", "--iou-thresholds: must be a whole percent from 1 to 100, got 150")):
+        with pytest.raises(SystemExit):
+            evaluate.main([*base, "--iou-thresholds", bad])
+        assert message in capsys.readouterr().err
+    assert evaluate.main([*base, "--iou-thresholds", "50", "50"]) == 2  # would count twice in MaxBoxAccV2
+    assert capsys.readouterr().err.strip() == "error: --iou-thresholds 50 50: each threshold once"
+    out = tmp_path / "r.json"
+    assert evaluate.main([*base, "--iou-thresholds", "50", "--output", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert "MaxBoxAcc(50)=" in capsys.readouterr().out and record["iou_thresholds"] == [50]
+    assert record["metrics"]["max_box_acc_v2"] == pytest.approx(list(record["metrics"]["max_box_acc"].values())[0])
+
+
 def test_evaluate_with_flip_records_it_and_leaves_out_the_threshold_chosen_without_it(trained, tmp_path):
     out = tmp_path / "r.json"
     assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--tta", "flip", "--output", str(out)]) == 0

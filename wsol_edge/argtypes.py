@@ -52,6 +52,7 @@ positive_float = _within(_finite_number, lambda v: v > 0, "more than 0",
 non_negative_float = _within(_finite_number, lambda v: v >= 0, "0 or more", "A rate or a loss weight.")
 open_unit_interval = _within(_finite_number, lambda v: 0 < v < 1, "between 0 and 1 (both excluded)",
                              "A number strictly between 0 and 1 (an area share, a threshold step, a confidence).")
+percent = _within(_whole_number, lambda v: 1 <= v <= 100, "a whole percent from 1 to 100", "An IoU threshold in percent.")
 unit_fraction = _within(_finite_number, lambda v: 0 <= v < 1, "in [0, 1)", "A number in [0, 1) (a percentile as a fraction).")
 
 
