@@ -142,10 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args, argv) -> int:
-    from wsol_edge.atomic import atomic_write_json
+    from wsol_edge.atomic import atomic_write_json, writable_folder
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
     command = command_line("wsol_edge.export", argv)
+    # where the results go, checked before the export, threshold choice or regression run
+    for folder in [Path(f).parent for f in (getattr(args, "output", None),) if f] + (
+            [args.workdir] if getattr(args, "workdir", None) else []):
+        writable_folder(folder, create=False)
     if args.format == "onnx":
         from .from_checkpoint import export_checkpoint
 

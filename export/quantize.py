@@ -47,12 +47,23 @@ def head_nodes(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in tail]
 
 
+def fp32_source(src: str | Path, to: str) -> dict:
+    """The metadata of a model to convert, refused unless it is the FP32 export: converting a converted model
+    stacks the losses (FP16 again is refused by the converter, INT8 of INT8 fails ONNX's checker)."""
+    meta = read_onnx_metadata(src)
+    precision = meta.get("precision", "fp32")  # an ONNX file from elsewhere carries none
+    if precision != "fp32":
+        raise ValueError(f"{src} is already {precision.upper()}: make the {to} model from the FP32 export "
+                         "(python -m wsol_edge.export onnx)")
+    return meta
+
+
 def to_fp16(src: str | Path, dst: str | Path) -> Path:
     """FP16 weights and activations, FP32 inputs/outputs (onnxconverter-common)."""
     from onnxconverter_common import float16
 
+    meta = fp32_source(src, "FP16")
     model = onnx.load(str(src))
-    meta = read_onnx_metadata(src)
     half = float16.convert_float_to_float16(model, keep_io_types=True)
     meta.update(precision="fp16", fp32_nodes="graph inputs/outputs")
     write_onnx_metadata(half, meta)
@@ -75,7 +86,7 @@ def to_int8(src: str | Path, dst: str | Path, calibration: str | Path | list, *,
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}")
     src, dst = Path(src), Path(dst)
-    meta = read_onnx_metadata(src)
+    meta = fp32_source(src, "INT8")
     files = pick_images(calibration, num_images)
     # the ranges depend on the activation type (symmetric or not) too
     key = f"{model_sha256(src)[:16]}_{method}_{activation_type}_{images_digest(files)[:12]}_{len(files)}"

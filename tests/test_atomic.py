@@ -3,7 +3,8 @@ import stat
 
 import pytest
 
-from wsol_edge.atomic import atomic_write, atomic_write_bytes, atomic_write_json, new_file_mode
+from wsol_edge.atomic import (UnwritableError, atomic_write, atomic_write_bytes, atomic_write_json, new_file_mode,
+                              writable_folder)
 
 posix_modes = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 
@@ -55,3 +56,21 @@ def test_a_replaced_file_keeps_its_mode(tmp_path, umask):
         target.chmod(kept)
         atomic_write_bytes(target, b"new")
         assert (mode(target), target.read_bytes()) == (kept, b"new")
+
+
+def test_a_folder_that_cannot_be_made_is_one_clear_error(tmp_path):
+    (tmp_path / "taken").write_text("a file where a folder should go")
+    for call in (lambda: atomic_write_json(tmp_path / "taken" / "sub" / "r.json", {}),
+                 lambda: writable_folder(tmp_path / "taken" / "sub")):
+        with pytest.raises(UnwritableError, match=rf"is not writable \({tmp_path / 'taken'} is a file\)$"):
+            call()
+    assert isinstance(UnwritableError("x"), ValueError)  # every CLI reports ValueErrors in one line
+    assert writable_folder(tmp_path / "new" / "deep").is_dir() and list((tmp_path / "new" / "deep").iterdir()) == []
+
+
+def test_the_check_before_the_work_makes_nothing(tmp_path):
+    assert writable_folder(tmp_path / "later" / "deep", create=False) == tmp_path / "later" / "deep"
+    assert not (tmp_path / "later").exists()  # a command refused for another reason leaves no folder behind
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(UnwritableError, match="is a file"):
+        writable_folder(tmp_path / "taken" / "deep", create=False)

@@ -310,6 +310,21 @@ def test_a_one_class_dataset_is_refused_in_one_line(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(trained, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file where a folder should go")
+    blocked = tmp_path / "taken"
+    assert train.main([*SYN, "--out", str(blocked / "run")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: output folder {blocked / 'run'} is not writable ({blocked} is a file)"
+    ckpt = str(trained / "checkpoint.pt")
+    for flag in ("--output", "--per-image"):
+        assert evaluate.main(["--checkpoint", ckpt, *SYN, flag, str(blocked / "r.json")]) == 2
+        err = capsys.readouterr()
+        assert err.err.strip() == f"error: output folder {blocked} is not writable ({blocked} is a file)"
+        assert "gt_known_loc" not in err.out  # refused before evaluating, not after
+    assert evaluate.main(["--checkpoint", ckpt, *SYN, "--overlays", str(blocked / "ov")]) == 2
+    assert "is not writable" in capsys.readouterr().err
+
+
 def test_config_file_and_flag_override(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: synthetic\nsynthetic_images: 8\nsynthetic_size: 64\nepochs: 5\nbatch_size: 4\n"

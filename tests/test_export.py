@@ -170,6 +170,22 @@ def test_export_without_its_extra_is_one_line_naming_it(onnx_path, tmp_path, cap
     assert not (tmp_path / "m16.onnx").exists()
 
 
+def test_a_converted_model_is_not_converted_again(onnx_path, calib_dir, tmp_path, capsys):
+    half = tmp_path / "m16.onnx"
+    assert export_main(["fp16", "--onnx", str(onnx_path), "--output", str(half)]) == 0
+    int8 = tmp_path / "m8.onnx"
+    assert export_main(["int8", "--onnx", str(onnx_path), "--output", str(int8), "--calibration-dir", str(calib_dir),
+                        "--num-images", "4", "--method", "minmax"]) == 0
+    capsys.readouterr()
+    for fmt, src, extra in (("fp16", half, []), ("int8", half, ["--calibration-dir", str(calib_dir)]),
+                            ("int8", int8, ["--calibration-dir", str(calib_dir)]), ("fp16", int8, [])):
+        assert export_main([fmt, "--onnx", str(src), "--output", str(tmp_path / "again.onnx"), *extra]) == 2
+        precision = "FP16" if src == half else "INT8"
+        assert capsys.readouterr().err.strip() == (f"error: {src} is already {precision}: make the {fmt.upper()} model "
+                                                   "from the FP32 export (python -m wsol_edge.export onnx)")
+    assert not (tmp_path / "again.onnx").exists()
+
+
 def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
     # ONNX without metadata
     bare = onnx.load(str(onnx_path))

@@ -22,6 +22,37 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+class UnwritableError(ValueError):
+    """A folder that results are to be written into cannot be made or written."""
+
+
+def _unwritable(folder: Path, exc: OSError) -> UnwritableError:
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    why = f"{blocker} is a file" if blocker is not None and not blocker.is_dir() else (exc.strerror or str(exc))
+    return UnwritableError(f"output folder {folder} is not writable ({why})")
+
+
+def writable_folder(folder: str | os.PathLike, *, create: bool = True) -> Path:
+    """``folder``, made if missing and checked writable, before any work goes into what will be written there.
+    ``create=False`` checks without making anything (a command that may still refuse its other arguments):
+    the nearest folder that exists must be a folder this process may write into."""
+    folder = Path(folder)
+    if not create:
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+        if not existing.is_dir():
+            raise UnwritableError(f"output folder {folder} is not writable ({existing} is a file)")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UnwritableError(f"output folder {folder} is not writable (no write permission in {existing})")
+        return folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_test"):
+            pass
+    except OSError as exc:
+        raise _unwritable(folder, exc) from None
+    return folder
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binary: bool = True) -> Path:
     """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it into place.
 
@@ -30,13 +61,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
     replaces, or a new file's (mkstemp's 0o600 would leave a model unreadable to the service user serving it).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = new_file_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _unwritable(path.parent, exc) from None
     try:
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = new_file_mode()
         os.chmod(tmp, mode)
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             write(f)

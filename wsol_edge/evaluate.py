@@ -84,7 +84,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from .atomic import atomic_write_json
+    from .atomic import atomic_write_json, writable_folder
     from .checkpoint import checkpoint_provenance
     from .data import open_dataset, require_boxes
     from .data.torch_dataset import EvalDataset, collate_skip_bad
@@ -99,6 +99,9 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .runinfo import command_line, git_commit, machine_info
     from .torch_device import resolve_device
 
+    # where the results go, checked before the evaluation rather than after it
+    for folder in [Path(f).parent for f in (args.output, args.per_image) if f] + ([args.overlays] if args.overlays else []):
+        writable_folder(folder, create=False)
     if len(set(args.iou_thresholds)) < len(args.iou_thresholds):  # a repeat would weigh twice in MaxBoxAccV2
         raise ValueError(f"--iou-thresholds {' '.join(map(str, args.iou_thresholds))}: each threshold once")
     if args.threads:

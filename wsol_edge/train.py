@@ -350,7 +350,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from .atomic import atomic_write_json
+    from .atomic import atomic_write_json, writable_folder
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import open_dataset
     from .data.torch_dataset import TrainDataset, collate_skip_bad
@@ -369,6 +369,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)  # also seeds CUDA's generator, which draws the masks of images on the GPU
     out = Path(args.out)
     ckpt_path = out / "checkpoint.pt"
+    writable_folder(out, create=False)  # before the data and the model, not at the first epoch's end
     if ckpt_path.exists() and not (args.resume or args.overwrite):
         raise ValueError(f"{ckpt_path} exists: continue it with --resume, replace it with --overwrite, or give "
                          "another --out")

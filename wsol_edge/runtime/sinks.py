@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..atomic import UnwritableError, writable_folder
 from .localizer import Localization
 
 
@@ -17,14 +17,10 @@ class OutputError(RuntimeError):
 
 
 def check_writable(folder: str | Path) -> Path:
-    folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_test"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"output folder {folder} is not writable ({exc.strerror})") from None
-    return folder
+        return writable_folder(folder)
+    except UnwritableError as exc:
+        raise OutputError(str(exc)) from None
 
 
 def annotate(frame_bgr: np.ndarray, loc: Localization, cam_overlay: bool = False) -> np.ndarray:
