@@ -180,6 +180,62 @@ def test_output_into_the_source_folder_is_refused_and_the_photos_are_kept(model,
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
 
 
+def test_an_inference_failure_stops_the_run_and_every_frame_read_is_accounted_for(model):
+    import time
+
+    from wsol_edge.backends import load_backend
+    from wsol_edge.runtime.pipeline import Pipeline
+    from wsol_edge.runtime.sources import Frame
+
+    backend = load_backend(model)
+    infer, calls = backend.infer, []
+
+    def fails_on_the_third_batch(x):
+        calls.append(len(x))
+        if len(calls) == 3:
+            raise RuntimeError("device lost")
+        return infer(x)
+
+    backend.infer = fails_on_the_third_batch
+    read = []
+
+    def frames():
+        for i in range(40):
+            read.append(i)
+            yield Frame("cam", i, time.time(), image=photo(30, 40, i))
+
+    done, failed = [], []
+    pipe = Pipeline(Localizer(backend), frames(), live=False, batch=2)
+    stats = pipe.run(lambda f, r: done.append(f.index), lambda f: failed.append((f.index, f.error)))
+    assert pipe.fatal == "inference failed: RuntimeError: device lost"
+    assert failed == [(4, "cam: inference failed: RuntimeError: device lost"),
+                      (5, "cam: inference failed: RuntimeError: device lost")]  # were dropped without a line
+    assert sorted(done + [i for i, _ in failed]) == read and len(read) < 40  # it stopped; nothing read was lost
+    assert (stats.frames, stats.errors) == (len(done), 2)
+
+
+def test_a_sink_that_raises_ends_the_run_and_its_threads(model):
+    import threading
+    import time
+
+    from wsol_edge.runtime.pipeline import Pipeline
+    from wsol_edge.runtime.sources import Frame
+
+    frames = (Frame("cam", i, time.time(), image=photo(30, 40, i)) for i in range(200))
+    pipe = Pipeline(Localizer(model), frames, live=False, batch=2)
+
+    def disk_full(frame, result):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        pipe.run(disk_full, lambda f: None)
+    stages = {"_capture", "_preprocess", "_infer", "_postprocess"}
+    deadline = time.time() + 5
+    while any(t.name in stages for t in threading.enumerate()) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name in stages]  # none left waiting on a full queue
+
+
 def test_truncated_videos(model, tmp_path, capsys):
     # AVI (MJPG) cut at 60%: the frames before the cut are all processed, with a warning
     w = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))

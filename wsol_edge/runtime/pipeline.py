@@ -46,24 +46,42 @@ class Pipeline:
         self.q_outputs: queue.Queue = queue.Queue(maxsize=2)
         self.q_results: queue.Queue = queue.Queue(maxsize=2)
         self.stop = threading.Event()
+        self.consumer_gone = threading.Event()  # run() left early (a sink raised): nobody drains the queues
         self.stats = Stats()
         self.fatal: str | None = None
 
     # --- stages -------------------------------------------------------------------------------
     def _put(self, q: queue.Queue, item) -> None:
+        # blocks while run() drains the queues, even after a fatal error, so every frame read reaches a sink
         while True:
             try:
                 q.put(item, timeout=0.1)
                 return
             except queue.Full:
-                if self.fatal and item is not _END:
+                if self.consumer_gone.is_set():
                     return
+
+    def _get(self, q: queue.Queue, wait: float | None = None):
+        """The next item; _END once run() has left early. ``wait``: give up after it (queue.Empty)."""
+        deadline = None if wait is None else time.perf_counter() + wait
+        while not self.consumer_gone.is_set():
+            left = 0.1 if deadline is None else min(0.1, deadline - time.perf_counter())
+            if left <= 0:
+                raise queue.Empty
+            try:
+                return q.get(timeout=left)
+            except queue.Empty:
+                continue
+        return _END
 
     def _capture(self) -> None:
         count, next_time = 0, time.perf_counter()
+        frames = iter(self.frames)
         try:
-            for frame in self.frames:
-                if self.stop.is_set() or (self.max_frames and count >= self.max_frames):
+            # asked before the next frame is read, so no frame is read only to be thrown away
+            while not (self.stop.is_set() or (self.max_frames and count >= self.max_frames)):
+                frame = next(frames, None)
+                if frame is None:
                     break
                 if self.fps:
                     now = time.perf_counter()
@@ -94,13 +112,13 @@ class Pipeline:
     def _preprocess(self) -> None:
         ended = False
         while not ended:
-            item = self.q_frames.get()
+            item = self._get(self.q_frames)
             if item is _END:
                 break
             group = [item]
             while len(group) < self.batch:
                 try:
-                    nxt = self.q_frames.get(timeout=None if not self.live else 0.005)
+                    nxt = self._get(self.q_frames, None if not self.live else 0.005)
                 except queue.Empty:
                     break
                 if nxt is _END:
@@ -125,7 +143,7 @@ class Pipeline:
 
     def _infer(self) -> None:
         while True:
-            item = self.q_batches.get()
+            item = self._get(self.q_batches)
             if item is _END:
                 break
             frames, x, pre_ms = item
@@ -133,7 +151,12 @@ class Pipeline:
             try:
                 out = self.loc.infer(x)
             except Exception as exc:
-                self.fatal = f"inference failed: {type(exc).__name__}: {exc}"
+                why = f"inference failed: {type(exc).__name__}: {exc}"
+                for f in frames:  # each frame of the failed batch gets its error line; none vanishes
+                    f.error = f"{f.source}: {why}"
+                    self._put(self.q_results, ([f], None))
+                # then stop as Ctrl-C does: the frames already read still reach the sinks
+                self.fatal = why
                 self.stop.set()
                 continue
             self._put(self.q_outputs, (frames, out, pre_ms, (time.perf_counter() - t0) * 1e3 / len(frames)))
@@ -141,7 +164,7 @@ class Pipeline:
 
     def _postprocess(self) -> None:
         while True:
-            item = self.q_outputs.get()
+            item = self._get(self.q_outputs)
             if item is _END:
                 break
             frames, out, pre_ms, inf_ms = item
@@ -189,6 +212,10 @@ class Pipeline:
             self.stop.set()
             while (item := self.q_results.get()) is not _END:
                 self._deliver(item, on_result, on_error)
+        except BaseException:
+            self.stop.set()
+            self.consumer_gone.set()  # the stage threads stop waiting on queues no one reads
+            raise
         for t in threads:
             t.join(timeout=5)
         return self.stats
