@@ -180,7 +180,8 @@ def test_output_into_the_source_folder_is_refused_and_the_photos_are_kept(model,
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
 
 
-def test_an_inference_failure_stops_the_run_and_every_frame_read_is_accounted_for(model):
+@pytest.mark.parametrize("stage", ["inference", "postprocessing"])
+def test_a_failing_stage_stops_the_run_and_every_frame_read_is_accounted_for(model, stage):
     import time
 
     from wsol_edge.backends import load_backend
@@ -188,15 +189,17 @@ def test_an_inference_failure_stops_the_run_and_every_frame_read_is_accounted_fo
     from wsol_edge.runtime.sources import Frame
 
     backend = load_backend(model)
-    infer, calls = backend.infer, []
+    loc = Localizer(backend)
+    owner, name = (backend, "infer") if stage == "inference" else (loc, "postprocess")
+    works, calls = getattr(owner, name), []
 
-    def fails_on_the_third_batch(x):
-        calls.append(len(x))
+    def fails_on_the_third_batch(*args):
+        calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("device lost")
-        return infer(x)
+        return works(*args)
 
-    backend.infer = fails_on_the_third_batch
+    setattr(owner, name, fails_on_the_third_batch)
     read = []
 
     def frames():
@@ -205,11 +208,11 @@ def test_an_inference_failure_stops_the_run_and_every_frame_read_is_accounted_fo
             yield Frame("cam", i, time.time(), image=photo(30, 40, i))
 
     done, failed = [], []
-    pipe = Pipeline(Localizer(backend), frames(), live=False, batch=2)
+    pipe = Pipeline(loc, frames(), live=False, batch=2)
     stats = pipe.run(lambda f, r: done.append(f.index), lambda f: failed.append((f.index, f.error)))
-    assert pipe.fatal == "inference failed: RuntimeError: device lost"
-    assert failed == [(4, "cam: inference failed: RuntimeError: device lost"),
-                      (5, "cam: inference failed: RuntimeError: device lost")]  # were dropped without a line
+    why = f"{stage} failed: RuntimeError: device lost"
+    assert pipe.fatal == why  # a postprocessing error ended its thread and run() waited for ever
+    assert failed == [(4, f"cam: {why}"), (5, f"cam: {why}")]  # an inference error dropped them without a line
     assert sorted(done + [i for i, _ in failed]) == read and len(read) < 40  # it stopped; nothing read was lost
     assert (stats.frames, stats.errors) == (len(done), 2)
 

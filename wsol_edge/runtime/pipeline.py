@@ -74,6 +74,16 @@ class Pipeline:
                 continue
         return _END
 
+    def _fail(self, frames, stage: str, exc: Exception) -> None:
+        """A stage failed on a batch: each of its frames gets an error line (none vanishes), then the run
+        stops as Ctrl-C does, the frames already read still reaching the sinks."""
+        why = f"{stage} failed: {type(exc).__name__}: {exc}"
+        for f in frames:
+            f.error = f"{f.source}: {why}"
+            self._put(self.q_results, ([f], None))
+        self.fatal = self.fatal or why
+        self.stop.set()
+
     def _capture(self) -> None:
         count, next_time = 0, time.perf_counter()
         frames = iter(self.frames)
@@ -151,13 +161,7 @@ class Pipeline:
             try:
                 out = self.loc.infer(x)
             except Exception as exc:
-                why = f"inference failed: {type(exc).__name__}: {exc}"
-                for f in frames:  # each frame of the failed batch gets its error line; none vanishes
-                    f.error = f"{f.source}: {why}"
-                    self._put(self.q_results, ([f], None))
-                # then stop as Ctrl-C does: the frames already read still reach the sinks
-                self.fatal = why
-                self.stop.set()
+                self._fail(frames, "inference", exc)
                 continue
             self._put(self.q_outputs, (frames, out, pre_ms, (time.perf_counter() - t0) * 1e3 / len(frames)))
         self._put(self.q_outputs, _END)
@@ -169,7 +173,11 @@ class Pipeline:
                 break
             frames, out, pre_ms, inf_ms = item
             t0 = time.perf_counter()
-            results = self.loc.postprocess(out, [(f.image.shape[1], f.image.shape[0]) for f in frames])
+            try:
+                results = self.loc.postprocess(out, [(f.image.shape[1], f.image.shape[0]) for f in frames])
+            except Exception as exc:  # an uncaught one here ended the thread and left run() waiting for ever
+                self._fail(frames, "postprocessing", exc)
+                continue
             post_ms = (time.perf_counter() - t0) * 1e3 / len(frames)
             for f, r in zip(frames, results):
                 r.latency_ms = {"decode": f.decode_ms, "preprocess": pre_ms, "inference": inf_ms, "postprocess": post_ms}
