@@ -29,14 +29,25 @@ class EngineOptions:
     version_compat: bool = False
 
 
-def build_engine(onnx_path: str | Path, engine_path: str | Path, opts: EngineOptions) -> Path:
-    require_tensorrt()
-    import tensorrt as trt
+def check_options(onnx_path: str | Path, opts: EngineOptions) -> dict:
+    """The model's metadata, once the options are known to fit it: said before TensorRT is needed, so
+    the same command gives the same answer on a machine with TensorRT and on one without."""
     meta = read_onnx_metadata(onnx_path)
     if opts.int8 and meta.get("precision") != "int8":
         raise ValueError(f"{onnx_path}: --int8 needs the Q/DQ model (python -m wsol_edge.export int8)")
+    if opts.int8 and opts.fp16:
+        raise ValueError("--int8 builds a strongly typed network, whose types come from the Q/DQ graph, so --fp16 "
+                         "would change nothing: give one of them")
     if not opts.min_batch <= opts.opt_batch <= opts.max_batch:
-        raise ValueError("batch profile must satisfy min <= opt <= max")
+        raise ValueError(f"batch profile must satisfy min <= opt <= max, got {opts.min_batch} / {opts.opt_batch} / "
+                         f"{opts.max_batch}")
+    return meta
+
+
+def build_engine(onnx_path: str | Path, engine_path: str | Path, opts: EngineOptions) -> Path:
+    meta = check_options(onnx_path, opts)
+    require_tensorrt()
+    import tensorrt as trt
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0

@@ -9,7 +9,7 @@ import pytest
 from wsol_edge import train
 from wsol_edge.backends import BackendError, load_backend
 from wsol_edge.data import synthetic_dataset
-from wsol_edge.export_metadata import MetadataError, read_onnx_metadata
+from wsol_edge.export_metadata import MetadataError, read_onnx_metadata, write_onnx_metadata
 from wsol_edge.tensorrt_support import check_compatible
 
 export_main = pytest.importorskip("wsol_edge.export.__main__").main
@@ -184,6 +184,25 @@ def test_a_converted_model_is_not_converted_again(onnx_path, calib_dir, tmp_path
         assert capsys.readouterr().err.strip() == (f"error: {src} is already {precision}: make the {fmt.upper()} model "
                                                    "from the FP32 export (python -m wsol_edge.export onnx)")
     assert not (tmp_path / "again.onnx").exists()
+
+
+def test_engine_options_are_checked_before_tensorrt_is_needed(onnx_path, tmp_path, capsys):
+    from wsol_edge.export.tensorrt_engine import EngineOptions, check_options
+
+    out = str(tmp_path / "m.engine")
+    for extra, message in ((["--min-batch", "4", "--opt-batch", "2"], "min <= opt <= max, got 4 / 2 / 32"),
+                           (["--int8"], "--int8 needs the Q/DQ model")):
+        assert export_main(["engine", "--onnx", str(onnx_path), "--output", out, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]  # not "TensorRT is not installed"
+    # a model whose metadata says INT8 (what check_options reads; no calibration needed to ask it)
+    model = onnx.load(str(onnx_path))
+    write_onnx_metadata(model, {**read_onnx_metadata(onnx_path), "precision": "int8"})
+    onnx.save(model, str(tmp_path / "q.onnx"))
+    with pytest.raises(ValueError, match="--fp16 would change nothing"):
+        check_options(tmp_path / "q.onnx", EngineOptions(int8=True, fp16=True))
+    assert check_options(tmp_path / "q.onnx", EngineOptions(int8=True))["precision"] == "int8"
+    assert not (tmp_path / "m.engine").exists()
 
 
 def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
