@@ -239,6 +239,19 @@ def test_a_sink_that_raises_ends_the_run_and_its_threads(model):
     assert not [t.name for t in threading.enumerate() if t.name in stages]  # none left waiting on a full queue
 
 
+def test_a_gstreamer_pipeline_on_an_opencv_without_gstreamer_says_so(monkeypatch):
+    from wsol_edge.runtime import sources
+
+    info = "  Video I/O:\n    FFMPEG:                      YES\n    GStreamer:                   NO\n"
+    monkeypatch.setattr(sources.cv2, "getBuildInformation", lambda: info)  # as PyPI's wheels are built
+    assert (sources.opencv_has("FFMPEG"), sources.opencv_has("GStreamer"), sources.opencv_has("V4L")) == (True, False, False)
+    monkeypatch.setattr(sources, "_open_capture", lambda cap_args: None)
+    with pytest.raises(sources.SourceError, match=r"was built without GStreamer .* JetPack's OpenCV"):
+        sources.open_source("nvarguscamerasrc ! nvvidconv ! appsink")
+    with pytest.raises(sources.SourceError, match="cannot open"):  # other sources keep the general message
+        sources.open_source("rtsp://127.0.0.1:9/none", reconnect=0)
+
+
 def test_truncated_videos(model, tmp_path, capsys):
     # AVI (MJPG) cut at 60%: the frames before the cut are all processed, with a warning
     w = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))

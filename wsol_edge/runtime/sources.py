@@ -108,8 +108,22 @@ def _video(spec: str, cap_args: tuple, live: bool, reconnect: int, stop) -> Iter
     """Opens the capture now (so a bad source fails before any thread starts), reads lazily."""
     cap = _open_capture(cap_args)
     if cap is None:
+        if cv2.CAP_GSTREAMER in cap_args and not opencv_has("GStreamer"):
+            # the documented Jetson camera command meets this: PyPI's OpenCV wheels have no GStreamer
+            raise SourceError(f"{spec}: this OpenCV {cv2.__version__} was built without GStreamer (PyPI's "
+                              "opencv-python wheels are): on a Jetson use JetPack's OpenCV (apt python3-opencv, "
+                              "with pip's opencv-python-headless uninstalled), or read a USB camera as camera:N")
         raise SourceError(f"{spec}: cannot open (no such device/file, or OpenCV lacks the backend)")
     return _read_video(spec, cap, cap_args, live, reconnect, stop)
+
+
+def opencv_has(backend: str) -> bool:
+    """Whether this OpenCV build lists ``backend`` (e.g. GStreamer) as YES in its build information."""
+    for line in cv2.getBuildInformation().splitlines():
+        name, _, value = line.strip().partition(":")
+        if name.strip() == backend:
+            return value.strip().upper().startswith("YES")
+    return False
 
 
 def _read_video(spec: str, cap, cap_args: tuple, live: bool, reconnect: int, stop) -> Iterator[Frame]:
