@@ -111,8 +111,8 @@ def _video(spec: str, cap_args: tuple, live: bool, reconnect: int, stop) -> Iter
         if cv2.CAP_GSTREAMER in cap_args and not opencv_has("GStreamer"):
             # the documented Jetson camera command meets this: PyPI's OpenCV wheels have no GStreamer
             raise SourceError(f"{spec}: this OpenCV {cv2.__version__} was built without GStreamer (PyPI's "
-                              "opencv-python wheels are): on a Jetson use JetPack's OpenCV (apt python3-opencv, "
-                              "with pip's opencv-python-headless uninstalled), or read a USB camera as camera:N")
+                              "opencv-python wheels are): on a Jetson use the OpenCV JetPack installs (pip uninstall "
+                              "opencv-python-headless), or read a USB camera as camera:N")
         raise SourceError(f"{spec}: cannot open (no such device/file, or OpenCV lacks the backend)")
     return _read_video(spec, cap, cap_args, live, reconnect, stop)
 
