@@ -246,7 +246,7 @@ def test_a_gstreamer_pipeline_on_an_opencv_without_gstreamer_says_so(monkeypatch
     monkeypatch.setattr(sources.cv2, "getBuildInformation", lambda: info)  # as PyPI's wheels are built
     assert (sources.opencv_has("FFMPEG"), sources.opencv_has("GStreamer"), sources.opencv_has("V4L")) == (True, False, False)
     monkeypatch.setattr(sources, "_open_capture", lambda cap_args: None)
-    with pytest.raises(sources.SourceError, match=r"was built without GStreamer .* JetPack's OpenCV"):
+    with pytest.raises(sources.SourceError, match=r"was built without GStreamer .* the OpenCV JetPack installs"):
         sources.open_source("nvarguscamerasrc ! nvvidconv ! appsink")
     with pytest.raises(sources.SourceError, match="cannot open"):  # other sources keep the general message
         sources.open_source("rtsp://127.0.0.1:9/none", reconnect=0)
