@@ -147,8 +147,8 @@ def run(args, argv) -> int:
 
     command = command_line("wsol_edge.export", argv)
     # where the results go, checked before the export, threshold choice or regression run
-    for folder in [Path(f).parent for f in (getattr(args, "output", None),) if f] + (
-            [args.workdir] if getattr(args, "workdir", None) else []):
+    output, workdir = getattr(args, "output", None), getattr(args, "workdir", None)
+    for folder in ([Path(output).parent] if output else []) + ([workdir] if workdir else []):
         writable_folder(folder, create=False)
     if args.format == "onnx":
         from .from_checkpoint import export_checkpoint

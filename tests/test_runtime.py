@@ -156,7 +156,7 @@ def test_a_stream_that_changes_resolution_keeps_every_frame_in_its_annotated_vid
     sink = AnnotatedSink(tmp_path / "o")
     for i, (h, w) in enumerate([(64, 96)] * 3 + [(120, 160)] * 2):
         image = photo(h, w, i)
-        sink.write(Frame("rtsp://cam/1", i, 0.0, image=image, video=True, fps=10.0), loc(image), True)
+        sink.write(Frame("rtsp://cam/1", i, 0.0, image=image, video=True, fps=10.0), loc(image))
     sink.close()
     cap = cv2.VideoCapture(str(tmp_path / "o" / "1_annotated.mp4"))
     assert (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))) == (5, 96)

@@ -26,9 +26,18 @@ class UnwritableError(ValueError):
     """A folder that results are to be written into cannot be made or written."""
 
 
-def _unwritable(folder: Path, exc: OSError) -> UnwritableError:
-    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    why = f"{blocker} is a file" if blocker is not None and not blocker.is_dir() else (exc.strerror or str(exc))
+def _unwritable(folder: Path, exc: OSError | None = None) -> UnwritableError | None:
+    """Why ``folder`` cannot be written: a file where it or a parent should be, no write permission in the
+    nearest folder that exists, or the OS error met; None where nothing stands in the way."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        why = f"{existing} is a file"
+    elif exc is not None:
+        why = exc.strerror or str(exc)
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        why = f"no write permission in {existing}"
+    else:
+        return None
     return UnwritableError(f"output folder {folder} is not writable ({why})")
 
 
@@ -38,11 +47,9 @@ def writable_folder(folder: str | os.PathLike, *, create: bool = True) -> Path:
     the nearest folder that exists must be a folder this process may write into."""
     folder = Path(folder)
     if not create:
-        existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
-        if not existing.is_dir():
-            raise UnwritableError(f"output folder {folder} is not writable ({existing} is a file)")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise UnwritableError(f"output folder {folder} is not writable (no write permission in {existing})")
+        error = _unwritable(folder)
+        if error:
+            raise error
         return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -68,12 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, ivr_percentile=args.ivr_percentile,
                         providers=args.providers, device=args.device,
                         threads=args.threads, tta=args.tta, tta_sizes=args.tta_sizes)
-        annotated = AnnotatedSink(args.output, args.cam_overlay, inputs=source_files(args.source)) if args.output else None
+        files = source_files(args.source)  # listed once: the output check and the reader share it
+        annotated = AnnotatedSink(args.output, args.cam_overlay, inputs=files) if args.output else None
         jsonl = JsonlSink(args.jsonl) if args.jsonl else None
         window = WindowSink(args.cam_overlay) if args.show else None
         sinks = [s for s in (annotated, jsonl, window) if s]
         pipeline_stop = []
-        frames, live, total = open_source(args.source, reconnect=args.reconnect, stop=lambda: bool(pipeline_stop))
+        frames, live, total = open_source(args.source, reconnect=args.reconnect, stop=lambda: bool(pipeline_stop),
+                                          files=files)
     except (BackendError, SourceError, OutputError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         for s in sinks:
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             jsonl.write({"source": frame.source, "frame": frame.index, "timestamp": frame.timestamp,
                          "image_size": [int(frame.image.shape[1]), int(frame.image.shape[0])], **r.to_dict()})
         if annotated:
-            annotated.write(frame, r, frame.video)
+            annotated.write(frame, r)
         if window:
             return window.write(frame, r)
         return True

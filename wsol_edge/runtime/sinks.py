@@ -63,7 +63,8 @@ class AnnotatedSink:
     def __init__(self, folder: str | Path, cam_overlay: bool = False, fps: float = 25.0, inputs=()):
         # the annotated files take their sources' names: in the folder that holds the sources they would
         # replace them (a rerun into an output folder replaces only what an earlier run wrote there)
-        beside = [f for f in inputs if Path(f).resolve().parent == Path(folder).resolve()]
+        here = Path(folder).resolve()
+        beside = [f for f in inputs if Path(f).resolve().parent == here]
         if beside:
             raise OutputError(f"output folder {folder} holds the source's own files ({Path(beside[0]).name}"
                               f"{f' and {len(beside) - 1} more' if len(beside) > 1 else ''}): the annotated copies "
@@ -82,9 +83,9 @@ class AnnotatedSink:
         self.names.add(name)
         return self.folder / name
 
-    def write(self, frame, loc: Localization, video: bool) -> None:
+    def write(self, frame, loc: Localization) -> None:
         img = annotate(frame.image, loc, self.cam_overlay)
-        if not video:
+        if not frame.video:
             ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
             if not ok:
                 raise OutputError(f"cannot encode the annotated {frame.source}")
@@ -99,7 +100,7 @@ class AnnotatedSink:
             path = self._output_name(safe, "_annotated.mp4")
             h, w = img.shape[:2]
             # at the source's rate, so the annotated video plays as long as the one it annotates
-            fps = frame.fps if 0 < getattr(frame, "fps", 0) <= 240 else self.fps
+            fps = frame.fps if 0 < frame.fps <= 240 else self.fps
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
             if not writer.isOpened():
                 raise OutputError(f"cannot open video writer {path}")

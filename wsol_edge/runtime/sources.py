@@ -85,11 +85,13 @@ def _files(paths: list[Path], stop=None) -> Iterator[Frame]:
 
 
 def _frame_count(path: Path) -> int | None:
+    """A video's frame count from its header (None where it says none); 1 for one that cannot be opened,
+    whose one error line is its only item."""
     cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        return 1  # its one error line
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    cap.release()
+    try:
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 1
+    finally:
+        cap.release()
     return count if count > 0 else None
 
 
@@ -128,6 +130,7 @@ def opencv_has(backend: str) -> bool:
 
 def _read_video(spec: str, cap, cap_args: tuple, live: bool, reconnect: int, stop) -> Iterator[Frame]:
     expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else 0
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)  # once per capture, not per frame
     index = 0
     try:
         while not (stop and stop()):
@@ -135,7 +138,7 @@ def _read_video(spec: str, cap, cap_args: tuple, live: bool, reconnect: int, sto
             ok, frame = cap.read()
             if ok and frame is not None:
                 yield Frame(spec, index, time.time(), image=frame, decode_ms=(time.perf_counter() - t0) * 1e3,
-                            video=True, fps=float(cap.get(cv2.CAP_PROP_FPS) or 0.0))
+                            video=True, fps=fps)
                 index += 1
                 continue
             if not live:
@@ -153,6 +156,7 @@ def _read_video(spec: str, cap, cap_args: tuple, live: bool, reconnect: int, sto
                     return
                 cap = _open_capture(cap_args)
                 if cap is not None:
+                    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
                     break
             if cap is None:
                 raise SourceError(f"{spec}: disconnected and did not come back after {reconnect} attempts")
@@ -173,9 +177,10 @@ def source_files(spec: str) -> list[Path]:
     return [Path(spec)] if Path(spec).is_file() else []
 
 
-def open_source(spec: str, *, reconnect: int = 5, stop=None) -> tuple[Iterator[Frame], bool, int | None]:
+def open_source(spec: str, *, reconnect: int = 5, stop=None,
+                files: list[Path] | None = None) -> tuple[Iterator[Frame], bool, int | None]:
     """(frame iterator, live, number of items if known) for a source spec; raises SourceError
-    if it cannot be opened."""
+    if it cannot be opened. ``files``: ``source_files(spec)`` where the caller has already listed them."""
     kind, live = describe(spec)
     if kind == "camera":
         try:
@@ -190,13 +195,9 @@ def open_source(spec: str, *, reconnect: int = 5, stop=None) -> tuple[Iterator[F
     if kind == "video":
         if not Path(spec).is_file():
             raise SourceError(f"{spec}: video file not found")
-        frames = _video(spec, (spec,), False, 0, stop)
-        cap = cv2.VideoCapture(spec)
-        total = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0) or None
-        cap.release()
-        return frames, False, total
+        return _video(spec, (spec,), False, 0, stop), False, _frame_count(Path(spec))
     if kind in ("folder", "glob"):
-        paths = source_files(spec)
+        paths = source_files(spec) if files is None else files
         if not paths:
             raise SourceError(f"{spec}: folder is empty" if kind == "folder" else f"{spec}: no file matches")
         return _files(paths, stop), False, _items(paths)
