@@ -651,8 +651,12 @@ def test_run_device_serves_a_checkpoint_and_is_refused_for_other_models(trained,
     ckpt, jl = str(trained / "checkpoint.pt"), tmp_path / "r.jsonl"
     assert run_main(["--engine", str(tiny_onnx), "--source", str(img), "--device", "cuda", "--no-progress"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "error: --device cuda is for a .pt checkpoint; an ONNX model runs where --providers says (cpu, cuda, "
-        "tensorrt), a TensorRT engine on the GPU it was built for"]
+        f"error: {tiny_onnx}: device cuda applies to a .pt checkpoint; this model runs where providers say (cpu, "
+        "cuda, tensorrt)"]
+    assert run_main(["--engine", ckpt, "--source", str(img), "--providers", "cuda", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {ckpt}: providers and threads apply to ONNX Runtime; a PyTorch checkpoint runs where device says, "
+        "with torch's threads (torch.set_num_threads)"]
     assert run_main(["--engine", ckpt, "--source", str(img), "--device", "auto", "--jsonl", str(jl),
                      "--no-progress"]) == 0
     assert len(jl.read_text().splitlines()) == 1

@@ -238,6 +238,29 @@ def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
         load_backend(tmp_path / "missing.engine")
 
 
+def test_options_another_model_type_would_drop_are_refused_in_one_line(ckpt, onnx_path, tiny_onnx, tmp_path):
+    # each was dropped without a word before: an ONNX model "on cuda" ran on the CPU, "half" in FP32,
+    # a threshold never reached the boxes
+    for model, kwargs, why in (
+            (onnx_path, {"device": "cuda"}, "device cuda applies to a .pt checkpoint; this model runs where providers"),
+            (onnx_path, {"half": True}, "half apply to a .pt checkpoint"),
+            (onnx_path, {"threshold": 0.0, "input_size": 96}, "threshold, input_size apply to a .pt checkpoint"),
+            (ckpt, {"threads": 2}, "providers and threads apply to ONNX Runtime; a PyTorch checkpoint runs where"),
+            (ckpt, {"providers": ["cuda"]}, "providers and threads apply to ONNX Runtime"),
+            # checked before TensorRT is needed, so this machine without it says so too
+            (tmp_path / "m.engine", {"providers": ["cuda"]}, "a TensorRT engine runs on the GPU it was built for"),
+            (tmp_path / "m.engine", {"device": "cuda:0"}, "this model runs on the GPU it was built for"),
+            (tiny_onnx, {"all_cams": True}, "every class's map, which this model does not return"),
+            (tmp_path / "m.txt", {"device": "cuda"}, "unknown model type '.txt'")):
+        with pytest.raises(BackendError) as exc:
+            load_backend(model, **kwargs)
+        assert why in str(exc.value) and str(exc.value).startswith(str(model)) and "\n" not in str(exc.value)
+    # what each model type does honour still loads
+    assert "cams_all" in load_backend(onnx_path, all_cams=True, providers=["CPU"], threads=1).infer(
+        np.zeros((1, 3, 96, 96), np.float32))
+    assert load_backend(ckpt, providers=["cpu"], half=False, input_size=96, threshold=0.25).meta["cam_threshold"] == 0.25
+
+
 def without_threshold(ckpt, path):
     """A copy of ``ckpt`` as checkpoints were before they carried a CAM threshold."""
     from wsol_edge.checkpoint import load_checkpoint, save_checkpoint

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from wsol_edge import Localizer
+from wsol_edge.backends import BackendError
 from wsol_edge.run import main as run_main
 from wsol_edge.runtime import sources as sources_mod
 
@@ -37,6 +38,11 @@ def test_localizer_api_any_size_and_layout(model):
     assert len(batch) == 3 and loc.threshold == 0.3
     with pytest.raises(ValueError, match="frame must be"):
         loc(np.zeros((0, 5, 3), np.uint8))
+    for topk in (0, -1, 2.5, True):  # was clamped to 1 without a word
+        with pytest.raises(ValueError, match=r"^topk must be a whole number >= 1"):
+            Localizer(model, topk=topk)
+    with pytest.raises(BackendError, match="device cuda applies to a .pt checkpoint"):  # was ignored: ran on the CPU
+        Localizer(model, device="cuda")
 
 
 def test_localizer_with_ivr_normalises_by_it_and_needs_a_threshold(model, capsys):

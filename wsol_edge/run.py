@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_float, positive_int, unit_fraction
 from .torch_device import DEVICE_HELP
@@ -53,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .backends import TORCH_SUFFIXES, BackendError
+    from .backends import BackendError
     from .runtime.localizer import Localizer
     from .runtime.pipeline import Pipeline
     from .runtime.sinks import AnnotatedSink, JsonlSink, OutputError, WindowSink
@@ -61,10 +60,6 @@ def main(argv: list[str] | None = None) -> int:
 
     sinks = []
     try:
-        # providers/threads reach ONNX Runtime only; load_backend ignores them for other model types
-        if args.device.strip().lower() != "cpu" and Path(args.engine).suffix.lower() not in TORCH_SUFFIXES:
-            raise ValueError(f"--device {args.device} is for a .pt checkpoint; an ONNX model runs where --providers "
-                             "says (cpu, cuda, tensorrt), a TensorRT engine on the GPU it was built for")
         loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, ivr_percentile=args.ivr_percentile,
                         providers=args.providers, device=args.device,
                         threads=args.threads, tta=args.tta, tta_sizes=args.tta_sizes)

@@ -27,17 +27,15 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
     augmentation and its input size in the graph (``export onnx --tta``, ``--input-size``)."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in ONNX_SUFFIXES + TENSORRT_SUFFIXES + TORCH_SUFFIXES:
+        raise BackendError(f"{path}: unknown model type {suffix!r}; use .onnx, .engine/.trt/.plan or .pt")
     if (tta not in (None, "none") or tta_sizes) and suffix not in TORCH_SUFFIXES:
         raise BackendError(f"{path}: test-time augmentation applies to PyTorch checkpoints only; an ONNX model or "
                            "engine serves it when exported with --tta / --tta-sizes")
-    if suffix in ONNX_SUFFIXES:
-        from .onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(path, providers=providers, threads=threads)
-    if suffix in TENSORRT_SUFFIXES:
-        from .tensorrt_backend import TensorRTBackend
-
-        return TensorRTBackend(path)
+    unused = options_it_ignores(suffix, providers=providers, threads=threads, device=device, half=half,
+                                threshold=threshold, input_size=input_size)
+    if unused:
+        raise BackendError(f"{path}: {unused}")
     if suffix in TORCH_SUFFIXES:
         if not torch_installed():  # the base install, the runtime alone
             raise BackendError(f"{path}: a PyTorch checkpoint needs torch, which the base install leaves out: "
@@ -46,7 +44,42 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
 
         return PyTorchBackend(path, device=device, half=half, threshold=threshold, all_cams=all_cams, tta=tta,
                               tta_sizes=tta_sizes, input_size=input_size)
-    raise BackendError(f"{path}: unknown model type {suffix!r}; use .onnx, .engine/.trt/.plan or .pt")
+    if suffix in ONNX_SUFFIXES:
+        from .onnxruntime_backend import OnnxRuntimeBackend
+
+        backend = OnnxRuntimeBackend(path, providers=providers, threads=threads)
+    else:
+        from .tensorrt_backend import TensorRTBackend
+
+        backend = TensorRTBackend(path)
+    if all_cams and "cams_all" not in backend.outputs:
+        backend.close()
+        raise BackendError(f"{path}: all_cams asks for every class's map, which this model does not return "
+                           "(export it with --with-all-cams)")
+    return backend
+
+
+def options_it_ignores(suffix: str, *, providers, threads, device, half, threshold, input_size) -> str | None:
+    """Why options given do not apply to this model type, or None. A backend that dropped another's
+    option without a word would serve something other than what was asked: an ONNX model "on cuda"
+    still on the CPU, a "half" engine in its own precision, a threshold that never reaches the boxes."""
+    default_providers = [p.lower() for p in providers or ["cpu"]] == ["cpu"]
+    if suffix in TORCH_SUFFIXES:
+        if threads or not default_providers:
+            return ("providers and threads apply to ONNX Runtime; a PyTorch checkpoint runs where device says, "
+                    "with torch's threads (torch.set_num_threads)")
+        return None
+    if str(device).strip().lower() != "cpu":
+        where = "where providers say (cpu, cuda, tensorrt)" if suffix in ONNX_SUFFIXES else "on the GPU it was built for"
+        return f"device {device} applies to a .pt checkpoint; this model runs {where}"
+    given = [name for name, value in (("half", half or None), ("threshold", threshold), ("input_size", input_size))
+             if value is not None]
+    if given:
+        return (f"{', '.join(given)} apply to a .pt checkpoint; this model has its precision, input size and "
+                "CAM threshold from export (a Localizer takes threshold=... for any model)")
+    if suffix in TENSORRT_SUFFIXES and (threads or not default_providers):
+        return "providers and threads apply to ONNX Runtime; a TensorRT engine runs on the GPU it was built for"
+    return None
 
 
 __all__ = ["Backend", "BackendError", "load_backend"]

@@ -41,7 +41,7 @@ class OnnxRuntimeBackend(Backend):
         if not path.is_file():
             raise BackendError(f"model file {path} not found")
         available = ort.get_available_providers()
-        wanted = [PROVIDER_ALIASES.get(p, p) for p in (providers or ["cpu"])]
+        wanted = [PROVIDER_ALIASES.get(p.lower(), p) for p in (providers or ["cpu"])]
         missing = [p for p in wanted if p not in available]
         if missing:
             raise BackendError(f"ONNX Runtime here lacks {', '.join(missing)} (available: {', '.join(available)})")

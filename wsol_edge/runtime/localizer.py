@@ -57,8 +57,11 @@ class Localizer:
 
     def __init__(self, model: str | Path | Backend, threshold: float | None = None, topk: int = 1,
                  ivr_percentile: float | None = None, **backend_kwargs):
+        # arguments are checked before loading the model, not at the first frame
+        if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
+            raise ValueError(f"topk must be a whole number >= 1 (the classes listed per frame), got {topk!r}")
         if ivr_percentile is not None:
-            check_ivr_percentile(ivr_percentile)  # before loading the model, not at the first frame
+            check_ivr_percentile(ivr_percentile)
         self.backend = model if isinstance(model, Backend) else load_backend(model, **backend_kwargs)
         meta = self.backend.meta
         own_ivr = meta.get("ivr_percentile")  # checked when the metadata was read (export_metadata.decode)
@@ -89,7 +92,7 @@ class Localizer:
         self.size = int(meta["input_size"])
         self.mean, self.std = meta["mean"], meta["std"]
         self.class_names = list(meta["class_names"])
-        self.topk = max(1, int(topk))
+        self.topk = int(topk)
 
     def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
         if not isinstance(frame_bgr, np.ndarray) or frame_bgr.ndim not in (2, 3) or min(frame_bgr.shape[:2]) < 1:
