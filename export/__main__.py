@@ -210,7 +210,8 @@ def run(args, argv) -> int:
 def run_regression(args, command: str) -> None:
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.backends import load_backend
-    from wsol_edge.data import require_boxes
+    from wsol_edge.checkpoint import load_checkpoint
+    from wsol_edge.data import check_classes, require_boxes
     from wsol_edge.runinfo import git_commit, machine_info
 
     from .from_checkpoint import export_checkpoint
@@ -222,6 +223,8 @@ def run_regression(args, command: str) -> None:
     if args.max_images:
         samples = samples.subset(range(min(args.max_images, len(samples))))
     require_boxes(samples)  # before the exports, not after them
+    cfg = load_checkpoint(args.checkpoint).get("model_config") or {}
+    check_classes(samples, cfg.get("class_names"), str(args.checkpoint))
     calib = calibration_source(args)
     fp32 = work / "model.fp32.onnx"
     threshold_samples = open_split(args, "calib_") if args.calib_data_root and args.cam_threshold is None else None

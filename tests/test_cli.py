@@ -203,6 +203,30 @@ def test_resume_refuses_another_method_or_method_option_in_one_line(tmp_path, ca
     assert train.main([*twopath, "--epochs", "2", "--resume"]) == 0  # the same flags still resume
 
 
+def test_resume_on_a_dataset_with_other_classes_is_refused(tmp_path, capsys):
+    """A class folder renamed between runs keeps the count: resuming would train label k as another class."""
+    import cv2
+
+    from wsol_edge.data import synthetic_dataset
+
+    ds = synthetic_dataset(6, 3, 64, seed=0)
+    for i, sample in enumerate(ds):
+        folder = tmp_path / "data" / "train" / ds.class_names[sample.label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(sample.load(), cv2.COLOR_RGB2BGR))
+    argv = ["--dataset", "folders", "--data-root", str(tmp_path / "data"), "--batch-size", "3", "--input-size", "64",
+            "--resize", "72", "--no-pretrained", "--precise-bn", "0", "--no-progress", "--out", str(tmp_path / "run")]
+    assert train.main([*argv, "--epochs", "1"]) == 0
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    (tmp_path / "data" / "train" / "square").rename(tmp_path / "data" / "train" / "box")
+    capsys.readouterr()
+    assert train.main([*argv, "--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'run' / 'checkpoint.pt'}'s class 0 is 'disc' but folders:data/train's is 'box'; "
+                   "2 of 3 classes differ, so its labels would stand for other classes"]
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+
+
 def test_resume_reads_an_unrecorded_option_as_its_default():
     """An option the checkpoint does not record (saved before it was recorded) or this run leaves unset
     builds the module's default, so it is a change only when the other side holds another value."""
@@ -281,6 +305,34 @@ def test_labels_only_class_folders_train_and_are_refused_for_scoring_in_one_line
                         "--dataset", "folders", "--data-root", str(tmp_path / "data"), "--split", "val",
                         "--cam-threshold", "0.3", "--calibration-dir", str(tmp_path / "data")]) == 2
     assert "folders:data/val has no boxes" in capsys.readouterr().err
+    assert not (tmp_path / "w" / "model.fp32.onnx").exists()  # refused before any export
+
+
+def test_a_split_whose_classes_are_not_the_models_is_refused_before_scoring(trained, tmp_path, capsys):
+    """The synthetic test images as a CSV split: the same four classes, which the CSV reader sorts by name, so
+    each label would index another class's map (scored without a word before: only the count was checked)."""
+    import cv2
+
+    from wsol_edge.data import synthetic_dataset
+    from wsol_edge.export.__main__ import main as export_main
+
+    ds = synthetic_dataset(8, 4, 64, seed=1, split="test")
+    rows = ["filename,width,height,class,xmin,ymin,xmax,ymax"]
+    for i, sample in enumerate(ds):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), cv2.cvtColor(sample.load(), cv2.COLOR_RGB2BGR))
+        x0, y0, x1, y1 = sample.boxes[0]
+        rows.append(f"{i}.png,64,64,{ds.class_names[sample.label]},{x0},{y0},{x1},{y1}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    ckpt, csv = str(trained / "checkpoint.pt"), str(tmp_path / "labels.csv")
+    assert evaluate.main(["--checkpoint", ckpt, "--dataset", "csv", "--data-root", csv, "--no-progress",
+                          "--output", str(tmp_path / "r.json")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: the model's class 0 is 'disc' but csv:labels's is 'cross' (the same classes in another order); "
+        "4 of 4 classes differ, so its labels would stand for other classes"]
+    assert not (tmp_path / "r.json").exists()
+    assert export_main(["regression", "--checkpoint", ckpt, "--workdir", str(tmp_path / "w"), "--dataset", "csv",
+                        "--data-root", csv, "--cam-threshold", "0.3", "--calibration-dir", str(tmp_path)]) == 2
+    assert "(the same classes in another order)" in capsys.readouterr().err
     assert not (tmp_path / "w" / "model.fp32.onnx").exists()  # refused before any export
 
 

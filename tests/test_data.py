@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from wsol_edge.data import (open_dataset, read_class_folders, read_csv_boxes, read_cub, read_voc, read_wsoleval,
+from wsol_edge.data import (check_classes, open_dataset, read_class_folders, read_csv_boxes, read_cub, read_voc, read_wsoleval,
                              synthetic_dataset)
 from wsol_edge.imageio import ImageReadError, read_image_rgb, to_rgb_uint8
 from wsol_edge.preprocess import boxes_to_frame
@@ -61,22 +61,25 @@ def test_boxes_to_frame_truncates_like_wsolevaluation():
     assert boxes_to_frame(np.array([[99.9, 0.0, 300.0, 150.0]]), (300, 200), 224).tolist() == [[74, 0, 224, 168]]
 
 
-def make_cub(root, n=6):
-    (root / "images" / "001.A").mkdir(parents=True)
-    (root / "images" / "002.B").mkdir(parents=True)
+def make_cub(root, n=6, classes=("001.A", "002.B")):
+    """A CUB-200 layout of ``n`` images cycling through ``classes`` (folder and class names); the first
+    half is the training split."""
+    for name in classes:
+        (root / "images" / name).mkdir(parents=True)
     lines = {k: [] for k in ("images", "labels", "split", "boxes")}
     for i in range(1, n + 1):
-        folder = "001.A" if i % 2 else "002.B"
+        label = (i - 1) % len(classes)
+        folder = classes[label]
         write(root / "images" / folder / f"img{i}.jpg", np.full((30, 40, 3), i * 20, np.uint8), ".jpg")
         lines["images"].append(f"{i} {folder}/img{i}.jpg")
-        lines["labels"].append(f"{i} {1 if i % 2 else 2}")
+        lines["labels"].append(f"{i} {label + 1}")
         lines["split"].append(f"{i} {1 if i <= n // 2 else 0}")
         lines["boxes"].append(f"{i} 1.5 2.0 10.0 20.5")
     (root / "images.txt").write_text("\n".join(lines["images"]) + "\n")
     (root / "image_class_labels.txt").write_text("\n".join(lines["labels"]) + "\n")
     (root / "train_test_split.txt").write_text("\n".join(lines["split"]) + "\n")
     (root / "bounding_boxes.txt").write_text("\n".join(lines["boxes"]) + "\n")
-    (root / "classes.txt").write_text("1 001.A\n2 002.B\n")
+    (root / "classes.txt").write_text("".join(f"{k + 1} {name}\n" for k, name in enumerate(classes)))
 
 
 def test_cub_reader(tmp_path):
@@ -150,6 +153,20 @@ def test_csv_labels_only_rows_and_class_indices_shared_by_the_splits(tmp_path):
     (tmp_path / "half.csv").write_text("filename,width,height,class,xmin,ymin,xmax,ymax\nb.jpg,80,60,dog,1,,,\n")
     with pytest.raises(ValueError, match=r"half\.csv:2: non-numeric box or size \(a row without a box"):
         read_csv_boxes(tmp_path / "half.csv")
+
+
+def test_check_classes_compares_count_and_names_at_each_index():
+    ds = synthetic_dataset(4, 3, 32)  # disc, square, triangle
+    assert check_classes(ds, ["disc", "square", "triangle"]) is ds
+    assert check_classes(ds, ["0", "1", "2"]) is ds  # numbered classes (wsoleval metadata) name nothing
+    assert check_classes(ds, None) is ds
+    for names, why in ((["disc", "square"], "^the model has 2 classes but synthetic:train has 3$"),
+                       (["square", "disc", "triangle"], r"class 0 is 'square' but synthetic:train's is 'disc' \(the "
+                                                        r"same classes in another order\); 2 of 3 classes differ"),
+                       (["disc", "square", "cat"], r"^m\.pt's class 2 is 'cat' but synthetic:train's is 'triangle'; "
+                                                   "1 of 3")):
+        with pytest.raises(ValueError, match=why):
+            check_classes(ds, names, "the model" if "model" in why else "m.pt")
 
 
 def test_class_folders_reader(tmp_path):

@@ -144,7 +144,7 @@ def test_int8_probe_quantizes_each_flavour_asked_for_with_one_calibration(onnx_p
     from wsol_edge.export import quantize
 
     data, out, calls = tmp_path / "cub", tmp_path / "probe.json", []
-    make_cub(data, n=8)
+    make_cub(data, n=8, classes=read_onnx_metadata(onnx_path)["class_names"])  # the model's own classes
     real = quantize.to_int8
 
     def recording(*args, **kwargs):

@@ -86,7 +86,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
 
     from .atomic import atomic_write_json, writable_folder
     from .checkpoint import checkpoint_provenance
-    from .data import open_dataset, require_boxes
+    from .data import check_classes, open_dataset, require_boxes
     from .data.torch_dataset import EvalDataset, collate_skip_bad
     from .evaluation import LocalizationScorer, per_image_info, write_per_image
     from .modelio import load_model
@@ -137,8 +137,8 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
                            synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
                            synthetic_size=args.synthetic_size)
-    if not args.imagenet_baseline and samples.num_classes != cfg["num_classes"]:
-        raise ValueError(f"the model has {cfg['num_classes']} classes but {samples.name} has {samples.num_classes}")
+    if not args.imagenet_baseline:
+        check_classes(samples, cfg.get("class_names") or [str(i) for i in range(cfg["num_classes"])])
     if args.max_images:
         samples = samples.subset(range(min(args.max_images, len(samples))))
     require_boxes(samples)

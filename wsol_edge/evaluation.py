@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .data import check_classes
 from .metrics import BoxAccumulator, PxAPAccumulator, SatBoxAccumulator, topk_correct
 from .postprocess import DEFAULT_CAM_THRESHOLDS, cam_to_scoremap, check_ivr_percentile, sat_scoremap
 
@@ -215,6 +216,7 @@ def evaluate_backend(backend, samples, *, protocol: str = "wsoleval", batch_size
     from tqdm import tqdm
 
     meta = backend.meta
+    check_classes(samples, meta.get("class_names"), f"{backend.name} {backend.precision}")
     size = int(meta["input_size"])
     scorer = LocalizationScorer(protocol, size, cam_thresholds, ivr_percentile=ivr_percentile)
     logits_all, ids_all, skipped = [], [], 0

@@ -352,7 +352,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
 
     from .atomic import atomic_write_json, writable_folder
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .data import open_dataset
+    from .data import check_classes, open_dataset
     from .data.torch_dataset import TrainDataset, collate_skip_bad
     from .methods import backbone_of
     from .modelio import build_from_config, model_config
@@ -416,6 +416,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         state = load_checkpoint(ckpt_path)
         if state["model_config"]["backbone"] != cfg["backbone"] or state["model_config"]["num_classes"] != cfg["num_classes"]:
             raise ValueError(f"{ckpt_path}: checkpoint is for a different backbone/dataset; use another --out")
+        check_classes(samples, state["model_config"].get("class_names"), str(ckpt_path))  # same count, other names
         changed = architecture_changes(state["model_config"], cfg)
         if changed:  # else the run would go on as another model, or fail in load_state_dict with torch's message
             raise ValueError(f"{ckpt_path}: trained with {changed[0]}, resumed with {changed[1]}; resume with the "

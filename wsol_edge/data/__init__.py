@@ -10,7 +10,7 @@ from pathlib import Path
 from .class_folders import read_class_folders
 from .csv_boxes import read_csv_boxes
 from .cub import read_cub
-from .samples import Sample, SampleSet, require_boxes
+from .samples import Sample, SampleSet, check_classes, require_boxes
 from .synthetic import synthetic_dataset
 from .voc import read_voc
 from .wsoleval import read_wsoleval
@@ -54,5 +54,5 @@ def open_dataset(kind: str, root: str | None, split: str, *, metadata_root: str 
     raise ValueError(f"unknown dataset kind {kind!r}; choose from {', '.join(DATASET_KINDS)}")
 
 
-__all__ = ["Sample", "SampleSet", "open_dataset", "require_boxes", "read_cub", "read_wsoleval", "read_voc",
+__all__ = ["Sample", "SampleSet", "open_dataset", "require_boxes", "check_classes", "read_cub", "read_wsoleval", "read_voc",
            "read_csv_boxes", "read_class_folders", "synthetic_dataset", "DATASET_KINDS"]

@@ -64,6 +64,26 @@ def require_boxes(samples: SampleSet) -> SampleSet:
     return samples
 
 
+def check_classes(samples: SampleSet, class_names: Sequence[str] | None, model: str = "the model") -> SampleSet:
+    """A split whose labels index the model's classes, refused in one line before any image is read when
+    they do not: another class count, or other names at an index (a CSV, folders or VOC split with a class
+    of its own, or the same classes in another order), would score each image against another class's map,
+    or resume training each label as another class, without a word. Numbered classes (wsoleval metadata, "0", "1", ...) name nothing to compare."""
+    if class_names is None:
+        return samples
+    ours, theirs = list(class_names), list(samples.class_names)
+    if len(ours) != len(theirs):
+        raise ValueError(f"{model} has {len(ours)} classes but {samples.name} has {len(theirs)}")
+    numbered = [str(i) for i in range(len(ours))]
+    if ours == theirs or numbered in (ours, theirs):
+        return samples
+    differ = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+    i = differ[0]
+    order = " (the same classes in another order)" if sorted(ours) == sorted(theirs) else ""
+    raise ValueError(f"{model}'s class {i} is {ours[i]!r} but {samples.name}'s is {theirs[i]!r}{order}; "
+                     f"{len(differ)} of {len(ours)} classes differ, so its labels would stand for other classes")
+
+
 def as_boxes(rows: Sequence[Sequence[float]]) -> np.ndarray:
     arr = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
     bad = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
