@@ -151,12 +151,12 @@ def run_overlays(args, argv) -> int:
 
     from wsol_edge.overlays import write_png
 
-    from .overlay_grid import overlay_grid
+    from .overlay_grid import overlay_grid, read_frames
 
-    grid = overlay_grid(args.models, pick_images(args.images, args.num_images, for_int8=False), threads=args.threads,
-                        threshold=args.threshold)
+    frames = read_frames(pick_images(args.images, args.num_images, for_int8=False))
+    grid = overlay_grid(args.models, frames, threads=args.threads, threshold=args.threshold)
     write_png(args.output, grid)
-    print(f"wrote {args.output} ({len(args.models)} rows x {args.num_images} images)")
+    print(f"wrote {args.output} ({len(args.models)} rows x {len(frames)} images)")
     return 0
 
 

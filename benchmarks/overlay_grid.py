@@ -12,21 +12,37 @@ def row_label(backend, model_path: str | Path) -> str:
     return f"{backend.name} {backend.precision} ({path.parent.name}/{path.name})"  # checkpoints share a file name
 
 
-def overlay_grid(models: list[str | Path], images: list[Path], *, threads: int | None = None,
+def read_frames(images: list[Path]) -> list[np.ndarray]:
+    """The RGB images that can be read, each one that cannot skipped with a line saying why (a corrupt
+    file among the samples should cost its column, not the grid)."""
+    import sys
+
+    from wsol_edge.imageio import ImageReadError, read_image_rgb
+
+    frames = []
+    for path in images:
+        try:
+            frames.append(read_image_rgb(path))
+        except (ImageReadError, OSError) as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+    if not frames:
+        raise ValueError(f"none of the {len(images)} images could be read")
+    return frames
+
+
+def overlay_grid(models: list[str | Path], frames: list[np.ndarray], *, threads: int | None = None,
                  threshold: float | None = None) -> np.ndarray:
-    """BGR uint8 image: rows = models, columns = images, each cell the model's top-1 map and box in
-    its input frame, labelled with the row's backend/precision and the predicted class."""
+    """BGR uint8 image: rows = models, columns = RGB frames (read_frames), each cell the model's top-1
+    map and box in its input frame, labelled with the row's backend/precision and the predicted class."""
     import cv2
 
     from wsol_edge.backends import load_backend
-    from wsol_edge.imageio import read_image_rgb
     from wsol_edge.overlays import cam_overlay
     from wsol_edge.postprocess import box_from_scoremap
     from wsol_edge.runtime import Localizer
 
-    if not models or not images:
+    if not models or not frames:
         raise ValueError("the overlay grid needs at least one model and one image")
-    frames = [read_image_rgb(p) for p in images]
     rows = []
     for model in models:
         backend = load_backend(model, threads=threads) if str(model).endswith(".onnx") else load_backend(model)

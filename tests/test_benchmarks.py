@@ -336,20 +336,35 @@ def test_accuracy_plot_draws_one_bar_per_record_and_metric(tmp_path):
     assert bench_main(["accuracy-plot", "--input", str(empty), "--output", str(out)]) == 2
 
 
-def test_overlay_grid_has_one_row_per_model_and_one_cell_per_image(tiny_onnx, tmp_path):
+def test_overlay_grid_has_one_row_per_model_and_one_cell_per_image(tiny_onnx, tmp_path, capsys):
     import cv2
 
-    from benchmarks.overlay_grid import overlay_grid
+    from benchmarks.overlay_grid import overlay_grid, read_frames
     from wsol_edge.export.calibration import pick_images
 
     files = pick_images(REPO / "wsol_edge/samples/images", 3)
-    grid = overlay_grid([tiny_onnx, tiny_onnx], files, threshold=0.3)
+    grid = overlay_grid([tiny_onnx, tiny_onnx], read_frames(files), threshold=0.3)
     size = 64  # the tiny model's input size: cells are drawn in the model's input frame
     assert grid.shape == (2 * (18 + size), 3 * size, 3)
+    # a corrupt image among them costs its column, said in one line, not the grid
+    images = tmp_path / "images"
+    images.mkdir()
+    for f in files[:2]:
+        (images / f.name).write_bytes(f.read_bytes())
+    (images / "zz_broken.jpg").write_bytes(files[2].read_bytes()[:200])
     out = tmp_path / "grid.png"
-    assert bench_main(["overlays", "--models", str(tiny_onnx), "--images", str(REPO / "wsol_edge/samples/images"),
-                       "--num-images", "2", "--output", str(out)]) == 0
-    assert cv2.imread(str(out)).shape[0] == 18 + size
+    assert bench_main(["overlays", "--models", str(tiny_onnx), "--images", str(images), "--num-images", "3",
+                       "--output", str(out)]) == 0
+    out_err = capsys.readouterr()
+    assert out_err.err.count("skipped: ") == 1 and "zz_broken.jpg" in out_err.err
+    assert f"wrote {out} (1 rows x 2 images)" in out_err.out
+    assert cv2.imread(str(out)).shape == (18 + size, 2 * size, 3)
+    for f in images.iterdir():
+        if f.name != "zz_broken.jpg":
+            f.unlink()
+    assert bench_main(["overlays", "--models", str(tiny_onnx), "--images", str(images), "--output",
+                       str(tmp_path / "none.png")]) == 2
+    assert "none of the 1 images could be read" in capsys.readouterr().err
 
 
 def test_map_contrast_inside_outside_of_the_box_union():
