@@ -6,7 +6,7 @@ import pytest
 
 from wsol_edge.data import (check_classes, open_dataset, read_class_folders, read_csv_boxes, read_cub, read_voc, read_wsoleval,
                              synthetic_dataset)
-from wsol_edge.imageio import ImageReadError, read_image_rgb, to_rgb_uint8
+from wsol_edge.imageio import ImageReadError, decode_image, read_image_rgb, to_rgb_uint8
 from wsol_edge.preprocess import boxes_to_frame
 
 
@@ -28,6 +28,21 @@ def test_color_layouts_convert_to_rgb(tmp_path):
     deep = read_image_rgb(write(tmp_path / "d.png", np.full((6, 8, 3), 40000, np.uint16)))
     assert deep.dtype == np.uint8 and (deep == 40000 >> 8).all()
     assert to_rgb_uint8(np.ones((4, 4, 2), np.uint8) * 5).shape == (4, 4, 3)
+
+
+def test_float_images_are_read_as_0_to_1_and_anything_else_refused(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    for dtype in (np.float16, np.float32, np.float64):
+        assert (to_rgb_uint8((rgb / 255.0).astype(dtype), bgr=False) == rgb).all()  # rounded, not truncated
+    assert (to_rgb_uint8(np.zeros((2, 2), np.float32)) == 0).all() and (to_rgb_uint8(np.ones((2, 2))) == 255).all()
+    ok, buf = cv2.imencode(".tiff", (rgb[..., ::-1] / 255.0).astype(np.float32))  # a float TIFF, as cameras write
+    assert ok and (decode_image(buf.tobytes()) == rgb).all()
+    # a 0-255 float frame was guessed from its values: a dark one (all <= 1) turned near white
+    for frame, why in ((rgb.astype(np.float32), r"values in \[\d+, \d+\]; float images are read as \[0, 1\]"),
+                       (np.full((2, 2), -0.5), r"values in \[-0\.5, -0\.5\]"),
+                       (np.full((2, 2), np.nan, np.float32), "NaN or infinite")):
+        with pytest.raises(ImageReadError, match=r"^frame: (float image with |image contains )?" + why):
+            to_rgb_uint8(frame, source="frame")
 
 
 def test_cmyk_jpeg_reads_as_rgb(tmp_path):

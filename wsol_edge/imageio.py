@@ -24,6 +24,19 @@ def _is_truncated_jpeg(data: bytes) -> bool:
     return data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]
 
 
+def float_to_uint8(image: np.ndarray, source: str) -> np.ndarray:
+    """A float image in [0, 1] (OpenCV's convention for float images, and float TIFF's) -> uint8, rounded.
+    Anything else is refused rather than guessed at: guessing 0-255 from the values would read a dark
+    frame of a 0-255 stream (every value <= 1) as [0, 1] and turn it near white."""
+    if not np.isfinite(image).all():
+        raise ImageReadError(f"{source}: image contains NaN or infinite values")
+    lo, hi = float(image.min()), float(image.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ImageReadError(f"{source}: float image with values in [{lo:g}, {hi:g}]; float images are read as "
+                             "[0, 1]: scale it (x / 255 for 0-255 values) or pass uint8")
+    return np.rint(image.astype(np.float32) * 255.0).astype(np.uint8)
+
+
 def to_rgb_uint8(image: np.ndarray, *, source: str = "array", bgr: bool = True) -> np.ndarray:
     """Convert a decoded image (gray, gray+alpha, BGR, BGRA; uint8/uint16/float) to RGB uint8."""
     if not isinstance(image, np.ndarray):
@@ -32,10 +45,8 @@ def to_rgb_uint8(image: np.ndarray, *, source: str = "array", bgr: bool = True) 
         raise ImageReadError(f"{source}: unsupported image shape {image.shape}")
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
-    elif image.dtype in (np.float32, np.float64):
-        if not np.isfinite(image).all():
-            raise ImageReadError(f"{source}: image contains NaN or infinite values")
-        image = np.clip(image * 255.0 if image.max() <= 1.0 else image, 0, 255).astype(np.uint8)
+    elif image.dtype in (np.float16, np.float32, np.float64):
+        image = float_to_uint8(image, source)
     elif image.dtype != np.uint8:
         raise ImageReadError(f"{source}: unsupported pixel type {image.dtype}")
     if image.ndim == 2:
