@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wsol_edge.argtypes import non_negative_int, positive_int
+from wsol_edge.argtypes import non_negative_int, output_file, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,23 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure every model x batch this many times, interleaved in time, and pool the samples")
     s.add_argument("--threads", type=positive_int, help="intra-op threads for torch and ONNX Runtime (default: all cores)")
     s.add_argument("--label", default="efficientnet_lite0 cam 224", help="model description recorded")
-    s.add_argument("--output", required=True, help="result JSON; CSV/PNG/Markdown are written beside it")
+    s.add_argument("--output", type=output_file, required=True, help="result JSON; CSV/PNG/Markdown are written beside it")
     pr = sub.add_parser("profile")
     pr.add_argument("--onnx", nargs="+", required=True)
     pr.add_argument("--batch", type=positive_int, default=1)
     pr.add_argument("--runs", type=positive_int, default=30)
     pr.add_argument("--threads", type=positive_int)
-    pr.add_argument("--output", required=True)
+    pr.add_argument("--output", type=output_file, required=True)
     a = sub.add_parser("accuracy-plot")
     a.add_argument("--input", required=True, help="result JSON of accuracy records")
-    a.add_argument("--output", required=True, help="PNG")
+    a.add_argument("--output", type=output_file, required=True, help="PNG")
     o = sub.add_parser("overlays")
     o.add_argument("--models", nargs="+", required=True, help="one grid row per model file")
     o.add_argument("--images", required=True, help="image folder (a seeded sample of --num-images)")
     o.add_argument("--num-images", type=positive_int, default=6)
     o.add_argument("--threshold", type=float, help="CAM threshold (default: each model's own)")
     o.add_argument("--threads", type=positive_int)
-    o.add_argument("--output", required=True, help="PNG")
+    o.add_argument("--output", type=output_file, required=True, help="PNG")
     return p
 
 

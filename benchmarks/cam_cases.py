@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from wsol_edge.argtypes import output_file
+
 
 def spiral(size: int, gap: int = 2) -> np.ndarray:
     """A one-pixel-wide square spiral from the top-left corner inwards, arms ``gap`` pixels apart:
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", choices=DATASET_KINDS, default="cub")
     p.add_argument("--data-root", required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--output", required=True, help=".npz with cams [N, h, w] float32 and image_ids")
+    p.add_argument("--output", type=output_file, required=True, help=".npz with cams [N, h, w] float32 and image_ids")
     args = p.parse_args(argv)
     backend = load_backend(args.model)
     meta = backend.meta

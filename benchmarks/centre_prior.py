@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wsol_edge.argtypes import output_file, positive_int
+
 
 class MapStatistics:
     """Running sums of score maps: their mean map and the share of variance it explains."""
@@ -93,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.utils.data import DataLoader
 
-    from wsol_edge.argtypes import positive_int
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.checkpoint import checkpoint_provenance
     from wsol_edge.data import open_dataset
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=positive_int, default=224, help="the protocol's input size")
     p.add_argument("--max-images", type=positive_int, default=None, help="score only the first N images (smoke runs)")
     p.add_argument("--threads", type=positive_int, default=None)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from wsol_edge.argtypes import output_file
+
 SATURATION_PROBE = ("s8s8", "s8s8_reduce_range", "u8s8_reduce_range")
 
 
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", choices=CALIBRATION_METHODS, default="minmax", help="calibration method (default: minmax)")
     p.add_argument("--flavours", nargs="+", choices=tuple(INT8_FLAVOURS), default=SATURATION_PROBE,
                    help=f"INT8 flavours to score (default: {' '.join(SATURATION_PROBE)})")
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
     train = [Path(s.path) for s in read_cub(args.data_root, "train")]
     test = read_cub(args.data_root, "test")

@@ -11,6 +11,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from wsol_edge.argtypes import output_file
+
 
 def parity_from_junit(path: str) -> dict:
     try:
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.kernel_checks", description=__doc__.split("\n\n")[0])
     p.add_argument("--junit", required=True, help="pytest --junitxml file of tests/test_kernels.py")
     p.add_argument("--sanitizer-log", help="the log of gpu_session.sh's sanitizer stage")
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
     machine = machine_info()  # names the GPU (nvidia-smi)
     record = {"kind": "kernel_checks", "device": machine["gpu"], "parity": parity_from_junit(args.junit),

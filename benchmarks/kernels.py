@@ -31,7 +31,7 @@ import uuid
 
 import numpy as np
 
-from wsol_edge.argtypes import positive_int
+from wsol_edge.argtypes import output_file, positive_int
 
 CHANNELS, CLASSES = 1280, 50
 
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-reference", help="a --cpu-only result file to divide by (another machine's CPU)")
     p.add_argument("--rescore", metavar="GPU_RESULT",
                    help="recompute a GPU result's speed-ups against --cpu-reference (no GPU needed; writes --output)")
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
     import cv2
 

@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 
+from wsol_edge.argtypes import output_file
+
 
 def inside_outside(scoremap: np.ndarray, boxes: np.ndarray) -> tuple[float, float]:
     """Mean of the map inside the union of the (inclusive, pixel) boxes and outside it."""
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", required=True, help="CUB-layout folder")
     p.add_argument("--split", default="test")
     p.add_argument("--max-images", type=int, default=300)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
 
     samples = open_dataset("cub", args.data_root, args.split)

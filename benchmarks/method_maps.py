@@ -27,6 +27,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from wsol_edge.argtypes import output_file, positive_int
+
 
 def twopath_maps(net, images, labels) -> tuple:
     """-> (perception logits, {map name: [B, h, w] map of class ``labels``}) of a TwoPath ``net``."""
@@ -66,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.utils.data import DataLoader
 
-    from wsol_edge.argtypes import positive_int
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.checkpoint import checkpoint_provenance
     from wsol_edge.data import open_dataset
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", required=True, help="CUB-layout folder")
     p.add_argument("--split", default="test")
     p.add_argument("--threads", type=positive_int, default=None)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     p.add_argument("--per-image", action="store_true",
                    help="also write each map's per-image table to <checkpoint folder>/maps/<map>.npz")
     args = p.parse_args(argv)

@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wsol_edge.argtypes import non_negative_int, positive_int
+from wsol_edge.argtypes import non_negative_int, output_file, positive_int
 
 from .report import markdown_table
 
@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "committed row was trained; a GPU's rows differ from the CPU's by more than rounding, so "
                         "use a --runs and --output of their own")
     p.add_argument("--workers", type=non_negative_int, default=0, help="image-decoding worker processes per run")
-    p.add_argument("--output", help="result JSON (default: benchmarks/results/cub50_methods.json, "
+    p.add_argument("--output", type=output_file, help="result JSON (default: benchmarks/results/cub50_methods.json, "
                                     "or cub50_<table>.json for another --table; _train before .json with --split train)")
     return p
 

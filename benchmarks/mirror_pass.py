@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsol_edge.argtypes import output_file
+
 
 def build_parser(prog: str, description: str, split: str, split_help: str | None = None,
                  max_images_help: str | None = None) -> argparse.ArgumentParser:
@@ -14,7 +16,7 @@ def build_parser(prog: str, description: str, split: str, split_help: str | None
     p.add_argument("--split", default=split, help=split_help)
     p.add_argument("--max-images", type=int, default=None, help=max_images_help)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     return p
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsol_edge.argtypes import non_negative_int, open_unit_interval, positive_int
+from wsol_edge.argtypes import non_negative_int, open_unit_interval, output_file, positive_int
 
 from .report import markdown_grid
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resamples", type=positive_int, default=2000)
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--confidence", type=open_unit_interval, default=0.95)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
     named = [named_path(t) for t in [args.reference, *args.compare]]
     names = [n for n, _ in named]

@@ -12,10 +12,11 @@ import sys
 
 import numpy as np
 
+from wsol_edge.argtypes import open_unit_interval, output_file
+
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.cam_cases import opencv_without_ipp
-    from wsol_edge.argtypes import open_unit_interval
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.backends import load_backend
     from wsol_edge.data import DATASET_KINDS, open_dataset
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--threshold-step", type=open_unit_interval, default=0.05)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
     backend = load_backend(args.model)
     meta = backend.meta

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wsol_edge.argtypes import output_file
+
 from .report import markdown_table
 from .summary import records
 
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", default="cam", help="the row each method's margin is taken against")
     p.add_argument("--only", nargs="+", metavar="NAME",
                    help="these rows only (and the reference): files that repeat other rows can then be combined")
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
 
     by_seed = rows_by_seed(args.results, {*args.only, args.reference} if args.only else None)

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from wsol_edge.argtypes import non_negative_float, output_file, positive_int
+
 
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -18,7 +20,6 @@ def rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     import cv2
 
-    from wsol_edge.argtypes import non_negative_float, positive_int
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.export.calibration import list_images
     from wsol_edge.imageio import read_image_rgb
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=positive_int, default=8)
     p.add_argument("--sample-every", type=positive_int, default=500)
     p.add_argument("--max-growth-mb", type=non_negative_float, default=50.0, help="allowed RSS growth after warm-up")
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
     warm_from = min(2000, args.frames // 5)
     if sum(f >= warm_from for f in range(args.sample_every, args.frames + 1, args.sample_every)) < 2:

@@ -18,6 +18,8 @@ import argparse
 
 import numpy as np
 
+from wsol_edge.argtypes import output_file
+
 from .report import markdown_table
 
 IOU = 0.5
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.threshold_headroom", description=__doc__.split("\n\n")[0])
     p.add_argument("per_image", nargs="+", metavar="[NAME=]NPZ", help="per-image files of wsol_edge.evaluate")
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     p.add_argument("--data-root", help="the dataset the tables were scored on: adds the figures by object size")
     p.add_argument("--dataset", default="cub", help="its kind, as for wsol_edge.evaluate (default: cub)")
     args = p.parse_args(argv)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from wsol_edge.argtypes import output_file
+
 
 def group_of(name: str) -> str:
     for prefix, group in (("backbone.", "backbone"), ("agg.", "aggregation_conv"), ("cls_", "classifiers")):
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-stride", type=int, default=16, help="as configs/cub50_cam_lite0.yaml")
     p.add_argument("--beta", type=float, default=50.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)

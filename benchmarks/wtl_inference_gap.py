@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from wsol_edge.argtypes import output_file
+
 
 def rms(t) -> float:
     return float(t.pow(2).mean().sqrt())
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", required=True, help="CUB-layout folder (its train split)")
     p.add_argument("--num-images", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", type=output_file, required=True)
     args = p.parse_args(argv)
 
     samples = open_dataset("cub", args.data_root, "train")

@@ -1083,3 +1083,33 @@ def test_centre_prior_scores_a_checkpoint_as_evaluate_does(tmp_path):
         centre_prior.main(["--checkpoints", str(ckpt), str(tmp_path / "none.pt"), "--data-root", str(data),
                            "--size", "64", "--output", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
+
+
+BENCHMARKS_WITH_OUTPUT = sorted(  # their own --output, or mirror_pass's shared parser's
+    f.stem for f in (REPO / "benchmarks").glob("*.py") if "def main(" in f.read_text() and (
+        'add_argument("--output", type=output_file' in f.read_text() or "mirror_pass import build_parser" in f.read_text()))
+
+
+@pytest.mark.parametrize("module", BENCHMARKS_WITH_OUTPUT)
+def test_every_benchmark_refuses_an_unwritable_output_before_any_work(module, tmp_path, capsys):
+    """A result that cannot be written is refused at parse time, not after minutes or hours of work."""
+    import importlib
+
+    main = importlib.import_module(f"benchmarks.{module}").main
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    sub = ["speed"] if module == "__main__" else []
+    for output, why in ((blocker / "r.json", f"output folder {blocker} is not writable ({blocker} is a file)"),
+                        (tmp_path, f"{tmp_path} is a folder; give the file to write")):
+        with pytest.raises(SystemExit) as exc:
+            main([*sub, "--output", str(output)])
+        assert exc.value.code == 2
+        assert f"argument --output: {why}" in capsys.readouterr().err
+    assert blocker.read_text() == "x"
+
+
+def test_every_benchmark_output_is_checked():
+    """No result-writing benchmark is left with an unchecked --output (the list above is found by text)."""
+    unchecked = [f.name for f in (REPO / "benchmarks").glob("*.py")
+                 if 'add_argument("--output",' in f.read_text() and "type=output_file" not in f.read_text()]
+    assert not unchecked and len(BENCHMARKS_WITH_OUTPUT) >= 15

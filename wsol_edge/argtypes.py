@@ -56,6 +56,23 @@ percent = _within(_whole_number, lambda v: 1 <= v <= 100, "a whole percent from 
 unit_fraction = _within(_finite_number, lambda v: 0 <= v < 1, "in [0, 1)", "A number in [0, 1) (a percentile as a fraction).")
 
 
+def output_file(text: str) -> str:
+    """A result file's path, refused at parse time when it could not be written (a folder, or a folder that
+    this process may not write into): else a run of minutes or hours loses its result at the very end."""
+    from pathlib import Path
+
+    from .atomic import UnwritableError, writable_folder
+
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give the file to write")
+    try:
+        writable_folder(path.parent, create=False)
+    except UnwritableError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, except the uninformative ones (None, False): ``--threshold``'s help already
     says where its value comes from when it is not given."""
