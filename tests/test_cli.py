@@ -692,7 +692,8 @@ def test_evaluate_per_image_tables_feed_the_paired_bootstrap(trained, tmp_path, 
     assert not (tmp_path / "n.json").exists()
 
 
-def test_run_device_serves_a_checkpoint_and_is_refused_for_other_models(trained, tiny_onnx, tmp_path, capsys):
+def test_run_device_serves_a_checkpoint_and_is_refused_for_other_models(trained, tiny_onnx, tmp_path, capsys,
+                                                                       monkeypatch):
     import cv2
     import numpy as np
 
@@ -712,6 +713,10 @@ def test_run_device_serves_a_checkpoint_and_is_refused_for_other_models(trained,
     assert run_main(["--engine", ckpt, "--source", str(img), "--device", "auto", "--jsonl", str(jl),
                      "--no-progress"]) == 0
     assert len(jl.read_text().splitlines()) == 1
+    threads = []  # --threads sets torch's for a checkpoint (recorded here, not set for the rest of the session)
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    assert run_main(["--engine", ckpt, "--source", str(img), "--threads", "1", "--no-progress"]) == 0
+    assert threads == [1]
     if not torch.cuda.is_available():
         assert run_main(["--engine", ckpt, "--source", str(img), "--device", "cuda", "--no-progress"]) == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]

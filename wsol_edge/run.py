@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_float, positive_int, unit_fraction
 from .torch_device import DEVICE_HELP
@@ -45,24 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu",
                    help=f"where a .pt checkpoint runs ({DEVICE_HELP}); an ONNX model runs where --providers says, "
                         "a TensorRT engine on its GPU")
-    p.add_argument("--threads", type=positive_int, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=positive_int, help="intra-op threads: ONNX Runtime's, or torch's for a .pt")
     p.add_argument("--no-progress", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .backends import BackendError
+    from .backends import TORCH_SUFFIXES, BackendError, torch_installed
     from .runtime.localizer import Localizer
     from .runtime.pipeline import Pipeline
     from .runtime.sinks import AnnotatedSink, JsonlSink, OutputError, WindowSink
     from .runtime.sources import SourceError, open_source, source_files
 
     sinks = []
+    threads = args.threads
+    if threads and Path(args.engine).suffix.lower() in TORCH_SUFFIXES and torch_installed():
+        import torch
+
+        torch.set_num_threads(threads)  # a checkpoint's counterpart of ONNX Runtime's intra-op threads
+        threads = None
     try:
         loc = Localizer(args.engine, threshold=args.threshold, topk=args.topk, ivr_percentile=args.ivr_percentile,
                         providers=args.providers, device=args.device,
-                        threads=args.threads, tta=args.tta, tta_sizes=args.tta_sizes)
+                        threads=threads, tta=args.tta, tta_sizes=args.tta_sizes)
         files = source_files(args.source)  # listed once: the output check and the reader share it
         annotated = AnnotatedSink(args.output, args.cam_overlay, inputs=files) if args.output else None
         jsonl = JsonlSink(args.jsonl) if args.jsonl else None
