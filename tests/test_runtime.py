@@ -258,6 +258,49 @@ def test_a_gstreamer_pipeline_on_an_opencv_without_gstreamer_says_so(monkeypatch
         sources.open_source("rtsp://127.0.0.1:9/none", reconnect=0)
 
 
+def test_show_without_a_window_is_one_line_before_any_frame(model, tmp_path, capsys, monkeypatch):
+    """--show on opencv-python-headless (the base install's) was a traceback at the first frame and an abort
+    from destroyAllWindows on the way out (exit 134)."""
+    from wsol_edge.runtime import sinks
+
+    img = tmp_path / "a.jpg"
+    cv2.imwrite(str(img), photo(20, 20))
+    argv = ["--engine", str(model), "--source", str(img), "--show", "--jsonl", str(tmp_path / "r.jsonl"),
+            "--no-progress"]
+    if "not implemented" in window_error_here():  # this OpenCV itself: no GUI
+        assert run_main(argv) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            "error: --show: this OpenCV has no GUI (opencv-python-headless, as the base install has); install "
+            "opencv-python in its place to show frames, or write them with --output / --jsonl"]
+
+    def no_display(*args):
+        raise cv2.error("OpenCV(4.10.0) window_gtk.cpp:635: error: (-2:Unspecified error) Can't initialize GTK "
+                        "backend in function 'cvInitSystem'")
+
+    monkeypatch.setattr(sinks.cv2, "namedWindow", no_display)
+    assert run_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --show: OpenCV cannot show a window here (no display?): ")
+    assert "Can't initialize GTK backend" in err[0]
+    # a window that opened and then fails (the display went away) ends the run in one line too
+    monkeypatch.setattr(sinks.cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(sinks.cv2, "imshow", no_display)
+    monkeypatch.setattr(sinks.cv2, "destroyWindow", no_display)
+    assert run_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("error: --show: OpenCV cannot show a window here") and "Traceback" not in "".join(err)
+
+
+def window_error_here() -> str:
+    """OpenCV's message for a window on this machine ("" where one opens)."""
+    try:
+        cv2.namedWindow("probe")
+        cv2.destroyWindow("probe")
+        return ""
+    except cv2.error as exc:
+        return str(exc)
+
+
 def test_truncated_videos(model, tmp_path, capsys):
     # AVI (MJPG) cut at 60%: the frames before the cut are all processed, with a warning
     w = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))

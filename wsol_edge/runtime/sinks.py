@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -117,12 +118,40 @@ class AnnotatedSink:
 
 
 class WindowSink:
+    """Annotated frames in a window; q or Esc quits. The window opens at start-up, so an OpenCV without a
+    GUI (opencv-python-headless, the one the base install pulls) or a machine without a display is one
+    line before any frame is read, not a traceback at the first frame."""
+
+    NAME = "wsol_edge"
+
     def __init__(self, cam_overlay: bool = False):
         self.cam_overlay = cam_overlay
+        try:
+            cv2.namedWindow(self.NAME, cv2.WINDOW_AUTOSIZE)
+        except cv2.error as exc:
+            raise OutputError(f"--show: {window_failure(exc)}") from None
 
     def write(self, frame, loc: Localization) -> bool:
-        cv2.imshow("wsol_edge", annotate(frame.image, loc, self.cam_overlay))
-        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+        try:
+            cv2.imshow(self.NAME, annotate(frame.image, loc, self.cam_overlay))
+            return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+        except cv2.error as exc:
+            raise OutputError(f"--show: {window_failure(exc)}") from None
 
     def close(self) -> None:
-        cv2.destroyAllWindows()
+        try:
+            cv2.destroyWindow(self.NAME)
+        except cv2.error:  # the window went with the display, or never opened: nothing left to close
+            pass
+
+
+def window_failure(exc: cv2.error) -> str:
+    """Why OpenCV could not show a window, in a line: its own message runs to build instructions."""
+    text = str(exc)
+    if "not implemented" in text:  # what a build without any GUI backend says to every window call
+        return ("this OpenCV has no GUI (opencv-python-headless, as the base install has); install opencv-python "
+                "in its place to show frames, or write them with --output / --jsonl")
+    # "OpenCV(4.10.0) window_gtk.cpp:635: error: (-2:Unspecified error) WHY in function 'cvInitSystem'"
+    found = re.search(r"error: \([^)]*\) (.*?)(?: in function '[^']*')?\s*$", text, re.S)
+    why = " ".join((found.group(1) if found else text).split())
+    return f"OpenCV cannot show a window here (no display?): {why[:200]}"
