@@ -45,6 +45,18 @@ def test_float_images_are_read_as_0_to_1_and_anything_else_refused(tmp_path):
             to_rgb_uint8(frame, source="frame")
 
 
+def test_16bit_images_with_12bit_values_are_read_but_warned_about():
+    twelve_bit = np.full((4, 4, 3), 4000, np.uint16)  # a machine-vision camera's 12-bit data in 16 bits
+    with pytest.warns(UserWarning, match=r"^frame: 16-bit image whose brightest value is 4000: .* \(x << 4 for 12-bit\)"):
+        out = to_rgb_uint8(twelve_bit, source="frame")
+    assert (out == 4000 >> 8).all()  # the rule stays the 16-bit one: the warning does not guess
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # full-range and black 16-bit images are read without a word
+        to_rgb_uint8(np.full((4, 4), 40000, np.uint16)), to_rgb_uint8(np.zeros((4, 4), np.uint16))
+
+
 def test_cmyk_jpeg_reads_as_rgb(tmp_path):
     PIL = pytest.importorskip("PIL.Image")
     img = PIL.new("CMYK", (8, 6), (0, 255, 255, 0))  # pure red in CMYK

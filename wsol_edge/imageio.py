@@ -6,6 +6,7 @@ OpenCV is used (not PIL) because the runtime ships OpenCV anyway and it decodes
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -44,6 +45,11 @@ def to_rgb_uint8(image: np.ndarray, *, source: str = "array", bgr: bool = True) 
     if image.size == 0 or image.ndim not in (2, 3):
         raise ImageReadError(f"{source}: unsupported image shape {image.shape}")
     if image.dtype == np.uint16:
+        peak = int(image.max())
+        if 0 < peak < 4096:  # warned once per call site (Python's default), not per frame
+            warnings.warn(f"{source}: 16-bit image whose brightest value is {peak}: read as full 16-bit range "
+                          "(the top 8 bits), it comes out dark; if it holds 10- or 12-bit camera data, scale it to "
+                          "16 bits first (x << 4 for 12-bit)", stacklevel=2)
         image = (image >> 8).astype(np.uint8)
     elif image.dtype in (np.float16, np.float32, np.float64):
         image = float_to_uint8(image, source)
