@@ -3,8 +3,8 @@ import stat
 
 import pytest
 
-from wsol_edge.atomic import (UnwritableError, atomic_write, atomic_write_bytes, atomic_write_json, new_file_mode,
-                              writable_folder)
+from wsol_edge.atomic import (UnwritableError, WriteError, atomic_write, atomic_write_bytes, atomic_write_json,
+                              new_file_mode, writable_folder)
 
 posix_modes = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 
@@ -34,6 +34,25 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
         atomic_write(target, fail_halfway)
     assert target.read_text() == '{\n  "a": 1\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+
+    target = tmp_path / "checkpoint.pt"
+    atomic_write_bytes(target, b"epoch 3")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(WriteError) as exc:  # a ValueError, so each CLI reports it in one line
+        atomic_write_bytes(target, b"epoch 4")
+    assert str(exc.value) == f"cannot write {target} (No space left on device); the file there before is kept"
+    assert isinstance(exc.value, ValueError) and target.read_bytes() == b"epoch 3"
+    with pytest.raises(WriteError, match=r"\(No space left on device\); nothing was written$"):
+        atomic_write_bytes(tmp_path / "new.json", b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
 
 
 @posix_modes

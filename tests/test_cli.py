@@ -227,6 +227,29 @@ def test_resume_on_a_dataset_with_other_classes_is_refused(tmp_path, capsys):
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
 
 
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last_one(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    from wsol_edge import atomic
+
+    argv = [*SYN, "--batch-size", "8", "--precise-bn", "0", "--threshold-images", "0", "--out", str(tmp_path)]
+    assert train.main([*argv, "--epochs", "1"]) == 0
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", no_space)
+    assert train.main([*argv, "--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: cannot write ") and err[-1].endswith(
+        " (No space left on device); the file there before is kept") and "Traceback" not in " ".join(err)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
 def test_resume_reads_an_unrecorded_option_as_its_default():
     """An option the checkpoint does not record (saved before it was recorded) or this run leaves unset
     builds the module's default, so it is a change only when the other side holds another value."""

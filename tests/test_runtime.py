@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -289,6 +290,46 @@ def test_show_without_a_window_is_one_line_before_any_frame(model, tmp_path, cap
     assert run_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("error: --show: OpenCV cannot show a window here") and "Traceback" not in "".join(err)
+
+
+def test_a_full_disk_mid_run_ends_it_in_one_line_keeping_what_was_written(model, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from wsol_edge.runtime import sinks
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"{i}.jpg"), photo(20, 20, i))
+    real_replace, written = os.replace, []
+
+    def replace_until_full(a, b):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(b)
+        real_replace(a, b)
+
+    monkeypatch.setattr(sinks.os, "replace", replace_until_full)
+    out, jl = tmp_path / "out", tmp_path / "r.jsonl"
+    assert run_main(["--engine", str(model), "--source", str(src), "--output", str(out), "--jsonl", str(jl),
+                     "--no-progress"]) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("error")]
+    assert err == [f"error: cannot write {out / '1.jpg'} (No space left on device)"]
+    assert sorted(p.name for p in out.iterdir()) == ["0.jpg"]  # no temporary left behind
+    assert len(jl.read_text().splitlines()) >= 1  # the frames finished before it are kept
+
+    class FullDisk:
+        def write(self, *text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        flush = close = write
+
+    sink = sinks.JsonlSink(tmp_path / "x.jsonl")
+    sink.f.close()
+    sink.f = FullDisk()
+    with pytest.raises(sinks.OutputError, match=r"x\.jsonl \(No space left on device\); the lines before are kept$"):
+        sink.write({"frame": 0})
+    sink.close()  # the failed flush is not raised again on the way out
 
 
 def window_error_here() -> str:

@@ -26,6 +26,10 @@ class UnwritableError(ValueError):
     """A folder that results are to be written into cannot be made or written."""
 
 
+class WriteError(UnwritableError):
+    """A file could not be written to the end (a full disk, a quota): the one it was to replace is kept."""
+
+
 def _unwritable(folder: Path, exc: OSError | None = None) -> UnwritableError | None:
     """Why ``folder`` cannot be written: a file where it or a parent should be, no write permission in the
     nearest folder that exists, or the OS error met; None where nothing stands in the way."""
@@ -84,11 +88,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):  # a full disk, a quota, an I/O error: one line a CLI reports, not a traceback
+            kept = "the file there before is kept" if path.exists() else "nothing was written"
+            raise WriteError(f"cannot write {path} ({exc.strerror or exc}); {kept}") from None
         raise
     return path
 

@@ -46,16 +46,22 @@ class JsonlSink:
     """One JSON object per line, flushed per line so an interrupted run keeps every finished frame."""
 
     def __init__(self, path: str | Path):
-        path = Path(path)
-        check_writable(path.parent if str(path.parent) else Path("."))
-        self.f = open(path, "w", encoding="utf-8")
+        self.path = Path(path)
+        check_writable(self.path.parent if str(self.path.parent) else Path("."))
+        self.f = open(self.path, "w", encoding="utf-8")
 
     def write(self, record: dict) -> None:
-        self.f.write(json.dumps(record) + "\n")
-        self.f.flush()
+        try:
+            self.f.write(json.dumps(record) + "\n")
+            self.f.flush()
+        except OSError as exc:  # a full disk mid-run: the run ends in one line, every line before it kept
+            raise OutputError(f"cannot write {self.path} ({exc.strerror or exc}); the lines before are kept") from None
 
     def close(self) -> None:
-        self.f.close()
+        try:
+            self.f.close()
+        except OSError:  # the flush of a line that failed, already reported by write
+            pass
 
 
 class AnnotatedSink:
@@ -92,8 +98,12 @@ class AnnotatedSink:
                 raise OutputError(f"cannot encode the annotated {frame.source}")
             target = self._output_name(Path(frame.source).stem, ".jpg")
             tmp = target.with_name("." + target.name + ".tmp")
-            tmp.write_bytes(buf.tobytes())
-            os.replace(tmp, target)
+            try:  # no fsync per frame, unlike atomic_write: a stream writes many and loses at most the last
+                tmp.write_bytes(buf.tobytes())
+                os.replace(tmp, target)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise OutputError(f"cannot write {target} ({exc.strerror or exc})") from None
             return
         writer = self.writers.get(frame.source)
         if writer is None:
