@@ -44,6 +44,8 @@ def test_localizer_api_any_size_and_layout(model):
             Localizer(model, topk=topk)
     with pytest.raises(BackendError, match="device cuda applies to a .pt checkpoint"):  # was ignored: ran on the CPU
         Localizer(model, device="cuda")
+    with pytest.raises(ValueError, match=r"^device, threads: options for loading a model file; this backend is"):
+        Localizer(loc.backend, device="cuda", threads=2)  # dropped too, before
 
 
 def test_localizer_with_ivr_normalises_by_it_and_needs_a_threshold(model, capsys):

@@ -62,6 +62,9 @@ class Localizer:
             raise ValueError(f"topk must be a whole number >= 1 (the classes listed per frame), got {topk!r}")
         if ivr_percentile is not None:
             check_ivr_percentile(ivr_percentile)
+        if isinstance(model, Backend) and backend_kwargs:  # they would be dropped: the model is already loaded
+            raise ValueError(f"{', '.join(sorted(backend_kwargs))}: options for loading a model file; this "
+                             "backend is loaded already (give them to load_backend, or give the Localizer the path)")
         self.backend = model if isinstance(model, Backend) else load_backend(model, **backend_kwargs)
         meta = self.backend.meta
         own_ivr = meta.get("ivr_percentile")  # checked when the metadata was read (export_metadata.decode)
