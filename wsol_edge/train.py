@@ -375,6 +375,10 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                          "another --out")
     if args.resume and args.overwrite:
         raise ValueError("--resume continues the checkpoint and --overwrite replaces it: give one of them")
+    if args.resize < args.input_size:  # else numpy's "high <= 0" from the first random crop
+        raise ValueError(f"--resize {args.resize} is smaller than --input-size {args.input_size}: the training crop "
+                         f"is taken from the resized image; give --resize {round(args.input_size * 256 / 224)} (the "
+                         "usual 256/224) or more")
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
                            synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
                            synthetic_size=args.synthetic_size, seed=args.seed)
