@@ -61,9 +61,11 @@ def run_speed(args, argv) -> int:
     from wsol_edge.backends import load_backend
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
+    from .cli import readable_images
     from .jetson import Tegrastats, power_mode
     from .report import markdown_table, plot_latency_vs_batch, speed_rows, write_csv
-    from .speed import new_run_id, new_samples, parse_model_spec, ratios_to_reference, sample, summarize
+    from .speed import (checked_bytes, new_run_id, new_samples, parse_model_spec, ratios_to_reference, sample,
+                        summarize)
 
     threads = args.threads or os.cpu_count()
     files = pick_images(args.images, args.num_images, for_int8=False)
@@ -78,7 +80,7 @@ def run_speed(args, argv) -> int:
             torch.set_num_threads(threads)
         backends.append(load_backend(model, threads=threads, **kwargs) if model.endswith(".onnx")
                         else load_backend(model, **kwargs))
-    blobs = [Path(f).read_bytes() for f in files]
+    blobs = readable_images(files, checked_bytes)  # an unreadable image would end the timing part-way
     pooled = {(i, b): new_samples(b) for i in range(len(backends)) for b in args.batch}
     tegra_lines = {key: [] for key in pooled}
     for _ in range(args.rounds):

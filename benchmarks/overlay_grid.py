@@ -13,21 +13,12 @@ def row_label(backend, model_path: str | Path) -> str:
 
 
 def read_frames(images: list[Path]) -> list[np.ndarray]:
-    """The RGB images that can be read, each one that cannot skipped with a line saying why (a corrupt
-    file among the samples should cost its column, not the grid)."""
-    import sys
+    """The RGB images that can be read (a corrupt file among the samples costs its column, not the grid)."""
+    from wsol_edge.imageio import read_image_rgb
 
-    from wsol_edge.imageio import ImageReadError, read_image_rgb
+    from .cli import readable_images
 
-    frames = []
-    for path in images:
-        try:
-            frames.append(read_image_rgb(path))
-        except (ImageReadError, OSError) as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
-    if not frames:
-        raise ValueError(f"none of the {len(images)} images could be read")
-    return frames
+    return readable_images(images, read_image_rgb)
 
 
 def overlay_grid(models: list[str | Path], frames: list[np.ndarray], *, threads: int | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,13 @@ class Samples:
 
 def new_samples(batch: int) -> Samples:
     return Samples(batch, [], {}, [])
+
+
+def checked_bytes(path: Path) -> bytes:
+    """An image file's bytes, once decoded here so that the timed loop never meets one it cannot decode."""
+    data = Path(path).read_bytes()
+    decode_image(data, source=str(path))
+    return data
 
 
 def sample(backend, blobs: list[bytes], samples: Samples, *, warmup: int, repeats: int,

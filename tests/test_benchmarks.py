@@ -29,6 +29,23 @@ def test_speed_command_writes_schema_records(tiny_onnx, tmp_path):
     assert "| onnxruntime | fp32 |" in markdown_table(speed_rows(recs))
 
 
+def test_speed_skips_an_unreadable_image_up_front_instead_of_ending_part_way(tiny_onnx, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    good = sorted((REPO / "wsol_edge/samples/images").glob("*.jpg"))[0]
+    (images / "a.jpg").write_bytes(good.read_bytes())
+    (images / "b.jpg").write_bytes(good.read_bytes()[:300])  # truncated: decoding it failed at the second frame
+    out = tmp_path / "speed.json"
+    assert bench_main(["speed", "--models", str(tiny_onnx), "--images", str(images), "--num-images", "2",
+                       "--batch", "1", "--warmup", "1", "--repeats", "4", "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipped: ") == 1 and "b.jpg: truncated JPEG" in err
+    assert json.loads(out.read_text())["records"][0]["repeats"] == 4
+    (images / "a.jpg").unlink()
+    assert bench_main(["speed", "--models", str(tiny_onnx), "--images", str(images), "--output", str(out)]) == 2
+    assert "error: none of the 1 images could be read" in capsys.readouterr().err
+
+
 def test_speed_rounds_pool_samples_and_ratios_are_taken_per_round(tiny_onnx, tmp_path):
     from benchmarks.speed import ratios_to_reference
 
