@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure every model x batch this many times, interleaved in time, and pool the samples")
     s.add_argument("--threads", type=positive_int, help="intra-op threads for torch and ONNX Runtime (default: all cores)")
     s.add_argument("--label", default="efficientnet_lite0 cam 224", help="model description recorded")
-    s.add_argument("--output", type=output_file, required=True, help="result JSON; CSV/PNG/Markdown are written beside it")
+    s.add_argument("--output", type=output_file, required=True,
+                   help="result JSON; CSV/PNG/Markdown are written beside it")
     pr = sub.add_parser("profile")
     pr.add_argument("--onnx", nargs="+", required=True)
     pr.add_argument("--batch", type=positive_int, default=1)

@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     from wsol_edge.runtime.pipeline import Pipeline
     from wsol_edge.runtime.sources import Frame
 
+    from .cli import readable_images
+
     p = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--images", required=True)
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--frames {args.frames} with --sample-every {args.sample_every}: fewer than two memory samples after "
                 f"the warm-up ({warm_from} frames); give more frames or a smaller --sample-every")
 
-    images = [cv2.cvtColor(read_image_rgb(f), cv2.COLOR_RGB2BGR) for f in list_images(args.images)[:32]]
+    rgb_images = readable_images(list_images(args.images)[:32], read_image_rgb)  # a corrupt one skipped, said
+    images = [cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) for rgb in rgb_images]
     loc = Localizer(args.model)
 
     def frames():

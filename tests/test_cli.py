@@ -222,8 +222,9 @@ def test_resume_on_a_dataset_with_other_classes_is_refused(tmp_path, capsys):
     capsys.readouterr()
     assert train.main([*argv, "--epochs", "2", "--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: {tmp_path / 'run' / 'checkpoint.pt'}'s class 0 is 'disc' but folders:data/train's is 'box'; "
-                   "2 of 3 classes differ, so its labels would stand for other classes"]
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    assert err == [f"error: {ckpt}'s class 0 is 'disc' but folders:data/train's is 'box'; 2 of 3 classes differ, so "
+                   "its labels would stand for other classes"]
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
 
 

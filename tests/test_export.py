@@ -258,7 +258,8 @@ def test_options_another_model_type_would_drop_are_refused_in_one_line(ckpt, onn
     # what each model type does honour still loads
     assert "cams_all" in load_backend(onnx_path, all_cams=True, providers=["CPU"], threads=1).infer(
         np.zeros((1, 3, 96, 96), np.float32))
-    assert load_backend(ckpt, providers=["cpu"], half=False, input_size=96, threshold=0.25).meta["cam_threshold"] == 0.25
+    served = load_backend(ckpt, providers=["cpu"], half=False, input_size=96, threshold=0.25)
+    assert served.meta["cam_threshold"] == 0.25
 
 
 def without_threshold(ckpt, path):

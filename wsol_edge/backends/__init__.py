@@ -70,7 +70,8 @@ def options_it_ignores(suffix: str, *, providers, threads, device, half, thresho
                     "with torch's threads (torch.set_num_threads)")
         return None
     if str(device).strip().lower() != "cpu":
-        where = "where providers say (cpu, cuda, tensorrt)" if suffix in ONNX_SUFFIXES else "on the GPU it was built for"
+        where = ("where providers say (cpu, cuda, tensorrt)" if suffix in ONNX_SUFFIXES
+                 else "on the GPU it was built for")
         return f"device {device} applies to a .pt checkpoint; this model runs {where}"
     given = [name for name, value in (("half", half or None), ("threshold", threshold), ("input_size", input_size))
              if value is not None]

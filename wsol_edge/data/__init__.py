@@ -54,5 +54,5 @@ def open_dataset(kind: str, root: str | None, split: str, *, metadata_root: str 
     raise ValueError(f"unknown dataset kind {kind!r}; choose from {', '.join(DATASET_KINDS)}")
 
 
-__all__ = ["Sample", "SampleSet", "open_dataset", "require_boxes", "check_classes", "read_cub", "read_wsoleval", "read_voc",
-           "read_csv_boxes", "read_class_folders", "synthetic_dataset", "DATASET_KINDS"]
+__all__ = ["Sample", "SampleSet", "open_dataset", "require_boxes", "check_classes", "read_cub", "read_wsoleval",
+           "read_voc", "read_csv_boxes", "read_class_folders", "synthetic_dataset", "DATASET_KINDS"]

@@ -68,7 +68,8 @@ def check_classes(samples: SampleSet, class_names: Sequence[str] | None, model: 
     """A split whose labels index the model's classes, refused in one line before any image is read when
     they do not: another class count, or other names at an index (a CSV, folders or VOC split with a class
     of its own, or the same classes in another order), would score each image against another class's map,
-    or resume training each label as another class, without a word. Numbered classes (wsoleval metadata, "0", "1", ...) name nothing to compare."""
+    or resume training each label as another class, without a word. Numbered classes (wsoleval metadata:
+    "0", "1", ...) name nothing to compare."""
     if class_names is None:
         return samples
     ours, theirs = list(class_names), list(samples.class_names)
