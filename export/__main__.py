@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from wsol_edge.argtypes import TTA_MODES, non_negative_int, positive_int, unit_fraction
+from wsol_edge.argtypes import TTA_MODES, non_negative_int, output_file, positive_int, unit_fraction
 
 FORMATS = {
     "onnx": "checkpoint -> ONNX FP32",
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     o = sub.add_parser("onnx", help=FORMATS["onnx"])
     o.add_argument("--checkpoint", required=True)
-    o.add_argument("--output", required=True)
+    o.add_argument("--output", type=output_file, required=True)
     o.add_argument("--cam-threshold", type=float,
                    help="fixed CAM threshold (else chosen on --threshold-data-root's boxed images, else the checkpoint's)")
     add_dataset_args(o, "threshold-", split="train", required=False)
@@ -84,13 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fp16", help=FORMATS["fp16"])
     f.add_argument("--onnx", required=True)
-    f.add_argument("--output", required=True)
+    f.add_argument("--output", type=output_file, required=True)
 
     for name in ("int8", "regression"):
         q = sub.add_parser(name, help=FORMATS[name])
         if name == "int8":
             q.add_argument("--onnx", required=True)
-            q.add_argument("--output", required=True)
+            q.add_argument("--output", type=output_file, required=True)
         q.add_argument("--calibration-dir", help="folder of real images (recursive)")
         add_dataset_args(q, "calib-", split="train", required=False)
         q.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="entropy")
@@ -114,18 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="flip: every model with flip test-time augmentation (in the exported graphs)")
     add_ivr_arg(r)
-    r.add_argument("--output", help="result JSON (records for each backend/precision)")
+    r.add_argument("--output", type=output_file, help="result JSON (records for each backend/precision)")
 
     e = sub.add_parser("engine", help=FORMATS["engine"])
     e.add_argument("--onnx", required=True)
-    e.add_argument("--output", required=True)
+    e.add_argument("--output", type=output_file, required=True)
     e.add_argument("--fp16", action="store_true")
     e.add_argument("--int8", action="store_true", help="strongly typed network from the Q/DQ graph")
     e.add_argument("--min-batch", type=positive_int, default=1)
     e.add_argument("--opt-batch", type=positive_int, default=8)
     e.add_argument("--max-batch", type=positive_int, default=32)
     e.add_argument("--workspace-mb", type=positive_int, default=1024)
-    e.add_argument("--timing-cache", help="timing cache file (read if present, written after the build)")
+    e.add_argument("--timing-cache", type=output_file,
+                   help="timing cache file (read if present, written after the build)")
     e.add_argument("--dla-core", type=non_negative_int, help="Jetson DLA core (0/1), with GPU fallback")
     e.add_argument("--no-gpu-fallback", action="store_true")
     e.add_argument("--hardware-compat", choices=("none", "ampere_plus", "same_compute_capability"), default="none")
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_args(pa)
     pa.add_argument("--max-images", type=positive_int)
     pa.add_argument("--min-identical-boxes", type=float, default=99.5)
-    pa.add_argument("--output")
+    pa.add_argument("--output", type=output_file)
     return p
 
 
@@ -181,6 +182,7 @@ def run(args, argv) -> int:
         print(f"wrote {args.output}")
     elif args.format == "parity":
         from wsol_edge.backends import load_backend
+        from wsol_edge.checkpoint import file_sha256
 
         from .regression import parity
 
@@ -188,6 +190,11 @@ def run(args, argv) -> int:
         if args.max_images:
             samples = samples.subset(range(min(args.max_images, len(samples))))
         onnx_backend = load_backend(args.onnx)
+        exported_from = onnx_backend.meta.get("source_checkpoint_sha256")
+        ours = file_sha256(args.checkpoint) if Path(args.checkpoint).is_file() else exported_from  # else: not found
+        if exported_from != ours:  # else numpy's broadcast error, or figures of two unrelated models
+            raise ValueError(f"{args.onnx} was exported from another checkpoint (SHA-256 {str(exported_from)[:12]}, "
+                             f"{args.checkpoint}'s is {ours[:12]}): parity compares a checkpoint with its own export")
         # the checkpoint served as the graph was exported: with its test-time augmentation, if any
         torch_backend = load_backend(args.checkpoint, tta=onnx_backend.meta.get("tta"),
                                      tta_sizes=onnx_backend.meta.get("tta_sizes"),

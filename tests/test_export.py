@@ -205,7 +205,7 @@ def test_engine_options_are_checked_before_tensorrt_is_needed(onnx_path, tmp_pat
     assert not (tmp_path / "m.engine").exists()
 
 
-def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
+def test_bad_inputs(ckpt, onnx_path, tiny_onnx, tmp_path, capsys):
     # ONNX without metadata
     bare = onnx.load(str(onnx_path))
     del bare.metadata_props[:]
@@ -231,6 +231,15 @@ def test_bad_inputs(ckpt, onnx_path, tmp_path, capsys):
     # wrong batch shape at inference
     with pytest.raises(ValueError, match=r"expected images \[B,3,96,96\]"):
         load_backend(onnx_path).infer(np.zeros((1, 3, 224, 224), np.float32))
+    # parity of a checkpoint with another model's export: numpy's broadcast error before
+    assert export_main(["parity", "--checkpoint", str(ckpt), "--onnx", str(tiny_onnx), "--dataset", "synthetic",
+                        "--data-root", "x", "--max-images", "2"]) == 2
+    assert f"{tiny_onnx} was exported from another checkpoint (SHA-256 000000000000, {ckpt}'s is " in \
+        capsys.readouterr().err
+    # an output that is a folder: refused at parse time, not after the export
+    with pytest.raises(SystemExit):
+        export_main(["fp16", "--onnx", str(onnx_path), "--output", str(tmp_path)])
+    assert f"argument --output: {tmp_path} is a folder; give the file to write" in capsys.readouterr().err
     # TensorRT missing here: a clear message, no traceback
     assert export_main(["engine", "--onnx", str(onnx_path), "--output", str(tmp_path / "m.engine")]) == 2
     assert "TensorRT" in capsys.readouterr().err

@@ -416,6 +416,9 @@ def test_bad_model_and_output(model, tmp_path, capsys):
     blocker.write_text("x")
     assert run_main(["--engine", str(model), "--source", str(img), "--output", str(blocker / "out")]) == 2
     assert "not writable" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a traceback from open() before
+        run_main(["--engine", str(model), "--source", str(img), "--jsonl", str(tmp_path)])
+    assert f"argument --jsonl: {tmp_path} is a folder; give the file to write" in capsys.readouterr().err
 
 
 def test_a_checkpoint_on_the_base_install_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):

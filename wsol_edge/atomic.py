@@ -94,7 +94,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
         except FileNotFoundError:
             pass
         if isinstance(exc, OSError):  # a full disk, a quota, an I/O error: one line a CLI reports, not a traceback
-            kept = "the file there before is kept" if path.exists() else "nothing was written"
+            kept = "the file there before is kept" if path.is_file() else "nothing was written"
             raise WriteError(f"cannot write {path} ({exc.strerror or exc}); {kept}") from None
         raise
     return path

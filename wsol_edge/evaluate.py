@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .argtypes import (TTA_MODES, HelpFormatter, non_negative_int, open_unit_interval, percent, positive_int,
-                       unit_fraction)
+from .argtypes import (TTA_MODES, HelpFormatter, non_negative_int, open_unit_interval, output_file, percent,
+                       positive_int, unit_fraction)
 from .config import parse_args
 from .data import DATASET_KINDS
 from .torch_device import DEVICE_HELP
@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--max-images", type=positive_int, default=None)
     p.add_argument("--skip-bad-images", action="store_true")
-    p.add_argument("--output", help="result JSON file (written atomically)")
-    p.add_argument("--per-image", metavar="NPZ",
+    p.add_argument("--output", type=output_file, help="result JSON file (written atomically)")
+    p.add_argument("--per-image", type=output_file, metavar="NPZ",
                    help="also write the per-image IoU and correctness tables (.npz) behind the metrics, for "
                         "python -m benchmarks.paired_bootstrap")
     p.add_argument("--overlays", help="folder for CAM overlay PNGs")

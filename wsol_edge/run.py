@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .argtypes import TTA_MODES, HelpFormatter, non_negative_int, positive_float, positive_int, unit_fraction
+from .argtypes import (TTA_MODES, HelpFormatter, non_negative_int, output_file, positive_float, positive_int,
+                       unit_fraction)
 from .torch_device import DEVICE_HELP
 
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=positive_int, default=1, help="classes listed per frame in the JSONL")
     p.add_argument("--output", help="folder for annotated images / videos")
     p.add_argument("--cam-overlay", action="store_true", help="draw the CAM heat map in annotated output")
-    p.add_argument("--jsonl", help="one JSON line per frame")
+    p.add_argument("--jsonl", type=output_file, help="one JSON line per frame")
     p.add_argument("--show", action="store_true", help="display in a window (q or Esc quits)")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument("--fps", type=positive_float, help="limit the capture rate")
