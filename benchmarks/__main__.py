@@ -142,7 +142,10 @@ def run_accuracy_plot(args, argv) -> int:
 
     from .report import plot_accuracy_vs_precision
 
-    data = json.loads(Path(args.input).read_text())
+    try:
+        data = json.loads(Path(args.input).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{args.input}: not a JSON result file ({exc})") from None
     plot_accuracy_vs_precision(args.output, data["records"] if isinstance(data, dict) and "records" in data else
                                data if isinstance(data, list) else [data])
     print(f"wrote {args.output}")

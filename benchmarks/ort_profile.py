@@ -19,7 +19,10 @@ def profile_onnx(path: str | Path, batch: int = 1, runs: int = 30, threads: int 
     with tempfile.TemporaryDirectory() as tmp:
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(tmp, "ort")
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        try:
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ONNX Runtime's own exception types: a missing or corrupt file, one line
+            raise ValueError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
         size = sess.get_inputs()[0].shape[-1]
         x = np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)
         for _ in range(runs):

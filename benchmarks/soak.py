@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--frames {args.frames} with --sample-every {args.sample_every}: fewer than two memory samples after "
                 f"the warm-up ({warm_from} frames); give more frames or a smaller --sample-every")
 
-    rgb_images = readable_images(list_images(args.images)[:32], read_image_rgb)  # a corrupt one skipped, said
+    rgb_images = readable_images(list_images(args.images, "image folder")[:32], read_image_rgb)  # bad ones said
     images = [cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) for rgb in rgb_images]
     loc = Localizer(args.model)
 

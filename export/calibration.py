@@ -13,20 +13,23 @@ from wsol_edge.preprocess import eval_input
 DEFAULT_CALIBRATION_IMAGES = 512
 
 
-def list_images(folder: str | Path) -> list[Path]:
+def list_images(folder: str | Path, what: str = "calibration folder") -> list[Path]:
+    """The image files under ``folder``, sorted; ``what`` names the folder in the errors (the timing and
+    soak benchmarks read image folders too)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"calibration folder {folder} does not exist")
+        raise FileNotFoundError(f"{what} {folder} does not exist")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise FileNotFoundError(f"calibration folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise FileNotFoundError(f"{what} {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
 
 def pick_images(source, count: int = DEFAULT_CALIBRATION_IMAGES, seed: int = 0, *, for_int8: bool = True) -> list[Path]:
     """``count`` images of a folder or a list of files (a seeded sample, sorted); warns when fewer
     exist and they are meant for INT8 calibration (``for_int8``; the speed harness just cycles them)."""
-    files = [Path(f) for f in source] if isinstance(source, (list, tuple)) else list_images(source)
+    files = ([Path(f) for f in source] if isinstance(source, (list, tuple))
+             else list_images(source, "calibration folder" if for_int8 else "image folder"))
     if not files:
         raise FileNotFoundError("no calibration images given" if for_int8 else "no images given")
     if len(files) < count:

@@ -65,17 +65,23 @@ def test_speed_rounds_pool_samples_and_ratios_are_taken_per_round(tiny_onnx, tmp
     assert r["ratio"] == 3.0 and r["ratio_per_round"] == [4.0, 2.0] and r["batch"] == 1
 
 
-def test_profile_command(tiny_onnx, tmp_path):
+def test_profile_command(tiny_onnx, tmp_path, capsys):
     out = tmp_path / "p.json"
     assert bench_main(["profile", "--onnx", str(tiny_onnx), "--runs", "2", "--output", str(out)]) == 0
     prof = json.loads(out.read_text())["profiles"][0]
     assert "Conv" in prof["by_op_type_ms"] and abs(sum(prof["by_op_type_share"].values()) - 1) < 0.01
+    capsys.readouterr()
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"junk")  # ONNX Runtime's own exception: a traceback before
+    assert bench_main(["profile", "--onnx", str(junk), "--output", str(tmp_path / "q.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {junk}: ONNX Runtime cannot load it (")
 
 
 def test_missing_images_folder(tiny_onnx, tmp_path, capsys):
     assert bench_main(["speed", "--models", str(tiny_onnx), "--images", str(tmp_path / "none"),
                        "--output", str(tmp_path / "x.json")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "error: image folder " in capsys.readouterr().err  # not "calibration folder": nothing calibrates here
 
 
 def _method_row(name, v, sha=None, machine=None):
@@ -336,7 +342,7 @@ def test_methods_seed_backbone_and_stride_reach_training_and_the_record(tmp_path
     assert record["schedule"]["device"] == "cuda"  # a GPU's row says so: its figures are not the CPU's
 
 
-def test_accuracy_plot_draws_one_bar_per_record_and_metric(tmp_path):
+def test_accuracy_plot_draws_one_bar_per_record_and_metric(tmp_path, capsys):
     recs = [{"kind": "accuracy", "backend": "onnxruntime", "precision": p, "variant": v, "dataset": "cub50",
              "split": "test", "metrics": {"top1_cls": 70.0, "gt_known_loc": g, "max_box_acc_v2": 60.0}}
             for p, v, g in (("fp32", None, 72.3), ("int8", "u8s8", 72.4))]
@@ -351,6 +357,9 @@ def test_accuracy_plot_draws_one_bar_per_record_and_metric(tmp_path):
     empty = tmp_path / "none.json"
     empty.write_text(json.dumps({"records": [{"kind": "speed"}]}))
     assert bench_main(["accuracy-plot", "--input", str(empty), "--output", str(out)]) == 2
+    empty.write_text("not json")
+    assert bench_main(["accuracy-plot", "--input", str(empty), "--output", str(out)]) == 2
+    assert f"error: {empty}: not a JSON result file (Expecting value" in capsys.readouterr().err
 
 
 def test_overlay_grid_has_one_row_per_model_and_one_cell_per_image(tiny_onnx, tmp_path, capsys):
