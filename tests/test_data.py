@@ -28,6 +28,10 @@ def test_color_layouts_convert_to_rgb(tmp_path):
     deep = read_image_rgb(write(tmp_path / "d.png", np.full((6, 8, 3), 40000, np.uint16)))
     assert deep.dtype == np.uint8 and (deep == 40000 >> 8).all()
     assert to_rgb_uint8(np.ones((4, 4, 2), np.uint8) * 5).shape == (4, 4, 3)
+    with pytest.raises(ImageReadError, match=r"channel count 8 \(a 3xHxW array\? images are HxWxC, channels last"):
+        to_rgb_uint8(np.zeros((3, 6, 8), np.uint8))  # a tensor's layout
+    with pytest.raises(ImageReadError, match=r"channel count 5$"):
+        to_rgb_uint8(np.zeros((6, 8, 5), np.uint8))
 
 
 def test_float_images_are_read_as_0_to_1_and_anything_else_refused(tmp_path):

@@ -66,7 +66,9 @@ def to_rgb_uint8(image: np.ndarray, *, source: str = "array", bgr: bool = True) 
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(image)
     if channels == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
-    raise ImageReadError(f"{source}: unsupported channel count {channels}")
+    hint = (f" (a {image.shape[0]}xHxW array? images are HxWxC, channels last: transpose it with "
+            "image.transpose(1, 2, 0))" if image.shape[0] in (1, 3, 4) else "")
+    raise ImageReadError(f"{source}: unsupported channel count {channels}{hint}")
 
 
 def decode_image(data: bytes, *, source: str = "<bytes>") -> np.ndarray:
