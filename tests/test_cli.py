@@ -401,11 +401,19 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_work(trained, tm
     assert train.main([*SYN, "--out", str(blocked / "run")]) == 2
     assert capsys.readouterr().err.strip() == f"error: output folder {blocked / 'run'} is not writable ({blocked} is a file)"
     ckpt = str(trained / "checkpoint.pt")
-    for flag in ("--output", "--per-image"):
-        assert evaluate.main(["--checkpoint", ckpt, *SYN, flag, str(blocked / "r.json")]) == 2
+    for flag in ("--output", "--per-image"):  # refused as the flags are read, before evaluating
+        with pytest.raises(SystemExit) as exc:
+            evaluate.main(["--checkpoint", ckpt, *SYN, flag, str(blocked / "r.json")])
         err = capsys.readouterr()
-        assert err.err.strip() == f"error: output folder {blocked} is not writable ({blocked} is a file)"
-        assert "gt_known_loc" not in err.out  # refused before evaluating, not after
+        assert exc.value.code == 2 and err.err.strip().splitlines()[-1].endswith(
+            f"error: argument {flag}: output folder {blocked} is not writable ({blocked} is a file)")
+        assert "gt_known_loc" not in err.out
+    config = tmp_path / "eval.yaml"  # a config file's values are checked by the same types
+    config.write_text(f"output: {blocked / 'r.json'}\n")
+    with pytest.raises(SystemExit):
+        evaluate.main(["--config", str(config), "--checkpoint", ckpt, *SYN])
+    err = capsys.readouterr()
+    assert f"output folder {blocked} is not writable ({blocked} is a file)" in err.err and "gt_known_loc" not in err.out
     assert evaluate.main(["--checkpoint", ckpt, *SYN, "--overlays", str(blocked / "ov")]) == 2
     assert "is not writable" in capsys.readouterr().err
 

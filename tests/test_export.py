@@ -252,7 +252,7 @@ def test_options_another_model_type_would_drop_are_refused_in_one_line(ckpt, onn
     # a threshold never reached the boxes
     for model, kwargs, why in (
             (onnx_path, {"device": "cuda"}, "device cuda applies to a .pt checkpoint; this model runs where providers"),
-            (onnx_path, {"half": True}, "half apply to a .pt checkpoint"),
+            (onnx_path, {"half": True}, "half applies to a .pt checkpoint"),
             (onnx_path, {"threshold": 0.0, "input_size": 96}, "threshold, input_size apply to a .pt checkpoint"),
             (ckpt, {"threads": 2}, "providers and threads apply to ONNX Runtime; a PyTorch checkpoint runs where"),
             (ckpt, {"providers": ["cuda"]}, "providers and threads apply to ONNX Runtime"),

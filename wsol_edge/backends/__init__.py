@@ -76,8 +76,9 @@ def options_it_ignores(suffix: str, *, providers, threads, device, half, thresho
     given = [name for name, value in (("half", half or None), ("threshold", threshold), ("input_size", input_size))
              if value is not None]
     if given:
-        return (f"{', '.join(given)} apply to a .pt checkpoint; this model has its precision, input size and "
-                "CAM threshold from export (a Localizer takes threshold=... for any model)")
+        verb = "applies" if len(given) == 1 else "apply"
+        return (f"{', '.join(given)} {verb} to a .pt checkpoint; this model has its precision, input size and CAM "
+                "threshold from export (a Localizer takes threshold=... for any model)")
     if suffix in TENSORRT_SUFFIXES and (threads or not default_providers):
         return "providers and threads apply to ONNX Runtime; a TensorRT engine runs on the GPU it was built for"
     return None
