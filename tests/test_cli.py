@@ -260,6 +260,26 @@ def test_a_resize_below_the_crop_is_refused_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_corrupt_image_read_by_a_worker_process_is_one_line(tmp_path, capsys):
+    """torch hands a worker's exception back with its whole traceback as the message."""
+    import cv2
+
+    from wsol_edge.data import synthetic_dataset
+
+    ds = synthetic_dataset(6, 2, 64, seed=0)
+    for i, sample in enumerate(ds):
+        folder = tmp_path / "data" / "train" / ds.class_names[sample.label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(sample.load(), cv2.COLOR_RGB2BGR))
+    bad = tmp_path / "data" / "train" / "disc" / "bad.png"
+    bad.write_bytes(b"junk")
+    assert train.main(["--dataset", "folders", "--data-root", str(tmp_path / "data"), "--epochs", "1", "--batch-size",
+                       "7", "--input-size", "64", "--resize", "72", "--no-pretrained", "--workers", "1",
+                       "--no-progress", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {bad}: not a decodable image (corrupt or unsupported format)"]
+
+
 def test_resume_reads_an_unrecorded_option_as_its_default():
     """An option the checkpoint does not record (saved before it was recorded) or this run leaves unset
     builds the module's default, so it is a change only when the other side holds another value."""

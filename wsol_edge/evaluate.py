@@ -14,6 +14,7 @@ import numpy as np
 
 from .argtypes import (TTA_MODES, HelpFormatter, non_negative_int, open_unit_interval, output_file, percent,
                        positive_int, unit_fraction)
+from .cli_errors import error_line
 from .config import parse_args
 from .data import DATASET_KINDS
 from .torch_device import DEVICE_HELP
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         record = evaluate(args, argv)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     print(f"{record['dataset']}/{record['split']} ({record['num_images']} images, {record['protocol']}): "
           f"{format_metrics(record['metrics'])}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .argtypes import (HelpFormatter, non_negative_float, non_negative_int, open_unit_interval, positive_float,
                        positive_int, unit_fraction)
+from .cli_errors import error_line
 from .config import parse_args
 from .data import DATASET_KINDS
 from .methods import DEIT_CONFIGS, METHODS
@@ -544,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = train(args, argv)
     except (FileNotFoundError, ValueError, FloatingPointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the last completed epoch is in the checkpoint (use --resume)", file=sys.stderr)
