@@ -12,6 +12,20 @@ from wsol_edge.config import parse_args
 SYN = ["--dataset", "synthetic", "--synthetic-images", "16", "--synthetic-size", "64", "--no-progress"]
 
 
+def write_class_folders(root, num_images: int, num_classes: int, split=lambda i: "train"):
+    """Synthetic images in the folders layout, ROOT/<split>/<class>/<i>.png; returns the SampleSet."""
+    import cv2
+
+    from wsol_edge.data import synthetic_dataset
+
+    ds = synthetic_dataset(num_images, num_classes, 64, seed=0)
+    for i, sample in enumerate(ds):
+        folder = root / split(i) / ds.class_names[sample.label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(sample.load(), cv2.COLOR_RGB2BGR))
+    return ds
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
@@ -205,15 +219,7 @@ def test_resume_refuses_another_method_or_method_option_in_one_line(tmp_path, ca
 
 def test_resume_on_a_dataset_with_other_classes_is_refused(tmp_path, capsys):
     """A class folder renamed between runs keeps the count: resuming would train label k as another class."""
-    import cv2
-
-    from wsol_edge.data import synthetic_dataset
-
-    ds = synthetic_dataset(6, 3, 64, seed=0)
-    for i, sample in enumerate(ds):
-        folder = tmp_path / "data" / "train" / ds.class_names[sample.label]
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(sample.load(), cv2.COLOR_RGB2BGR))
+    write_class_folders(tmp_path / "data", 6, 3)
     argv = ["--dataset", "folders", "--data-root", str(tmp_path / "data"), "--batch-size", "3", "--input-size", "64",
             "--resize", "72", "--no-pretrained", "--precise-bn", "0", "--no-progress", "--out", str(tmp_path / "run")]
     assert train.main([*argv, "--epochs", "1"]) == 0
@@ -262,15 +268,7 @@ def test_a_resize_below_the_crop_is_refused_in_one_line(tmp_path, capsys):
 
 def test_a_corrupt_image_read_by_a_worker_process_is_one_line(tmp_path, capsys):
     """torch hands a worker's exception back with its whole traceback as the message."""
-    import cv2
-
-    from wsol_edge.data import synthetic_dataset
-
-    ds = synthetic_dataset(6, 2, 64, seed=0)
-    for i, sample in enumerate(ds):
-        folder = tmp_path / "data" / "train" / ds.class_names[sample.label]
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(sample.load(), cv2.COLOR_RGB2BGR))
+    write_class_folders(tmp_path / "data", 6, 2)
     bad = tmp_path / "data" / "train" / "disc" / "bad.png"
     bad.write_bytes(b"junk")
     assert train.main(["--dataset", "folders", "--data-root", str(tmp_path / "data"), "--epochs", "1", "--batch-size",
@@ -331,15 +329,7 @@ def test_a_methods_flags_with_another_method_are_refused_in_one_line(tmp_path, c
 def test_labels_only_class_folders_train_and_are_refused_for_scoring_in_one_line(tmp_path, capsys):
     """The usual labels-only layout trains; the checkpoint then has no threshold (said), and evaluate
     says the split cannot be scored instead of failing on its first image."""
-    import cv2
-
-    from wsol_edge.data import synthetic_dataset
-
-    ds = synthetic_dataset(12, 3, 64, seed=0)
-    for i, sample in enumerate(ds):
-        folder = tmp_path / "data" / ("train" if i < 9 else "val") / ds.class_names[sample.label]
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(sample.load(), cv2.COLOR_RGB2BGR))
+    ds = write_class_folders(tmp_path / "data", 12, 3, split=lambda i: "train" if i < 9 else "val")
     run = tmp_path / "run"
     assert train.main(["--dataset", "folders", "--data-root", str(tmp_path / "data"), "--epochs", "1",
                        "--batch-size", "4", "--input-size", "64", "--resize", "72", "--no-pretrained",
