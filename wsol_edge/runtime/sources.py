@@ -115,6 +115,8 @@ def _video(spec: str, cap_args: tuple, live: bool, reconnect: int, stop) -> Iter
             raise SourceError(f"{spec}: this OpenCV {cv2.__version__} was built without GStreamer (PyPI's "
                               "opencv-python wheels are): on a Jetson use the OpenCV JetPack installs (pip uninstall "
                               "opencv-python-headless), or read a USB camera as camera:N")
+        if not live and Path(spec).is_file():  # a file that is there: what is wrong is in it
+            raise SourceError(f"{spec}: cannot open the video (corrupt or unsupported)")
         raise SourceError(f"{spec}: cannot open (no such device/file, or OpenCV lacks the backend)")
     return _read_video(spec, cap, cap_args, live, reconnect, stop)
 
