@@ -71,12 +71,23 @@ def to_fp16(src: str | Path, dst: str | Path) -> Path:
     return atomic_write_bytes(dst, half.SerializeToString())
 
 
+def calibration_cache_supported() -> bool:
+    """Whether this ONNX Runtime's quantize_static keeps a calibration cache (calibration_cache_path, 1.24+).
+    Python 3.10, JetPack 6's, gets 1.23 at most: there each INT8 export calibrates afresh (slower, same
+    ranges) instead of failing on the keyword."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
+
+
 def to_int8(src: str | Path, dst: str | Path, calibration: str | Path | list, *, method: str = "entropy",
             num_images: int = DEFAULT_CALIBRATION_IMAGES, cache_dir: str | Path | None = None,
             keep_head_fp32: bool = True, activation_type: str = "int8", per_channel: bool = True,
             reduce_range: bool = False) -> Path:
-    """Q/DQ INT8 with calibration on real images. The calibration cache is keyed by the source
-    model's hash, the method and the calibration set, so a stale cache is never reused.
+    """Q/DQ INT8 with calibration on real images. The calibration cache (onnxruntime 1.24+) is keyed by
+    the source model's hash, the method and the calibration set, so a stale cache is never reused.
 
     ``calibration`` is an image folder (searched recursively) or a list of image files (e.g. a
     dataset's train split, so test images never calibrate the model they will score)."""
@@ -88,11 +99,13 @@ def to_int8(src: str | Path, dst: str | Path, calibration: str | Path | list, *,
     src, dst = Path(src), Path(dst)
     meta = fp32_source(src, "INT8")
     files = pick_images(calibration, num_images)
-    # the ranges depend on the activation type (symmetric or not) too
-    key = f"{model_sha256(src)[:16]}_{method}_{activation_type}_{images_digest(files)[:12]}_{len(files)}"
-    cache_dir = Path(cache_dir) if cache_dir else dst.parent / "calibration_cache"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache = cache_dir / f"calib_{key}.json"
+    cache = None
+    if calibration_cache_supported():
+        # the ranges depend on the activation type (symmetric or not) too
+        key = f"{model_sha256(src)[:16]}_{method}_{activation_type}_{images_digest(files)[:12]}_{len(files)}"
+        cache_dir = Path(cache_dir) if cache_dir else dst.parent / "calibration_cache"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache = cache_dir / f"calib_{key}.json"
     prepped = dst.with_name(dst.stem + ".prep.onnx")
     quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
     try:
@@ -108,14 +121,14 @@ def to_int8(src: str | Path, dst: str | Path, calibration: str | Path | list, *,
                         calibrate_method=calib, nodes_to_exclude=exclude,
                         extra_options={"ActivationSymmetric": act == QuantType.QInt8, "WeightSymmetric": True,
                                        "CalibStridedMinMax": calibration_stride(len(files))},
-                        calibration_cache_path=str(cache))
+                        **({"calibration_cache_path": str(cache)} if cache else {}))
         q = onnx.load(str(tmp_out))
         tmp_out.unlink()
     finally:
         prepped.unlink(missing_ok=True)
     meta.update(precision="int8", calibration_method=method, calibration_images=len(files),
-                calibration_cache=cache.name, activation_type=activation_type, per_channel=per_channel,
-                reduce_range=reduce_range,
+                calibration_cache=cache.name if cache else None, activation_type=activation_type,
+                per_channel=per_channel, reduce_range=reduce_range,
                 fp32_nodes=("CAM head and classifier: " + ", ".join(exclude)) if exclude else "none")
     write_onnx_metadata(q, meta)
     onnx.checker.check_model(q)

@@ -9,6 +9,7 @@ import pytest
 from wsol_edge import train
 from wsol_edge.backends import BackendError, load_backend
 from wsol_edge.data import synthetic_dataset
+from wsol_edge.export.quantize import calibration_cache_supported
 from wsol_edge.export_metadata import MetadataError, read_onnx_metadata, write_onnx_metadata
 from wsol_edge.tensorrt_support import check_compatible
 
@@ -82,9 +83,15 @@ def test_fp16_and_int8(onnx_path, calib_dir, tmp_path, capsys):
     assert np.abs(load_backend(fp16).infer(x)["logits"] - ref["logits"]).max() < 0.05
     assert load_backend(int8).infer(x)["cams"].shape == ref["cams"].shape
     caches = list((tmp_path / "cache").glob("calib_*.json"))
-    assert len(caches) == 1 and caches[0].name.startswith(f"calib_{__import__('hashlib').sha256(onnx_path.read_bytes()).hexdigest()[:16]}")
+    if calibration_cache_supported():
+        key = __import__("hashlib").sha256(onnx_path.read_bytes()).hexdigest()[:16]
+        assert len(caches) == 1 and caches[0].name.startswith(f"calib_{key}")
+        assert m8["calibration_cache"] == caches[0].name
+    else:  # onnxruntime 1.23 and older (all Python 3.10 gets) calibrate without a cache
+        assert not caches and m8["calibration_cache"] is None
 
 
+@pytest.mark.skipif(not calibration_cache_supported(), reason="this onnxruntime (< 1.24) keeps no calibration cache")
 def test_calibration_cache_keyed_by_model(onnx_path, calib_dir, tmp_path):
     from wsol_edge.export.quantize import to_int8
     other = onnx.load(str(onnx_path))
