@@ -4,11 +4,18 @@
 # In a virtualenv of its own; skipped, said, where no Python 3.10 is installed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-py=${PYTHON310:-$(command -v python3.10 || ls /root/.pyenv/versions/3.10.*/bin/python 2>/dev/null | tail -1)}
-if [ -z "$py" ] || ! "$py" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+is310() { [ -n "$1" ] && "$1" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; }
+py=""
+# a pyenv shim named python3.10 exists even where it cannot run, so each candidate is tried
+pyenv_310=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10.*/bin/python 2>/dev/null)
+for candidate in "${PYTHON310:-}" "$(command -v python3.10)" $pyenv_310; do
+  if is310 "$candidate"; then py=$candidate; break; fi
+done
+if [ -z "$py" ]; then
   echo "Python 3.10 run: skipped (no Python 3.10 here; set PYTHON310)"
   exit 0
 fi
+echo "Python 3.10 run: $("$py" --version) ($py)"
 venv=${PY310_VENV:-.py310-venv}
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || { echo "Python 3.10 venv failed"; exit 1; }
 "$venv/bin/pip" install -q -e ".[train,dev]" || { echo "Python 3.10 install failed"; exit 1; }
