@@ -64,7 +64,11 @@ def freeze_early_layers(backbone: nn.Module, count: int) -> list[nn.Module]:
     layers, and their backward pass is most of the CPU cost (about 2.4x for EfficientNet-Lite0).
     Returns the frozen modules; ``model.train()`` must be followed by ``set_frozen_eval``.
     """
-    layers = backbone.layers_in_order()[:count]
+    every = backbone.layers_in_order()
+    if count > len(every):  # a typo would otherwise freeze the whole backbone without a word
+        raise ValueError(f"--freeze-layers {count}: this backbone has {len(every)} layers ({len(every)} freezes all "
+                         "of them, so that only the head trains)")
+    layers = every[:count]
     for layer in layers:
         for p in layer.parameters():
             p.requires_grad_(False)
