@@ -257,13 +257,17 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last_one(tmp_path
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
-def test_a_resize_below_the_crop_or_too_many_frozen_layers_are_refused_in_one_line(tmp_path, capsys):
+def test_schedule_and_crop_options_that_cannot_work_are_refused_in_one_line(tmp_path, capsys):
     # --input-size 288 alone (the default --resize is 256) ended in numpy's "high <= 0"
     assert train.main([*SYN, "--epochs", "1", "--input-size", "288", "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: --resize 256 is smaller than --input-size 288: the training crop is taken from the resized image; "
         "give --resize 329 (the usual 256/224) or more"]
     assert not (tmp_path / "r").exists()
+    assert train.main([*SYN, "--epochs", "2", "--warmup-epochs", "2", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --warmup-epochs 2 is not shorter than --epochs 2: the learning rate would never reach --lr; give "
+        "fewer warm-up epochs (the default is 0.5)"]
     # more layers to freeze than the backbone has froze the whole backbone without a word
     assert train.main([*SYN, "--epochs", "1", "--input-size", "64", "--resize", "72", "--no-pretrained",
                        "--freeze-layers", "99", "--out", str(tmp_path / "r")]) == 2

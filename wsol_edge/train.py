@@ -380,6 +380,9 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         raise ValueError(f"--resize {args.resize} is smaller than --input-size {args.input_size}: the training crop "
                          f"is taken from the resized image; give --resize {round(args.input_size * 256 / 224)} (the "
                          "usual 256/224) or more")
+    if args.warmup_epochs >= args.epochs:  # the rate would climb for the whole run and never reach --lr
+        raise ValueError(f"--warmup-epochs {args.warmup_epochs:g} is not shorter than --epochs {args.epochs}: the "
+                         "learning rate would never reach --lr; give fewer warm-up epochs (the default is 0.5)")
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
                            synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
                            synthetic_size=args.synthetic_size, seed=args.seed)
