@@ -558,6 +558,22 @@ def test_evaluate_writes_protocol_record_and_overlays(trained, tmp_path):
     assert d["gt_known_loc"] <= m["gt_known_loc"] and d["top1_loc"] <= m["top1_loc"]
 
 
+def test_deployed_threshold_is_said_as_scored(trained, tmp_path, capsys):
+    """Scored on the swept thresholds: a coarse step scores the nearest one, and says so (it printed that
+    nearest one as "the checkpoint's own"); at another input size the maps differ, so it is not scored."""
+    ckpt, out = str(trained / "checkpoint.pt"), tmp_path / "r.json"
+    own = load_checkpoint(trained / "checkpoint.pt")["cam_threshold"]
+    assert evaluate.main(["--checkpoint", ckpt, *SYN, "--cam-threshold-step", "0.5", "--output", str(out)]) == 0
+    d = json.loads(out.read_text())["deployed_threshold"]
+    nearest = min((0.0, 0.5), key=lambda t: abs(t - own))
+    assert d["checkpoint_threshold"] == own and d["cam_threshold"] == nearest != own
+    assert (f"at {nearest:.2f}, the swept threshold nearest the checkpoint's own {own:.2f} (--cam-threshold-step 0.5): "
+            in capsys.readouterr().out)
+    assert evaluate.main(["--checkpoint", ckpt, *SYN, "--input-size", "192", "--output", str(out)]) == 0
+    assert "deployed_threshold" not in json.loads(out.read_text())
+    assert "checkpoint's own" not in capsys.readouterr().out
+
+
 def test_deployed_threshold_is_the_best_one_on_the_images_it_was_chosen_on(trained, tmp_path):
     out = tmp_path / "r.json"
     assert evaluate.main(["--checkpoint", str(trained / "checkpoint.pt"), *SYN, "--split", "train",

@@ -202,9 +202,11 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     }
     own_tau = state.get("cam_threshold")
     if own_tau is not None and args.protocol == "wsoleval" and args.tta == "none" and not tta_sizes \
-            and not args.map_shift_px and not args.align_maps and args.ivr_percentile is None:
-        # chosen on these maps
-        record["deployed_threshold"] = {**scorer.at_threshold(own_tau), "source": state["cam_threshold_source"]}
+            and not args.map_shift_px and not args.align_maps and args.ivr_percentile is None \
+            and size == cfg["input_size"]:
+        # chosen on these maps (at another input size the maps, and so their threshold, differ)
+        record["deployed_threshold"] = {**scorer.at_threshold(own_tau), "checkpoint_threshold": own_tau,
+                                        "source": state["cam_threshold_source"]}
     if args.output:
         atomic_write_json(args.output, record)
     if args.per_image:
@@ -237,8 +239,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{format_metrics(record['metrics'])}")
     if "deployed_threshold" in record:
         d = record["deployed_threshold"]
-        print(f"at the checkpoint's own threshold {d['cam_threshold']:.2f}: gt_known_loc={d['gt_known_loc']:.2f}  "
-              f"top1_loc={d['top1_loc']:.2f}")
+        # scored on the swept thresholds: with a coarse --cam-threshold-step, the one nearest the checkpoint's
+        where = (f"the checkpoint's own threshold {d['cam_threshold']:.2f}"
+                 if abs(d["cam_threshold"] - d["checkpoint_threshold"]) < 1e-6 else
+                 f"{d['cam_threshold']:.2f}, the swept threshold nearest the checkpoint's own "
+                 f"{d['checkpoint_threshold']:.2f} (--cam-threshold-step {args.cam_threshold_step:g})")
+        print(f"at {where}: gt_known_loc={d['gt_known_loc']:.2f}  top1_loc={d['top1_loc']:.2f}")
     for path in (args.output, args.per_image):
         if path:
             print(f"wrote {path}")
