@@ -35,11 +35,20 @@ def add_dataset_args(p, prefix: str = "", split: str = "test", required: bool = 
     p.add_argument(f"--{prefix}split", default=split)
 
 
-def open_split(args, prefix: str = ""):
+def open_split(args, prefix: str = "", class_names: list[str] | None = None):
+    """The split the ``prefix`` flags name; ``class_names`` (the checkpoint's) index a voc or csv split's labels."""
     from wsol_edge.data import open_dataset
 
     get = lambda k: getattr(args, (prefix + k).replace("-", "_"))  # noqa: E731
-    return open_dataset(get("dataset"), get("data_root"), get("split"), metadata_root=get("metadata_root"))
+    return open_dataset(get("dataset"), get("data_root"), get("split"), metadata_root=get("metadata_root"),
+                        class_names=class_names)
+
+
+def checkpoint_classes(path) -> list[str] | None:
+    """The class names a checkpoint was trained on (None for one that did not record them)."""
+    from wsol_edge.checkpoint import load_checkpoint
+
+    return (load_checkpoint(path).get("model_config") or {}).get("class_names")
 
 
 def calibration_source(args):
@@ -154,7 +163,8 @@ def run(args, argv) -> int:
     if args.format == "onnx":
         from .from_checkpoint import export_checkpoint
 
-        samples = open_split(args, "threshold_") if args.threshold_data_root and args.cam_threshold is None else None
+        samples = (open_split(args, "threshold_", checkpoint_classes(args.checkpoint))
+                   if args.threshold_data_root and args.cam_threshold is None else None)
         export_checkpoint(args.checkpoint, args.output, threshold=args.cam_threshold, threshold_samples=samples,
                           threshold_images=args.threshold_images, with_all_cams=args.with_all_cams,
                           input_size=args.input_size, tta=args.tta,
@@ -217,7 +227,6 @@ def run(args, argv) -> int:
 def run_regression(args, command: str) -> None:
     from wsol_edge.atomic import atomic_write_json
     from wsol_edge.backends import load_backend
-    from wsol_edge.checkpoint import load_checkpoint
     from wsol_edge.data import check_classes, require_boxes
     from wsol_edge.runinfo import git_commit, machine_info
 
@@ -226,15 +235,16 @@ def run_regression(args, command: str) -> None:
     from .regression import format_table, regression_table
 
     work = Path(args.workdir)
-    samples = open_split(args)
+    classes = checkpoint_classes(args.checkpoint)
+    samples = open_split(args, class_names=classes)
     if args.max_images:
         samples = samples.subset(range(min(args.max_images, len(samples))))
     require_boxes(samples)  # before the exports, not after them
-    cfg = load_checkpoint(args.checkpoint).get("model_config") or {}
-    check_classes(samples, cfg.get("class_names"), str(args.checkpoint))
+    check_classes(samples, classes, str(args.checkpoint))
     calib = calibration_source(args)
     fp32 = work / "model.fp32.onnx"
-    threshold_samples = open_split(args, "calib_") if args.calib_data_root and args.cam_threshold is None else None
+    threshold_samples = (open_split(args, "calib_", classes)
+                         if args.calib_data_root and args.cam_threshold is None else None)
     meta = export_checkpoint(args.checkpoint, fp32, threshold=args.cam_threshold,
                              threshold_samples=threshold_samples, threshold_images=args.threshold_images,
                              with_all_cams=True, tta=args.tta, ivr_percentile=args.ivr_percentile)

@@ -361,30 +361,49 @@ def test_labels_only_class_folders_train_and_are_refused_for_scoring_in_one_line
     assert not (tmp_path / "w" / "model.fp32.onnx").exists()  # refused before any export
 
 
-def test_a_split_whose_classes_are_not_the_models_is_refused_before_scoring(trained, tmp_path, capsys):
-    """The synthetic test images as a CSV split: the same four classes, which the CSV reader sorts by name, so
-    each label would index another class's map (scored without a word before: only the count was checked)."""
+def test_a_split_is_read_with_the_models_classes_or_refused_before_scoring(trained, tmp_path, capsys):
+    """A CSV split names its classes by its rows: sorted, the synthetic ones come in another order than the
+    model's, and a split without one of them has one class fewer. Read with the model's class names, its
+    labels line up (before: scored against other classes' maps when the count matched, refused when not).
+    A split with fixed class files (cub) whose classes differ is refused before any work."""
     import cv2
 
-    from wsol_edge.data import synthetic_dataset
+    from test_data import make_cub
+    from wsol_edge.data import open_dataset, synthetic_dataset
     from wsol_edge.export.__main__ import main as export_main
 
+    model_classes = load_checkpoint(trained / "checkpoint.pt")["model_config"]["class_names"]
     ds = synthetic_dataset(8, 4, 64, seed=1, split="test")
     rows = ["filename,width,height,class,xmin,ymin,xmax,ymax"]
-    for i, sample in enumerate(ds):
+    kept = [(i, s) for i, s in enumerate(ds) if ds.class_names[s.label] != "square"]  # a split without one class
+    for i, sample in kept:
         cv2.imwrite(str(tmp_path / f"{i}.png"), cv2.cvtColor(sample.load(), cv2.COLOR_RGB2BGR))
         x0, y0, x1, y1 = sample.boxes[0]
         rows.append(f"{i}.png,64,64,{ds.class_names[sample.label]},{x0},{y0},{x1},{y1}")
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     ckpt, csv = str(trained / "checkpoint.pt"), str(tmp_path / "labels.csv")
+    own = open_dataset("csv", csv, "test")
+    assert own.class_names == ["cross", "disc", "triangle"]  # what the split alone says
+    lined_up = open_dataset("csv", csv, "test", class_names=model_classes)
+    assert [s.label for s in lined_up] == [s.label for _, s in kept]
     assert evaluate.main(["--checkpoint", ckpt, "--dataset", "csv", "--data-root", csv, "--no-progress",
-                          "--output", str(tmp_path / "r.json")]) == 2
+                          "--output", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["num_images"] == len(kept)
+    (tmp_path / "labels.csv").write_text("\n".join(rows + ["extra.png,64,64,ring,1,1,9,9"]) + "\n")
+    assert evaluate.main(["--checkpoint", ckpt, "--dataset", "csv", "--data-root", csv, "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {csv}: class 'ring' is not one of the 4 given"
+
+    reordered = [model_classes[k] for k in (1, 0, 2, 3)]
+    make_cub(tmp_path / "cub", n=8, classes=reordered)
+    assert evaluate.main(["--checkpoint", ckpt, "--dataset", "cub", "--data-root", str(tmp_path / "cub"),
+                          "--no-progress", "--output", str(tmp_path / "c.json")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "error: the model's class 0 is 'disc' but csv:labels's is 'cross' (the same classes in another order); "
-        "4 of 4 classes differ, so its labels would stand for other classes"]
-    assert not (tmp_path / "r.json").exists()
-    assert export_main(["regression", "--checkpoint", ckpt, "--workdir", str(tmp_path / "w"), "--dataset", "csv",
-                        "--data-root", csv, "--cam-threshold", "0.3", "--calibration-dir", str(tmp_path)]) == 2
+        f"error: the model's class 0 is {model_classes[0]!r} but cub:cub:test's is {reordered[0]!r} (the same classes "
+        "in another order); 2 of 4 classes differ, so its labels would stand for other classes"]
+    assert not (tmp_path / "c.json").exists()
+    assert export_main(["regression", "--checkpoint", ckpt, "--workdir", str(tmp_path / "w"), "--dataset", "cub",
+                        "--data-root", str(tmp_path / "cub"), "--cam-threshold", "0.3", "--calibration-dir",
+                        str(tmp_path)]) == 2
     assert "(the same classes in another order)" in capsys.readouterr().err
     assert not (tmp_path / "w" / "model.fp32.onnx").exists()  # refused before any export
 

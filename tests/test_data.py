@@ -147,6 +147,10 @@ def test_voc_reader(tmp_path):
         "</annotation>")
     ds = read_voc(tmp_path)
     assert ds.class_names == ["dog"] and ds[0].boxes.shape == (2, 4) and ds[0].size == (30, 20)
+    # a model's classes: the split's labels index them, and a class the model lacks is refused
+    assert open_dataset("voc", str(tmp_path), "test", class_names=["cat", "dog"])[0].label == 1
+    with pytest.raises(ValueError, match=r"x\.xml: class 'dog' is not one of the 2 given$"):
+        open_dataset("voc", str(tmp_path), "test", class_names=["cat", "cow"])
     (tmp_path / "bad.xml").write_text("<annotation><filename>")
     with pytest.raises(ValueError, match="invalid XML"):
         read_voc(tmp_path)

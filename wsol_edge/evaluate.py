@@ -137,7 +137,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     train_seconds = float(state.get("train_seconds", 0.0))
     samples = open_dataset(args.dataset, args.data_root, args.split, metadata_root=args.metadata_root,
                            synthetic_images=args.synthetic_images, synthetic_classes=args.synthetic_classes,
-                           synthetic_size=args.synthetic_size)
+                           synthetic_size=args.synthetic_size, class_names=cfg.get("class_names"))
     if not args.imagenet_baseline:
         check_classes(samples, cfg.get("class_names") or [str(i) for i in range(cfg["num_classes"])])
     if args.max_images:

@@ -48,6 +48,10 @@ def read_csv_boxes(csv_path: str | Path, images_dir: str | Path | None = None,
             g["boxes"].append(box)
     names = class_names or sorted({r["class"] for r in rows})
     index = {n: i for i, n in enumerate(names)}
+    unknown = sorted({g["cls"] for g in grouped.values()} - set(index))
+    if unknown:  # given the model's classes: a class it was not trained on has no map to score
+        raise ValueError(f"{csv_path}: class {unknown[0]!r} is not one of the {len(names)} given"
+                         f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}")
     samples = [Sample(image_id=fn, label=index[g["cls"]], boxes=as_boxes(g["boxes"]),
                       path=str(images_dir / fn), size=g["wh"]) for fn, g in grouped.items()]
     return SampleSet(f"csv:{csv_path.stem}", samples, names)

@@ -49,7 +49,8 @@ def read_voc(images_dir: str | Path, annotations_dir: str | Path | None = None,
     for stem, filename, objects, wh in parsed:
         label_name = objects[0][0]
         if label_name not in index:
-            raise ValueError(f"{stem}: class {label_name!r} not in the class list")
+            raise ValueError(f"{ann_dir / (stem + '.xml')}: class {label_name!r} is not one of the {len(names)} "
+                             "given")
         boxes = [b for n, b in objects if n == label_name]
         samples.append(Sample(image_id=stem, label=index[label_name], boxes=as_boxes(boxes),
                               path=str(images_dir / filename), size=wh))
