@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/quickstart")
     p.add_argument("--source", default=str(SAMPLES), help="images to run on (default: the bundled photos)")
     args = p.parse_args(argv)
+    from .runtime.sources import describe, source_files
+
+    if not describe(args.source)[1] and not source_files(args.source):  # said before the export, not after it
+        print(f"error: {args.source}: no such file or folder, or nothing in it", file=sys.stderr)
+        return 2
     out = Path(args.out)
     model = out / "imagenet_cam_lite0.onnx"
     if not model.is_file():
