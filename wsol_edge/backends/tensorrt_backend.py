@@ -1,5 +1,7 @@
 """TensorRT 10 backend: cuda-python device buffers and streams, pinned host memory,
-``execute_async_v3``, and two buffer slots so batch n+1 is copied in while batch n runs.
+``execute_async_v3``, and two buffer slots so batch n+1 is copied in while batch n runs. Each slot has
+an execution context of its own: a context runs one inference at a time (its activation memory is its
+own), so two batches in flight on one context would write over each other.
 
 Type-checked against ``tensorrt-stubs`` (TensorRT is not installable where this was written);
 ``.ci/typecheck_tensorrt.sh`` runs basedpyright on this file.
@@ -84,7 +86,9 @@ class TensorRTBackend(Backend):
         if engine is None:
             raise BackendError(f"{path}: TensorRT could not deserialize the engine (corrupt, or built elsewhere)")
         self.engine = engine
-        self.context = engine.create_execution_context()
+        self.contexts = [engine.create_execution_context() for _ in range(2)]  # one per slot (module docstring)
+        if any(c is None for c in self.contexts):
+            raise BackendError(f"{path}: TensorRT could not create an execution context (out of GPU memory?)")
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -92,8 +96,9 @@ class TensorRTBackend(Backend):
             raise BackendError(f"{path}: expected one input 'images', found {self.inputs}")
         self.max_batch = int(engine.get_tensor_profile_shape("images", 0)[2][0])
         size = self.input_size
-        self.context.set_input_shape("images", (self.max_batch, 3, size, size))
-        specs = {n: (tuple(self.context.get_tensor_shape(n)[:]), np.dtype(trt.nptype(engine.get_tensor_dtype(n))))
+        probe = self.contexts[0]
+        probe.set_input_shape("images", (self.max_batch, 3, size, size))
+        specs = {n: (tuple(probe.get_tensor_shape(n)[:]), np.dtype(trt.nptype(engine.get_tensor_dtype(n))))
                  for n in names}
         self.slots = [_Slot(specs), _Slot(specs)]  # double buffering
         self._next = 0
@@ -115,10 +120,11 @@ class TensorRTBackend(Backend):
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         _check(cudart.cudaMemcpyAsync(slot.device["images"], slot.host["images"].ctypes.data, images.nbytes, h2d,
                                       slot.stream))
-        self.context.set_input_shape("images", images.shape)
+        context = self.contexts[sid]
+        context.set_input_shape("images", images.shape)
         for name, ptr in slot.device.items():
-            self.context.set_tensor_address(name, ptr)
-        if not self.context.execute_async_v3(slot.stream):
+            context.set_tensor_address(name, ptr)
+        if not context.execute_async_v3(slot.stream):
             raise BackendError("TensorRT execution failed")
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         for name in self.outputs:
