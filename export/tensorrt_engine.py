@@ -38,6 +38,11 @@ def check_options(onnx_path: str | Path, opts: EngineOptions) -> dict:
     if opts.int8 and opts.fp16:
         raise ValueError("--int8 builds a strongly typed network, whose types come from the Q/DQ graph, so --fp16 "
                          "would change nothing: give one of them")
+    if opts.dla_core is not None and not (opts.fp16 or opts.int8):
+        # TensorRT 10 runs DLA layers in FP16 or INT8 only; with GPU fallback an FP32 build puts every layer on
+        # the GPU without a word, and without it the build fails
+        raise ValueError(f"--dla-core {opts.dla_core}: the DLA runs FP16 or INT8 only; add --fp16 (or build the Q/DQ "
+                         "model with --int8)")
     if not opts.min_batch <= opts.opt_batch <= opts.max_batch:
         raise ValueError(f"batch profile must satisfy min <= opt <= max, got {opts.min_batch} / {opts.opt_batch} / "
                          f"{opts.max_batch}")

@@ -198,7 +198,8 @@ def test_engine_options_are_checked_before_tensorrt_is_needed(onnx_path, tmp_pat
 
     out = str(tmp_path / "m.engine")
     for extra, message in ((["--min-batch", "4", "--opt-batch", "2"], "min <= opt <= max, got 4 / 2 / 32"),
-                           (["--int8"], "--int8 needs the Q/DQ model")):
+                           (["--int8"], "--int8 needs the Q/DQ model"),
+                           (["--dla-core", "0"], "--dla-core 0: the DLA runs FP16 or INT8 only; add --fp16")):
         assert export_main(["engine", "--onnx", str(onnx_path), "--output", out, *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0]  # not "TensorRT is not installed"
@@ -209,6 +210,8 @@ def test_engine_options_are_checked_before_tensorrt_is_needed(onnx_path, tmp_pat
     with pytest.raises(ValueError, match="--fp16 would change nothing"):
         check_options(tmp_path / "q.onnx", EngineOptions(int8=True, fp16=True))
     assert check_options(tmp_path / "q.onnx", EngineOptions(int8=True))["precision"] == "int8"
+    assert check_options(tmp_path / "q.onnx", EngineOptions(int8=True, dla_core=1))["precision"] == "int8"
+    assert check_options(onnx_path, EngineOptions(fp16=True, dla_core=0))  # the README's DLA build
     assert not (tmp_path / "m.engine").exists()
 
 
