@@ -156,10 +156,10 @@ def run(args, argv) -> int:
     from wsol_edge.runinfo import command_line, git_commit, machine_info
 
     command = command_line("wsol_edge.export", argv)
-    # where the results go, checked before the export, threshold choice or regression run
-    output, workdir = getattr(args, "output", None), getattr(args, "workdir", None)
-    for folder in ([Path(output).parent] if output else []) + ([workdir] if workdir else []):
-        writable_folder(folder, create=False)
+    # the regression's folder checked before its exports (--output is checked as the flags are read, by
+    # argtypes.output_file)
+    if getattr(args, "workdir", None):
+        writable_folder(args.workdir, create=False)
     if args.format == "onnx":
         from .from_checkpoint import export_checkpoint
 

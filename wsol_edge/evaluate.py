@@ -100,9 +100,10 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from .runinfo import command_line, git_commit, machine_info
     from .torch_device import resolve_device
 
-    # where the results go, checked before the evaluation rather than after it
-    for folder in [Path(f).parent for f in (args.output, args.per_image) if f] + ([args.overlays] if args.overlays else []):
-        writable_folder(folder, create=False)
+    # the overlay folder checked before the evaluation rather than after it (--output and --per-image are
+    # checked as the flags are read, by argtypes.output_file)
+    if args.overlays:
+        writable_folder(args.overlays, create=False)
     if len(set(args.iou_thresholds)) < len(args.iou_thresholds):  # a repeat would weigh twice in MaxBoxAccV2
         raise ValueError(f"--iou-thresholds {' '.join(map(str, args.iou_thresholds))}: each threshold once")
     if args.threads:

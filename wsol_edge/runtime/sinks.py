@@ -47,7 +47,7 @@ class JsonlSink:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        check_writable(self.path.parent if str(self.path.parent) else Path("."))
+        check_writable(self.path.parent)  # "r.jsonl"'s parent is "."
         self.f = open(self.path, "w", encoding="utf-8")
 
     def write(self, record: dict) -> None:
