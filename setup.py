@@ -30,7 +30,8 @@ setup(
                   "onnxsim>=0.4", "onnxconverter-common>=1.14"],
         "gpu": ["cuda-python>=12.0"],
         "dev": ["pytest>=7", "efficientnet-lite-pytorch==0.1.0", "pillow>=9", "matplotlib>=3.7",
-                "cuda-bindings>=12", "nvidia-cuda-nvrtc", "scipy>=1.10"],
+                "cuda-bindings>=12", "nvidia-cuda-nvrtc", "scipy>=1.10",
+                "tritonclient[grpc]>=2.40"],
     },
     entry_points={"console_scripts": [
         "wsol-train=wsol_edge.train:main",

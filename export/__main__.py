@@ -4,6 +4,8 @@
   fp16        .onnx -> FP16 .onnx
   int8        .onnx -> INT8 Q/DQ .onnx (calibrated on real images)
   engine      .onnx -> TensorRT engine (+ metadata sidecar)
+  triton      .onnx or engine -> Triton Inference Server model repository (config.pbtxt, labels, metadata)
+  deepstream  .onnx or engine -> DeepStream Gst-nvinfer config (raw outputs as tensor meta)
   parity      ONNX Runtime vs PyTorch on real images
   regression  PyTorch FP32 vs ORT FP32/FP16/INT8 accuracy table (exports what it needs)
 """
@@ -21,6 +23,8 @@ FORMATS = {
     "fp16": "ONNX -> ONNX FP16",
     "int8": "ONNX -> ONNX INT8 (Q/DQ)",
     "engine": "ONNX -> TensorRT engine",
+    "triton": "ONNX/engine -> Triton model repository",
+    "deepstream": "ONNX/engine -> DeepStream nvinfer config",
     "parity": "ONNX Runtime vs PyTorch on real images",
     "regression": "accuracy across precisions",
 }
@@ -141,6 +145,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--hardware-compat", choices=("none", "ampere_plus", "same_compute_capability"), default="none")
     e.add_argument("--version-compat", action="store_true")
 
+    t = sub.add_parser("triton", help=FORMATS["triton"])
+    t.add_argument("--model", required=True, help="an exported .onnx, or an engine built by export engine")
+    t.add_argument("--repository", required=True, help="the model repository (tritonserver --model-repository)")
+    t.add_argument("--name", help="the model's name in the repository (default: the model file's stem)")
+    t.add_argument("--version", type=positive_int, default=1)
+    t.add_argument("--max-batch", type=positive_int, help="largest batch Triton forms (default: 8, or the "
+                                                              "engine's profile maximum)")
+    t.add_argument("--instances", type=positive_int, default=1, help="model instances (instance_group count)")
+    t.add_argument("--kind", choices=("gpu", "cpu"), default="gpu", help="where the instances run")
+    t.add_argument("--max-queue-delay-us", type=non_negative_int, default=100,
+                   help="how long the dynamic batcher waits to fill a batch")
+
+    d = sub.add_parser("deepstream", help=FORMATS["deepstream"])
+    d.add_argument("--model", required=True, help="an exported .onnx (nvinfer builds its engine), or an engine")
+    d.add_argument("--output", type=output_file, required=True, help="the Gst-nvinfer config file to write")
+    d.add_argument("--batch-size", type=positive_int, default=1, help="frames per batch (nvstreammux's batch-size)")
+    d.add_argument("--gpu-id", type=non_negative_int, default=0)
+
     pa = sub.add_parser("parity", help=FORMATS["parity"])
     pa.add_argument("--checkpoint", required=True)
     pa.add_argument("--onnx", required=True)
@@ -190,6 +212,17 @@ def run(args, argv) -> int:
             dla_core=args.dla_core, gpu_fallback=not args.no_gpu_fallback, hardware_compat=args.hardware_compat,
             version_compat=args.version_compat))
         print(f"wrote {args.output}")
+    elif args.format == "triton":
+        from .serving import write_triton_repository
+
+        folder = write_triton_repository(args.model, args.repository, name=args.name, version=args.version,
+                                         max_batch=args.max_batch, instances=args.instances, kind=args.kind,
+                                         queue_delay_us=args.max_queue_delay_us)
+        print(f"wrote {folder} (serve it with: tritonserver --model-repository {args.repository})")
+    elif args.format == "deepstream":
+        from .serving import write_nvinfer_config
+
+        print(f"wrote {write_nvinfer_config(args.model, args.output, batch_size=args.batch_size, gpu_id=args.gpu_id)}")
     elif args.format == "parity":
         from wsol_edge.backends import load_backend
         from wsol_edge.checkpoint import file_sha256

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wsol_edge.atomic import atomic_write_bytes, atomic_write_json
 from wsol_edge.export_metadata import read_onnx_metadata
 from wsol_edge.tensorrt_support import gpu_identity, require_tensorrt, sidecar_path
+
+if TYPE_CHECKING:  # the annotations only; TensorRT itself is imported where it runs
+    import tensorrt as trt
 
 
 @dataclass
@@ -96,11 +100,31 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, opts: EngineOpt
     if cache_file is not None:
         atomic_write_bytes(cache_file, bytes(memoryview(config.get_timing_cache().serialize())))
     gpu, cc = gpu_identity()
-    out = atomic_write_bytes(engine_path, bytes(memoryview(serialized)))
+    data = bytes(memoryview(serialized))
+    # the tensors as the engine has them (TensorRT may give class_ids another integer type than the ONNX
+    # graph): a server config written later (export/serving.py) needs them without a GPU
+    engine = trt.Runtime(logger).deserialize_cuda_engine(data)
+    if engine is None:
+        raise RuntimeError("TensorRT cannot read back the engine it built (see the log above)")
+    out = atomic_write_bytes(engine_path, data)
     precision = "int8" if opts.int8 else ("fp16" if opts.fp16 else "fp32")
     atomic_write_json(sidecar_path(engine_path), {
         **meta, "precision": precision, "source_onnx": Path(onnx_path).name,
         "tensorrt": {"version": trt.__version__, "gpu": gpu, "compute_capability": cc,
                      "hardware_compat": opts.hardware_compat, "version_compatible": opts.version_compat,
-                     "options": asdict(opts)}})
+                     "options": asdict(opts), "io": engine_io(engine)}})
     return out
+
+
+def engine_io(engine: trt.ICudaEngine) -> dict:
+    """{"inputs": [...], "outputs": [...]}, each {"name", "dtype" (numpy's name), "shape" (-1 where open)}."""
+    import numpy as np
+    import tensorrt as trt
+
+    io: dict[str, list[dict]] = {"inputs": [], "outputs": []}
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        side = "inputs" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "outputs"
+        io[side].append({"name": name, "dtype": np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name,
+                         "shape": [int(d) for d in engine.get_tensor_shape(name)]})
+    return io
