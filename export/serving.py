@@ -21,6 +21,7 @@ from pathlib import Path
 
 from wsol_edge.atomic import atomic_write, atomic_write_bytes, atomic_write_json
 from wsol_edge.backends import ONNX_SUFFIXES, TENSORRT_SUFFIXES
+from wsol_edge.backends.triton_backend import METADATA_PARAMETER
 from wsol_edge.export_metadata import MetadataError, decode
 from wsol_edge.tensorrt_support import read_sidecar
 
@@ -28,7 +29,6 @@ TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_I
                 "int8": "TYPE_INT8", "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL"}
 NVINFER_NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}  # Gst-nvinfer's network-mode values
 METADATA_NAME = "wsol_edge.json"
-METADATA_PARAMETER = "wsol_edge_metadata"  # the config parameter that carries it to Triton clients
 LABELS_NAME = "labels.txt"
 
 

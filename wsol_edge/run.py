@@ -2,7 +2,8 @@
 ``python -m wsol_edge.run --engine model.onnx --source camera:0``
 
 The backend comes from the model file: .onnx -> ONNX Runtime (CPU by default), .engine/.trt/.plan ->
-TensorRT, .pt -> PyTorch. Neither torch nor training code is imported for ONNX/TensorRT.
+TensorRT, .pt -> PyTorch; triton://HOST[:PORT]/NAME -> a model served by Triton Inference Server. Neither
+torch nor training code is imported for ONNX/TensorRT/Triton.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from .torch_device import DEVICE_HELP
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m wsol_edge.run", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
-    p.add_argument("--engine", "--model", dest="engine", required=True, help=".onnx, .engine/.trt/.plan or .pt")
+    p.add_argument("--engine", "--model", dest="engine", required=True,
+                   help=".onnx, .engine/.trt/.plan, .pt, or triton://HOST[:PORT]/NAME[/VERSION] (a repository written "
+                        "by python -m wsol_edge.export triton)")
     p.add_argument("--source", required=True, help="image, folder, glob, video, camera:N, rtsp/http URL, or GStreamer pipeline")
     p.add_argument("--batch", type=positive_int, default=1, help="frames per inference call")
     p.add_argument("--threshold", type=float, help="CAM threshold (default: the model's metadata)")

@@ -1,5 +1,6 @@
 """Backends picked from the model file: .onnx -> ONNX Runtime, .engine/.trt/.plan -> TensorRT,
-.pt -> PyTorch. Importing this package imports neither torch nor TensorRT."""
+.pt -> PyTorch; a triton://HOST/NAME address -> Triton Inference Server (gRPC). Importing this package
+imports neither torch nor TensorRT."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,10 +11,15 @@ from .base import Backend, BackendError
 ONNX_SUFFIXES = (".onnx",)
 TENSORRT_SUFFIXES = (".engine", ".trt", ".plan")
 TORCH_SUFFIXES = (".pt", ".pth")
+TRITON = "triton://"  # a model served by Triton Inference Server (triton_backend.py), in place of a suffix
 
 
 def torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
+
+
+def is_triton_address(model) -> bool:
+    return isinstance(model, str) and model.lower().startswith(TRITON)
 
 
 def load_backend(path: str | Path, *, providers: list[str] | None = None, threads: int | None = None,
@@ -25,10 +31,12 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
     ``device`` (cpu, cuda, cuda:N or auto), ``half`` (FP16), ``tta``, ``tta_sizes`` and ``input_size`` (the
     size served, PyTorchBackend) apply to PyTorch checkpoints; an ONNX model or engine carries its test-time
     augmentation and its input size in the graph (``export onnx --tta``, ``--input-size``)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in ONNX_SUFFIXES + TENSORRT_SUFFIXES + TORCH_SUFFIXES:
-        raise BackendError(f"{path}: unknown model type {suffix!r}; use .onnx, .engine/.trt/.plan or .pt")
+    triton = is_triton_address(path)
+    suffix = TRITON if triton else Path(path).suffix.lower()
+    path = path if triton else Path(path)
+    if suffix not in ONNX_SUFFIXES + TENSORRT_SUFFIXES + TORCH_SUFFIXES + (TRITON,):
+        raise BackendError(f"{path}: unknown model type {suffix!r}; use .onnx, .engine/.trt/.plan, .pt or "
+                           "triton://HOST[:PORT]/NAME")
     if (tta not in (None, "none") or tta_sizes) and suffix not in TORCH_SUFFIXES:
         raise BackendError(f"{path}: test-time augmentation applies to PyTorch checkpoints only; an ONNX model or "
                            "engine serves it when exported with --tta / --tta-sizes")
@@ -48,6 +56,10 @@ def load_backend(path: str | Path, *, providers: list[str] | None = None, thread
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         backend = OnnxRuntimeBackend(path, providers=providers, threads=threads)
+    elif triton:
+        from .triton_backend import TritonBackend
+
+        backend = TritonBackend(str(path))
     else:
         from .tensorrt_backend import TensorRTBackend
 
@@ -71,7 +83,7 @@ def options_it_ignores(suffix: str, *, providers, threads, device, half, thresho
         return None
     if str(device).strip().lower() != "cpu":
         where = ("where providers say (cpu, cuda, tensorrt)" if suffix in ONNX_SUFFIXES
-                 else "on the GPU it was built for")
+                 else "where the server's config puts it" if suffix == TRITON else "on the GPU it was built for")
         return f"device {device} applies to a .pt checkpoint; this model runs {where}"
     given = [name for name, value in (("half", half or None), ("threshold", threshold), ("input_size", input_size))
              if value is not None]
@@ -81,6 +93,8 @@ def options_it_ignores(suffix: str, *, providers, threads, device, half, thresho
                 "threshold from export (a Localizer takes threshold=... for any model)")
     if suffix in TENSORRT_SUFFIXES and (threads or not default_providers):
         return "providers and threads apply to ONNX Runtime; a TensorRT engine runs on the GPU it was built for"
+    if suffix == TRITON and (threads or not default_providers):
+        return "providers and threads apply to ONNX Runtime here; a Triton model runs where the server's config puts it"
     return None
 
 
