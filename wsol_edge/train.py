@@ -348,25 +348,39 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 
 def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     import torch
+
+    from .distributed import start, stop
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    group, device = start(args.device)  # one process, or one of torchrun's (wsol_edge/distributed.py)
+    try:
+        return train_in(args, argv, group, device)
+    finally:
+        stop(group)
+
+
+def train_in(args: argparse.Namespace, argv: list[str] | None, group, device: str) -> dict:
+    import torch
     from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
     from tqdm import tqdm
 
     from .atomic import atomic_write_json, writable_folder
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import check_classes, open_dataset
     from .data.torch_dataset import TrainDataset, collate_skip_bad
+    from .distributed import ReplicasDiverged, data_parallel, merge_sums, replicas_agree
     from .methods import backbone_of
     from .modelio import build_from_config, model_config
     from .models.cam import freeze_early_layers, set_frozen_eval
     from .precise_bn import recalibrate_batchnorm
     from .runinfo import command_line, git_commit
     from .threshold import boxed_indices, choose_threshold
-    from .torch_device import resolve_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
     on_gpu = device.startswith("cuda")
+    is_main = group is None or group.is_main  # the process that writes and reports
+    world = 1 if group is None else group.world_size
     torch.manual_seed(args.seed)  # also seeds CUDA's generator, which draws the masks of images on the GPU
     out = Path(args.out)
     ckpt_path = out / "checkpoint.pt"
@@ -402,7 +416,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                          tokens)
     base_lrs = [g["lr"] for g in opt.param_groups]
     data = TrainDataset(samples, model.mean, model.std, args.resize, args.input_size, args.seed, args.skip_bad_images)
-    steps_per_epoch = math.ceil(len(data) / args.batch_size)
+    steps_per_epoch = math.ceil(math.ceil(len(data) / world) / args.batch_size)  # per process
     total_steps = steps_per_epoch * args.epochs
     warmup = int(args.warmup_epochs * steps_per_epoch)
 
@@ -448,30 +462,43 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         if lost_state and start_epoch < args.epochs:
             print(f"note: {ckpt_path} predates saved random state: the resumed epochs draw their hiding/drops "
                   "afresh, so they will not match an uninterrupted run", file=sys.stderr)
-        print(f"resumed from {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
+        if is_main:
+            print(f"resumed from {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
 
     clip = args.clip_grad_norm if args.clip_grad_norm is not None else (5.0 if args.method in ("wtl", "sat") else None)
     step = start_epoch * steps_per_epoch
+    skipped_before = skipped_total
+    trainer = model.training_loss if group is None else data_parallel(model, device)
     for epoch in range(start_epoch, args.epochs):
         data.set_epoch(epoch)
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
-        loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, generator=gen,
-                            num_workers=args.workers, collate_fn=collate_skip_bad, drop_last=False, pin_memory=on_gpu)
+        if group is None:
+            order = {"shuffle": True, "generator": gen}
+        else:  # each process its share of the epoch (the methods' random draws: wsol_edge/distributed.py)
+            sampler = DistributedSampler(data, num_replicas=world, rank=group.rank, shuffle=True, seed=args.seed)
+            sampler.set_epoch(epoch)
+            order = {"sampler": sampler}
+        loader = DataLoader(data, batch_size=args.batch_size, num_workers=args.workers, collate_fn=collate_skip_bad,
+                            drop_last=False, pin_memory=on_gpu, **order)
         model.train()
         set_frozen_eval(frozen)
         t0 = time.time()
         totals, groups = {}, {}  # the epoch's sums, and the same per step group where the model draws one
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress, leave=False)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress or not is_main,
+                   leave=False)
         for batch, skipped in bar:
             skipped_total += skipped
             if batch is None:
+                if group is not None:  # the other processes would wait for this one's gradients for ever
+                    raise ValueError(f"every image of a batch was unreadable (process {group.rank}, epoch {epoch + 1}); "
+                                     "under torchrun every process steps together: remove the unreadable images")
                 continue
             images, labels = (t.to(device, non_blocking=True) for t in batch)
             for g, base in zip(opt.param_groups, base_lrs):
                 g["lr"] = base * lr_factor(step, total_steps, warmup)
             if hasattr(model, "set_progress"):
                 model.set_progress(step / steps_per_epoch)
-            loss, logits = model.training_loss(images, labels)
+            loss, logits = trainer(images, labels)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1} step {step}: lower --lr")
             opt.zero_grad(set_to_none=True)
@@ -490,23 +517,30 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             if args.max_steps and step >= args.max_steps:
                 break
         train_seconds += time.time() - t0
+        totals, groups = merge_sums(group, totals), merge_sums(group, groups)  # every process's images
         epoch_means = step_means(totals)
         history.append({"epoch": epoch + 1, "loss": epoch_means["loss"], "train_acc": epoch_means["train_acc"],
-                        "seconds": time.time() - t0, "commit": commit})
+                        "images": epoch_means["images"], "seconds": time.time() - t0, "commit": commit})
         if "loss_terms" in epoch_means:  # the method's loss terms, unweighted, averaged over the epoch's images
             history[-1]["loss_terms"] = epoch_means["loss_terms"]
         if groups:  # e.g. ICL's drop kinds: an epoch's loss depends on how many steps drew each
             history[-1]["by_step_group"] = {k: step_means(g) for k, g in sorted(groups.items())}
-        print(f"epoch {epoch + 1}/{args.epochs} loss {history[-1]['loss']:.4f} acc {history[-1]['train_acc']:.1f}% "
-              f"({history[-1]['seconds']:.0f}s)", file=sys.stderr)
         command = command_line("wsol_edge.train", argv)
-        train_args = {**vars(args), "device": device}  # the device it ran on, not "auto"
+        train_args = {**vars(args), "device": device, "processes": world}  # what it ran on, not "auto"
         precise_bn = None
         threshold = dict.fromkeys(threshold)
-        save_checkpoint(ckpt_path, checkpoint_state())
+        if is_main:
+            print(f"epoch {epoch + 1}/{args.epochs} loss {history[-1]['loss']:.4f} acc {history[-1]['train_acc']:.1f}% "
+                  f"({history[-1]['seconds']:.0f}s)", file=sys.stderr)
+            save_checkpoint(ckpt_path, checkpoint_state())
         if args.max_steps and step >= args.max_steps:
             break
     finished = len(history) >= args.epochs
+    if not replicas_agree(group, model, device):  # a DDP that did not average some gradient: say so, not ship it
+        raise ReplicasDiverged("the processes' weights differ after training: gradients were not averaged across them")
+    skipped_total = skipped_before + merge_sums(group, {"n": skipped_total - skipped_before})["n"]  # all processes'
+    if not is_main:  # process 0 finishes the checkpoint and writes the log
+        return {"checkpoint": str(ckpt_path), "device": device, "epochs": len(history), "rank": group.rank}
     if args.precise_bn and finished and (precise_bn or {}).get("batches_requested") != args.precise_bn:
         t0 = time.time()
         data.set_epoch(args.epochs)  # a fresh crop/flip draw, no hiding
@@ -536,24 +570,28 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             print(f"CAM threshold {tau:.2f} ({source})", file=sys.stderr)
     if skipped_total:
         print(f"skipped {skipped_total} unreadable image(s)", file=sys.stderr)
-    summary = {"checkpoint": str(ckpt_path), "device": device, "epochs": len(history), "train_seconds": train_seconds,
+    summary = {"checkpoint": str(ckpt_path), "device": device, "processes": world, "epochs": len(history),
+               "train_seconds": train_seconds,
                "skipped_images": skipped_total, "history": history, "precise_bn": precise_bn, **threshold}
     atomic_write_json(out / "train_log.json", summary)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .distributed import ReplicasDiverged
+
     parser = build_parser()
     args = parse_args(parser, argv)
     try:
         summary = train(args, argv)
-    except (FileNotFoundError, ValueError, FloatingPointError) as exc:
+    except (FileNotFoundError, ValueError, FloatingPointError, ReplicasDiverged) as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the last completed epoch is in the checkpoint (use --resume)", file=sys.stderr)
         return 130
-    print(f"trained {summary['epochs']} epoch(s) in {summary['train_seconds']:.0f}s -> {summary['checkpoint']}")
+    if summary.get("rank", 0) == 0:  # under torchrun, process 0 reports
+        print(f"trained {summary['epochs']} epoch(s) in {summary['train_seconds']:.0f}s -> {summary['checkpoint']}")
     return 0
 
 
