@@ -193,3 +193,33 @@ def test_read_model_takes_tensor_types_from_the_graph(tiny_onnx, tmp_path):
     assert [(t.name, t.dtype) for t in model.inputs] == [("images", "float32")]
     assert [(t.name, t.dtype) for t in model.outputs] == [("logits", "float32"), ("cams", "float32"),
                                                          ("class_ids", "int64")]
+
+
+def test_a_localizer_from_the_written_metadata_boxes_outputs_computed_elsewhere(tiny_onnx, tmp_path, capsys):
+    from wsol_edge.backends import BackendError
+    from wsol_edge.runtime.localizer import Localizer
+
+    assert export_main(["deepstream", "--model", str(tiny_onnx), "--output", str(tmp_path / "ds.txt")]) == 0
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, size=(30 + 9 * i, 70 - 5 * i, 3), dtype=np.uint8) for i in range(3)]
+    sizes = [(f.shape[1], f.shape[0]) for f in frames]
+    with Localizer(tiny_onnx) as local:
+        want = local.batch(frames)
+        # what a server hands back: the network's outputs for the preprocessed frames, class_ids as [B, 1]
+        outputs = local.infer(np.stack([local.preprocess(f) for f in frames]))
+    remote = Localizer.from_metadata(tmp_path / "ds.wsol_edge.json")
+    for given in (outputs, {**outputs, "class_ids": outputs["class_ids"].reshape(-1, 1)},
+                  {k: v for k, v in outputs.items() if k != "class_ids"}):
+        got = remote.postprocess(given, sizes)
+        assert [(g.class_id, g.box, round(g.score, 9)) for g in got] == [(w.class_id, w.box, round(w.score, 9))
+                                                                         for w in want]
+    np.testing.assert_array_equal(remote.preprocess(frames[0]), Localizer(tiny_onnx).preprocess(frames[0]))
+    with pytest.raises(BackendError, match="built from metadata alone"):
+        remote(frames[0])
+    (tmp_path / "broken.json").write_text("{")
+    (tmp_path / "other.json").write_text('{"class_names": ["a"]}')
+    for path, message in ((tmp_path / "broken.json", "not a JSON metadata file"),
+                          (tmp_path / "other.json", r"not wsol_edge metadata \(missing"),
+                          (tmp_path / "absent.json", "no such metadata file")):
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            Localizer.from_metadata(path)

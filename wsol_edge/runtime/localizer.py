@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..argtypes import tta_flags
-from ..backends import Backend, load_backend
+from ..backends import Backend, BackendError, load_backend
 from ..imageio import ImageReadError, to_rgb_uint8
 from ..postprocess import box_from_scoremap, cam_to_scoremap, check_ivr_percentile
 from ..preprocess import boxes_from_frame, eval_input
@@ -29,6 +29,39 @@ class Localization:
         return {"class_id": self.class_id, "class_name": self.class_name, "score": round(self.score, 6),
                 "box": [round(v, 2) for v in self.box], "topk": [[i, n, round(s, 6)] for i, n, s in self.topk],
                 "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()}}
+
+
+class MetadataOnly(Backend):
+    """A model's metadata without its network (Localizer.from_metadata)."""
+
+    name = "metadata"
+
+    def __init__(self, metadata: str | Path | dict):
+        super().__init__()
+        import json
+
+        from ..export_metadata import REQUIRED_KEYS, check_normalization
+
+        source = "metadata" if isinstance(metadata, dict) else str(metadata)
+        if isinstance(metadata, dict):
+            meta = metadata
+        else:
+            try:
+                meta = json.loads(Path(metadata).read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{metadata}: no such metadata file") from None
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(f"{metadata}: not a JSON metadata file ({exc})") from None
+        missing = [k for k in REQUIRED_KEYS if not isinstance(meta, dict) or k not in meta]
+        if missing:
+            raise ValueError(f"{source}: not wsol_edge metadata (missing {', '.join(missing)}); use the wsol_edge.json "
+                             "that python -m wsol_edge.export triton / deepstream writes")
+        check_normalization(meta, source)
+        self.meta = meta
+
+    def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        raise BackendError("this Localizer was built from metadata alone (Localizer.from_metadata): run the network "
+                           "where it is served and give its outputs to postprocess()")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -97,6 +130,14 @@ class Localizer:
         self.class_names = list(meta["class_names"])
         self.topk = int(topk)
 
+    @classmethod
+    def from_metadata(cls, metadata: str | Path | dict, **kwargs) -> "Localizer":
+        """A Localizer that pre- and postprocesses for a network run elsewhere: a DeepStream probe holding
+        nvinfer's tensor meta, or a Triton client of its own. ``metadata`` is the ``wsol_edge.json`` that
+        ``export triton`` / ``export deepstream`` write beside their config (or its dict); ``postprocess``
+        then takes the network's ``logits``, ``cams`` and ``class_ids`` with the frames' sizes."""
+        return cls(MetadataOnly(metadata), **kwargs)
+
     def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
         if not isinstance(frame_bgr, np.ndarray) or frame_bgr.ndim not in (2, 3) or min(frame_bgr.shape[:2]) < 1:
             raise ImageReadError(f"frame must be an HxW or HxWxC numpy image, got "
@@ -107,10 +148,13 @@ class Localizer:
         return self.backend.infer(batch)
 
     def postprocess(self, outputs: dict[str, np.ndarray], frame_sizes: list[tuple[int, int]]) -> list[Localization]:
-        probs = softmax(outputs["logits"].astype(np.float64))
+        probs = softmax(np.asarray(outputs["logits"]).astype(np.float64))
+        # class_ids as the graph gives them; from the logits where a caller's server left them out
+        class_ids = (np.asarray(outputs["class_ids"]).reshape(len(frame_sizes)) if "class_ids" in outputs
+                     else probs.argmax(axis=1))
         results = []
         for i, (w, h) in enumerate(frame_sizes):
-            cid = int(outputs["class_ids"][i])
+            cid = int(class_ids[i])
             scoremap = cam_to_scoremap(outputs["cams"][i], self.size, ivr_percentile=self.ivr_percentile)
             box = box_from_scoremap(scoremap, self.threshold)
             order = np.argsort(-probs[i])[: self.topk]
