@@ -120,6 +120,7 @@ def triton_config(model: ServedModel, name: str, max_batch: int, instances: int,
                   queue_delay_us: int) -> str:
     """config.pbtxt in protobuf text format (Triton's ModelConfig)."""
     platform = "onnxruntime_onnx" if model.kind == "onnx" else "tensorrt_plan"
+    metadata = json.dumps(model.meta)
     n_classes = len(model.meta["class_names"])
 
     def block(t: Tensor) -> str:
@@ -144,7 +145,7 @@ def triton_config(model: ServedModel, name: str, max_batch: int, instances: int,
         f"instance_group [\n  {{\n    count: {instances}\n    kind: KIND_{kind.upper()}\n  }}\n]",
         # the metadata a client needs to pre- and postprocess, readable through Triton's model-config API
         # (backends read the parameters they know and pass over the others)
-        f'parameters {{\n  key: "{METADATA_PARAMETER}"\n  value: {{ string_value: {pbtxt_string(json.dumps(model.meta))} }}\n}}',
+        f'parameters {{\n  key: "{METADATA_PARAMETER}"\n  value: {{ string_value: {pbtxt_string(metadata)} }}\n}}',
         "",
     ])
 

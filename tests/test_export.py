@@ -509,9 +509,12 @@ def test_ivr_export_carries_its_normalisation_to_every_runtime(ckpt, tmp_path, c
         read_onnx_metadata(tmp_path / "bad.onnx")
     with pytest.raises(BackendError, match="ivr_percentile must be a number in"):
         load_backend(tmp_path / "bad.onnx")
-    for content, error in (('{"ivr_percentile": "0.6"}', MetadataError), ("[1, 2]", ValueError)):
+    for content, error, message in ((json.dumps({**meta, "ivr_percentile": "0.6"}), MetadataError, "ivr_percentile"),
+                                    ('{"class_names": ["a"]}', MetadataError,
+                                     r"not wsol_edge metadata \(missing wsol_edge_format, mean"),
+                                    ("[1, 2]", ValueError, "JSON object")):
         (tmp_path / "m.engine.json").write_text(content)
-        with pytest.raises(error, match="ivr_percentile|JSON object"):
+        with pytest.raises(error, match=message):
             read_sidecar(tmp_path / "m.engine")
 
 

@@ -38,6 +38,16 @@ def decode(props: dict[str, str], source: str = "model") -> dict:
     return out
 
 
+def check_metadata(meta, source: str) -> dict:
+    """Metadata already decoded (a sidecar's or a serving config's JSON): an object with every required key."""
+    missing = [k for k in REQUIRED_KEYS if k not in meta] if isinstance(meta, dict) else list(REQUIRED_KEYS)
+    if missing:
+        raise MetadataError(f"{source}: not wsol_edge metadata (missing {', '.join(missing)}); write it with "
+                            "python -m wsol_edge.export")
+    check_normalization(meta, source)
+    return meta
+
+
 def check_normalization(meta: dict, source: str = "model") -> None:
     """A runtime normalises every map with ``ivr_percentile`` (export onnx --ivr-percentile), so a bad
     value is refused when the metadata is read rather than at the first frame."""

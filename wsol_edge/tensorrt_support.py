@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from .cuda_runtime import cudart as get_cudart
-from .export_metadata import check_normalization
+from .export_metadata import check_metadata
 
 SIDECAR_SUFFIX = ".json"
 
@@ -58,7 +58,7 @@ def read_sidecar(engine_path: str | Path) -> dict:
         raise ValueError(f"{path}: corrupt metadata sidecar ({exc})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: corrupt metadata sidecar (a JSON object expected, got {type(meta).__name__})")
-    check_normalization(meta, str(path))
+    check_metadata(meta, str(path))
     return meta
 
 

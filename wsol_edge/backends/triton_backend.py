@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from ..export_metadata import MetadataError, check_normalization
+from ..export_metadata import MetadataError, check_metadata
 from .base import Backend, BackendError
 
 DEFAULT_GRPC_PORT = 8001
@@ -63,13 +63,12 @@ class TritonBackend(Backend):
         except BackendError:
             self.client.close()
             raise
-        text = config.parameters[METADATA_PARAMETER].string_value if METADATA_PARAMETER in config.parameters else ""
         try:
-            self.meta = json.loads(text) if text else None
-            if not isinstance(self.meta, dict):
+            if METADATA_PARAMETER not in config.parameters:
                 raise MetadataError(f"{address}: its config carries no wsol_edge metadata (parameter "
-                                    f"{METADATA_PARAMETER}); write the repository with python -m wsol_edge.export triton")
-            check_normalization(self.meta, address)
+                                    f"{METADATA_PARAMETER}); write the repository with python -m wsol_edge.export "
+                                    "triton")
+            self.meta = check_metadata(json.loads(config.parameters[METADATA_PARAMETER].string_value), address)
         except (json.JSONDecodeError, MetadataError) as exc:
             self.client.close()
             raise BackendError(str(exc) if isinstance(exc, MetadataError) else

@@ -40,9 +40,8 @@ class MetadataOnly(Backend):
         super().__init__()
         import json
 
-        from ..export_metadata import REQUIRED_KEYS, check_normalization
+        from ..export_metadata import check_metadata
 
-        source = "metadata" if isinstance(metadata, dict) else str(metadata)
         if isinstance(metadata, dict):
             meta = metadata
         else:
@@ -52,12 +51,7 @@ class MetadataOnly(Backend):
                 raise FileNotFoundError(f"{metadata}: no such metadata file") from None
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise ValueError(f"{metadata}: not a JSON metadata file ({exc})") from None
-        missing = [k for k in REQUIRED_KEYS if not isinstance(meta, dict) or k not in meta]
-        if missing:
-            raise ValueError(f"{source}: not wsol_edge metadata (missing {', '.join(missing)}); use the wsol_edge.json "
-                             "that python -m wsol_edge.export triton / deepstream writes")
-        check_normalization(meta, source)
-        self.meta = meta
+        self.meta = check_metadata(meta, "metadata" if isinstance(metadata, dict) else str(metadata))
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         raise BackendError("this Localizer was built from metadata alone (Localizer.from_metadata): run the network "
