@@ -39,6 +39,7 @@ def test_two_processes_train_one_model_and_resume_it_exactly(tmp_path):
     assert [h["images"] for h in log["history"]] == [24, 24]  # both processes' shares counted, each image once
     state = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
     assert state["train_args"]["processes"] == 2 and state["cam_threshold"] is not None
+    assert state["command"].startswith("torchrun --nproc_per_node 2 -m wsol_edge.train --dataset synthetic")
     assert not any(k.startswith(("module.", "inner.")) for k in state["model"])  # a plain checkpoint
 
     # stopped after the first epoch (3 steps per process), then resumed: the same weights, bit for bit

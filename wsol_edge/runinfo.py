@@ -116,5 +116,13 @@ def nvidia_smi_gpu() -> tuple[str, str] | None:
 
 
 def command_line(module: str, argv: list[str] | None) -> str:
+    """The command that reproduces this run; under torchrun, with its process count (per node)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    return " ".join(["python", "-m", module, *map(shlex.quote, args)])
+    world = os.environ.get("WORLD_SIZE")
+    if world and int(world) > 1:
+        nodes = int(world) // int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        launcher = ["torchrun", *(["--nnodes", str(nodes)] if nodes > 1 else []),
+                    "--nproc_per_node", os.environ.get("LOCAL_WORLD_SIZE", world)]
+    else:
+        launcher = ["python"]
+    return " ".join([*launcher, "-m", module, *map(shlex.quote, args)])
