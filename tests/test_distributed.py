@@ -93,3 +93,12 @@ def test_replica_check_and_sums_across_processes(tmp_path):
         assert same is True and differs is False  # a 1e-7 difference in one process's bias is caught by all
         assert merged == {"images": 8, "terms": {"rank0": 1.0, "rank1": 1.0, "shared": 1.0}}
     assert distributed.merge_sums(None, {"images": 4}) == {"images": 4}
+
+
+@pytest.mark.parametrize("method", ["cam", "has", "wtl", "twopath", "sat"])
+def test_every_method_steps_under_two_processes(method, tmp_path):
+    # each leaves some parameters out of some steps (find_unused_parameters), and the weights must agree after
+    done = torchrun([*SYNTHETIC, "--epochs", "1", "--max-steps", "2", "--threshold-images", "0", "--method", method,
+                     "--out", str(tmp_path / method)])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert load_checkpoint(tmp_path / method / "checkpoint.pt")["train_args"]["method"] == method
