@@ -68,11 +68,11 @@ def _check_in_process(rank, world, init_file, results):
     group = distributed.ProcessGroup(rank, world, rank, "gloo")
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
-    same = distributed.replicas_agree(group, model, "cpu")
+    same = distributed.replicas_agree(group, model)
     with torch.no_grad():
         if rank == 1:
             model.bias[0] += 1e-7
-    differs = distributed.replicas_agree(group, model, "cpu")
+    differs = distributed.replicas_agree(group, model)
     merged = distributed.merge_sums(group, {"images": 4, "terms": {f"rank{rank}": 1.0, "shared": 0.5}})
     results.put((rank, same, differs, merged))
     torch.distributed.destroy_process_group()

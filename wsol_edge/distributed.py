@@ -1,8 +1,8 @@
 """Data-parallel training across the processes torchrun starts (architecture.md, "Scale-out"):
 ``torchrun --nproc_per_node 8 -m wsol_edge.train --config ...``.
 
-Plain PyTorch DDP, as torchvision's references use it: one process per GPU (NCCL), or per CPU
-process (gloo) where there is no GPU; ``--batch-size`` is per process, so the global batch is
+Plain PyTorch DDP, as torchvision's references use it: one process per GPU (NCCL), or processes on
+the CPU (gloo) where there is no GPU; ``--batch-size`` is per process, so the global batch is
 ``batch-size x processes``; each process reads its own share of every epoch (DistributedSampler, drawn
 from ``--seed`` and the epoch). Process 0 writes the checkpoint, re-estimates BatchNorm statistics and
 chooses the CAM threshold; BatchNorm statistics are process 0's during training (DDP broadcasts its
@@ -80,8 +80,8 @@ def stop(group: ProcessGroup | None) -> None:
 
 
 def merge_sums(group: ProcessGroup | None, sums: dict) -> dict:
-    """Every process's ``train.add_step`` sums (nested dicts of numbers) added up. Gathered as objects, since
-    processes may hold different keys (a method's step groups are drawn per process)."""
+    """Every process's ``train.add_step`` sums (nested dicts of numbers) added up. Gathered as objects, so that
+    processes holding different keys (a step group one of them never drew) still merge."""
     if group is None:
         return sums
     import torch.distributed as dist
@@ -101,21 +101,24 @@ def merge_sums(group: ProcessGroup | None, sums: dict) -> dict:
     return total
 
 
-def replicas_agree(group: ProcessGroup | None, model, device: str) -> bool:
-    """Whether every process ends with the same weights (what DDP's gradient averaging promises): each
-    parameter's sum and sum of squares, compared across processes exactly. Buffers are left out: each process's
-    last step updates its own BatchNorm statistics after DDP's broadcast (process 0's are the ones saved)."""
+def replicas_agree(group: ProcessGroup | None, model) -> bool:
+    """Whether every process ends with the same weights (what DDP's gradient averaging promises): a SHA-256 of
+    the parameters' bytes, compared across processes, so no arithmetic (whose order could differ between GPU or
+    CPU models) stands between the weights and the answer. Buffers are left out: each process's last step
+    updates its own BatchNorm statistics after DDP's broadcast (process 0's are the ones saved)."""
     if group is None:
         return True
+    import hashlib
+
     import torch
     import torch.distributed as dist
 
-    tensors = [t.detach().double() for t in model.parameters()]
-    digest = torch.stack([torch.stack([t.sum(), (t * t).sum()]) for t in tensors]).flatten().to(device)
-    low, high = digest.clone(), digest.clone()
-    dist.all_reduce(low, op=dist.ReduceOp.MIN)
-    dist.all_reduce(high, op=dist.ReduceOp.MAX)
-    return bool(torch.equal(low, high))
+    digest = hashlib.sha256()
+    for t in model.parameters():
+        digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    gathered: list = [None] * group.world_size
+    dist.all_gather_object(gathered, digest.hexdigest())
+    return len(set(gathered)) == 1
 
 
 def data_parallel(model, device: str):

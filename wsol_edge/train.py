@@ -536,7 +536,7 @@ def train_in(args: argparse.Namespace, argv: list[str] | None, group, device: st
         if args.max_steps and step >= args.max_steps:
             break
     finished = len(history) >= args.epochs
-    if not replicas_agree(group, model, device):  # a DDP that did not average some gradient: say so, not ship it
+    if not replicas_agree(group, model):  # a DDP that did not average some gradient: say so, not ship it
         raise ReplicasDiverged("the processes' weights differ after training: gradients were not averaged across them")
     skipped_total = skipped_before + merge_sums(group, {"n": skipped_total - skipped_before})["n"]  # all processes'
     if not is_main:  # process 0 finishes the checkpoint and writes the log
