@@ -222,7 +222,10 @@ def run(args, argv) -> int:
     elif args.format == "deepstream":
         from .serving import write_nvinfer_config
 
-        print(f"wrote {write_nvinfer_config(args.model, args.output, batch_size=args.batch_size, gpu_id=args.gpu_id)}")
+        config, folded = write_nvinfer_config(args.model, args.output, batch_size=args.batch_size,
+                                              gpu_id=args.gpu_id)
+        print(f"wrote {config}" + (f" and {folded} (the model dividing by its per-channel std in the graph, as "
+                                    "nvinfer scales every channel alike)" if folded else ""))
     elif args.format == "parity":
         from wsol_edge.backends import load_backend
         from wsol_edge.checkpoint import file_sha256

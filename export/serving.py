@@ -188,16 +188,40 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, *, n
     return folder
 
 
-def nvinfer_scale(meta: dict, source) -> tuple[float, list[float]]:
+def one_std(meta: dict) -> bool:
+    std = [float(v) for v in meta["std"]]
+    return max(std) - min(std) <= 1e-6 * max(std)
+
+
+def nvinfer_scale(meta: dict) -> tuple[float, list[float]]:
     """(net-scale-factor, offsets) with which Gst-nvinfer's ``y = net-scale-factor * (x - offsets[c])`` on 0-255
-    pixels equals this project's ``(x / 255 - mean[c]) / std[c]``. nvinfer has one scale factor for all
-    channels, so the model's std must be one number."""
-    mean, std = [float(v) for v in meta["mean"]], [float(v) for v in meta["std"]]
-    if max(std) - min(std) > 1e-6 * max(std):
-        raise ValueError(f"{source}: its std {std} differs per channel, and Gst-nvinfer scales every channel by one "
-                         "net-scale-factor, so it cannot feed this model its own input; serve it with Triton "
-                         "(python -m wsol_edge.export triton) or with the ONNX Runtime / TensorRT runtime here")
-    return 1.0 / (255.0 * std[0]), [255.0 * m for m in mean]
+    pixels equals this project's ``(x / 255 - mean[c]) / std[c]``; the model's std must be one number."""
+    return 1.0 / (255.0 * float(meta["std"][0])), [255.0 * float(m) for m in meta["mean"]]
+
+
+def fold_std_into_graph(model_path: Path, out_path: Path) -> Path:
+    """A copy of an ONNX model that divides its input by the per-channel std itself, with std 1 in its
+    metadata: Gst-nvinfer has one net-scale-factor for all channels, so a model normalised with ImageNet's
+    std (ResNet, DeiT) is fed ``x/255 - mean`` and does the rest in the graph. Every runtime here reads the
+    same metadata, so the copy gives the same results as the original anywhere."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from wsol_edge.export_metadata import write_onnx_metadata
+
+    model = onnx.load(str(model_path))
+    meta = decode({p.key: p.value for p in model.metadata_props}, str(model_path))
+    scaled = "images_divided_by_std"
+    for node in model.graph.node:
+        node.input[:] = [scaled if name == "images" else name for name in node.input]
+    std = np.asarray(meta["std"], np.float32).reshape(1, 3, 1, 1)
+    model.graph.initializer.append(numpy_helper.from_array(std, "wsol_edge_input_std"))
+    model.graph.node.insert(0, helper.make_node("Div", ["images", "wsol_edge_input_std"], [scaled],
+                                                name="wsol_edge_divide_by_std"))
+    write_onnx_metadata(model, {**meta, "std": [1.0, 1.0, 1.0], "std_in_graph": [float(v) for v in meta["std"]]})
+    onnx.checker.check_model(model)
+    return atomic_write_bytes(out_path, model.SerializeToString())
 
 
 def nvinfer_config(model: ServedModel, config_path: Path, batch_size: int, gpu_id: int) -> str:
@@ -215,7 +239,11 @@ def nvinfer_config(model: ServedModel, config_path: Path, batch_size: int, gpu_i
         low, high = engine_batch_profile(model)
         if not low <= batch_size <= high:
             raise ValueError(f"--batch-size {batch_size}: the engine's profile takes batches {low} to {high}")
-    scale, offsets = nvinfer_scale(meta, model.path)
+    if not one_std(meta):  # write_nvinfer_config folds an ONNX model's; an engine is built already
+        raise ValueError(f"{model.path}: its std {meta['std']} differs per channel, and Gst-nvinfer scales every channel "
+                         "by one net-scale-factor: give the ONNX model instead (its std is then divided in a copy of "
+                         "the graph, from which an engine can be built)")
+    scale, offsets = nvinfer_scale(meta)
     images = next(t for t in model.inputs if t.name == "images")
     here = config_path.resolve().parent
     target = model.path.resolve()
@@ -245,13 +273,21 @@ def nvinfer_config(model: ServedModel, config_path: Path, batch_size: int, gpu_i
 
 
 def write_nvinfer_config(model_path: str | Path, config_path: str | Path, *, batch_size: int = 1,
-                         gpu_id: int = 0) -> Path:
-    """CONFIG (the Gst-nvinfer config), CONFIG-stem.labels.txt and CONFIG-stem.wsol_edge.json beside it."""
+                         gpu_id: int = 0) -> tuple[Path, Path | None]:
+    """CONFIG (the Gst-nvinfer config), CONFIG-stem.labels.txt and CONFIG-stem.wsol_edge.json beside it; for an
+    ONNX model whose std differs per channel, also CONFIG-stem.onnx, the model dividing by its std in the graph."""
     model = read_model(model_path)
     config_path = Path(config_path)
-    text = nvinfer_config(model, config_path, batch_size, gpu_id)
     folder = config_path.parent
+    folded = None
+    if model.kind == "onnx" and not one_std(model.meta) and model.meta.get("precision") != "int8":
+        folded = folder / f"{config_path.stem}.onnx"
+        if folded.resolve() == model.path.resolve():
+            raise ValueError(f"--output {config_path}: the model with its std in the graph would be written as "
+                             f"{folded.name}, replacing the model itself; give the config another name")
+        model = read_model(fold_std_into_graph(model.path, folded))
+    text = nvinfer_config(model, config_path, batch_size, gpu_id)
     atomic_write(folder / f"{config_path.stem}.{LABELS_NAME}",
                  lambda f: f.write("".join(f"{c}\n" for c in model.meta["class_names"])), binary=False)
     atomic_write_json(folder / f"{config_path.stem}.{METADATA_NAME}", model.meta)
-    return atomic_write(config_path, lambda f: f.write(text), binary=False)
+    return atomic_write(config_path, lambda f: f.write(text), binary=False), folded

@@ -169,19 +169,56 @@ def test_nvinfer_config_of_an_engine_and_what_it_refuses(tiny_onnx, tmp_path, ca
     model = onnx.load(str(tiny_onnx))
     write_onnx_metadata(model, {**read_onnx_metadata(tiny_onnx), "precision": "int8"})
     onnx.save(model, str(int8_onnx))
-    ragged = tmp_path / "imagenet_std.onnx"
-    write_onnx_metadata(model, {**read_onnx_metadata(tiny_onnx), "std": [0.229, 0.224, 0.225]})
-    onnx.save(model, str(ragged))
+    (tmp_path / "ragged").mkdir()
+    ragged_engine = fake_engine(tmp_path / "ragged", tiny_onnx)
+    sidecar = sidecar_path(ragged_engine)
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "std": [0.229, 0.224, 0.225]}))
     out = tmp_path / "refused" / "c.txt"
     out.parent.mkdir()
     for model_path, args, message in (
             (engine, ["--batch-size", "9"], "--batch-size 9: the engine's profile takes batches 1 to 8"),
             (int8_onnx, [], "an INT8 Q/DQ model; build its engine with python -m wsol_edge.export engine --int8"),
-            (ragged, [], "differs per channel, and Gst-nvinfer scales every channel by one net-scale-factor")):
+            (ragged_engine, [], "differs per channel, and Gst-nvinfer scales every channel by one net-scale-factor: "
+                                "give the ONNX model instead")):
         assert export_main(["deepstream", "--model", str(model_path), "--output", str(out), *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0]
     assert list(out.parent.iterdir()) == []
+
+
+def test_a_per_channel_std_goes_into_a_copy_of_the_graph_for_nvinfer(tiny_onnx, tmp_path, capsys):
+    from wsol_edge.runtime.localizer import Localizer
+
+    imagenet_std = [0.229, 0.224, 0.225]  # ResNet's, DeiT's: one net-scale-factor cannot give it
+    model = onnx.load(str(tiny_onnx))
+    write_onnx_metadata(model, {**read_onnx_metadata(tiny_onnx), "std": imagenet_std})
+    ragged = tmp_path / "resnet_like.onnx"
+    onnx.save(model, str(ragged))
+    out = tmp_path / "ds" / "config_infer.txt"
+    out.parent.mkdir()
+    assert export_main(["deepstream", "--model", str(ragged), "--output", str(out)]) == 0
+    folded = out.parent / "config_infer.onnx"
+    assert f"and {folded} (the model dividing by its per-channel std" in capsys.readouterr().out
+    prop = read_nvinfer(out)
+    assert (out.parent / prop["onnx-file"]).resolve() == folded.resolve()
+    meta = read_onnx_metadata(folded)
+    assert meta["std"] == [1.0, 1.0, 1.0] and meta["std_in_graph"] == imagenet_std
+    # nvinfer's y = scale * (x - offset), then the graph's division: the model's own input, on all 256 values
+    pixels = np.stack([np.arange(256, dtype=np.uint8)] * 3, axis=1).reshape(16, 16, 3)
+    offsets = np.array([float(v) for v in prop["offsets"].split(";")], np.float64)
+    theirs = float(prop["net-scale-factor"]) * (pixels.astype(np.float64) - offsets) / np.array(imagenet_std)
+    np.testing.assert_allclose(theirs.transpose(2, 0, 1), normalize(pixels, meta["mean"], imagenet_std), atol=1e-5)
+    # and the copy serves what the original serves, through any runtime that reads its metadata
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, size=(48, 40 + 11 * i, 3), dtype=np.uint8) for i in range(3)]
+    with Localizer(ragged) as original, Localizer(folded) as copy:
+        for a, b in zip(original.batch(frames), copy.batch(frames)):
+            assert (a.class_id, a.box) == (b.class_id, b.box)
+            np.testing.assert_allclose(a.cam, b.cam, rtol=0, atol=1e-4)
+    # a config named after the model would write the copy over it
+    assert export_main(["deepstream", "--model", str(ragged), "--output", str(tmp_path / "resnet_like.txt")]) == 2
+    assert "replacing the model itself" in capsys.readouterr().err
+    assert read_onnx_metadata(ragged)["std"] == imagenet_std
 
 
 def test_read_model_takes_tensor_types_from_the_graph(tiny_onnx, tmp_path):
