@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +186,10 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, *, n
                  binary=False)
     atomic_write_json(folder / METADATA_NAME, model.meta)
     atomic_write(folder / "config.pbtxt", lambda f: f.write(config), binary=False)  # last: a server sees it whole
+    newer = sorted(int(d.name) for d in folder.iterdir() if d.is_dir() and d.name.isdigit() and int(d.name) > version)
+    if newer:  # Triton's default version policy serves the latest one only
+        print(f"warning: {folder} also holds version {newer[-1]}, which Triton serves by default instead of version "
+              f"{version}; give --version {newer[-1] + 1} (or remove the older export)", file=sys.stderr)
     return folder
 
 

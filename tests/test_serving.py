@@ -78,6 +78,13 @@ def test_triton_repository_from_onnx_matches_the_model_it_serves(tiny_onnx, tmp_
         assert len(shape) == value.ndim - 1 and all(d in (-1, v) for d, v in zip(shape, value.shape[1:]))
     logits = config.output[0]
     assert logits.label_filename == "labels.txt" and list(logits.dims) == [3]
+    # a later export as version 2, then one as version 1 again: Triton would go on serving 2, so it is said
+    assert export_main(["triton", "--model", str(tiny_onnx), "--repository", str(repo), "--name", "birds",
+                        "--version", "2"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert export_main(["triton", "--model", str(tiny_onnx), "--repository", str(repo), "--name", "birds"]) == 0
+    assert "also holds version 2, which Triton serves by default instead of version 1; give --version 3" in \
+        capsys.readouterr().err
     class_ids = config.output[2]
     assert list(class_ids.dims) == [1] and list(class_ids.reshape.shape) == []  # Triton's form for shape [batch]
 
