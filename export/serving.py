@@ -23,7 +23,7 @@ from pathlib import Path
 from wsol_edge.atomic import atomic_write, atomic_write_bytes, atomic_write_json
 from wsol_edge.backends import ONNX_SUFFIXES, TENSORRT_SUFFIXES
 from wsol_edge.backends.triton_backend import METADATA_PARAMETER
-from wsol_edge.export_metadata import MetadataError, decode
+from wsol_edge.export_metadata import MetadataError, load_onnx, onnx_metadata
 from wsol_edge.tensorrt_support import read_sidecar
 
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
@@ -63,15 +63,12 @@ def read_model(path: str | Path) -> ServedModel:
                      f"not {suffix or 'a file without a suffix'} (python -m wsol_edge.export onnx first)")
 
 
-def _read_onnx(path: Path) -> ServedModel:
-    import onnx
+def _read_onnx(path: Path, model=None) -> ServedModel:
+    """``model``: the file's ModelProto where the caller holds it already."""
     from onnx.helper import tensor_dtype_to_np_dtype
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise MetadataError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
-    meta = decode({p.key: p.value for p in model.metadata_props}, str(path))
+    model = model if model is not None else load_onnx(path, weights=False)
+    meta = onnx_metadata(model, str(path))
     weights = {t.name for t in model.graph.initializer}
 
     def tensors(values) -> tuple[Tensor, ...]:
@@ -182,8 +179,7 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, *, n
     config = triton_config(model, name, max_batch, instances, kind, queue_delay_us)
     target = folder / str(version) / ("model.onnx" if model.kind == "onnx" else "model.plan")
     atomic_write_bytes(target, model.path.read_bytes())
-    atomic_write(folder / LABELS_NAME, lambda f: f.write("".join(f"{c}\n" for c in model.meta["class_names"])),
-                 binary=False)
+    write_labels(folder / LABELS_NAME, model.meta["class_names"])
     atomic_write_json(folder / METADATA_NAME, model.meta)
     atomic_write(folder / "config.pbtxt", lambda f: f.write(config), binary=False)  # last: a server sees it whole
     newer = sorted(int(d.name) for d in folder.iterdir() if d.is_dir() and d.name.isdigit() and int(d.name) > version)
@@ -191,6 +187,11 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, *, n
         print(f"warning: {folder} also holds version {newer[-1]}, which Triton serves by default instead of version "
               f"{version}; give --version {newer[-1] + 1} (or remove the older export)", file=sys.stderr)
     return folder
+
+
+def write_labels(path: Path, class_names) -> Path:
+    """One class name a line, the label file both servers read."""
+    return atomic_write(path, lambda f: f.write("".join(f"{c}\n" for c in class_names)), binary=False)
 
 
 def one_std(meta: dict) -> bool:
@@ -204,7 +205,7 @@ def nvinfer_scale(meta: dict) -> tuple[float, list[float]]:
     return 1.0 / (255.0 * float(meta["std"][0])), [255.0 * float(m) for m in meta["mean"]]
 
 
-def fold_std_into_graph(model_path: Path, out_path: Path) -> Path:
+def fold_std_into_graph(model_path: Path, out_path: Path) -> ServedModel:
     """A copy of an ONNX model that divides its input by the per-channel std itself, with std 1 in its
     metadata: Gst-nvinfer has one net-scale-factor for all channels, so a model normalised with ImageNet's
     std (ResNet, DeiT) is fed ``x/255 - mean`` and does the rest in the graph. Every runtime here reads the
@@ -215,8 +216,8 @@ def fold_std_into_graph(model_path: Path, out_path: Path) -> Path:
 
     from wsol_edge.export_metadata import write_onnx_metadata
 
-    model = onnx.load(str(model_path))
-    meta = decode({p.key: p.value for p in model.metadata_props}, str(model_path))
+    model = load_onnx(model_path)
+    meta = onnx_metadata(model, str(model_path))
     scaled = "images_divided_by_std"
     for node in model.graph.node:
         node.input[:] = [scaled if name == "images" else name for name in node.input]
@@ -226,7 +227,8 @@ def fold_std_into_graph(model_path: Path, out_path: Path) -> Path:
                                                 name="wsol_edge_divide_by_std"))
     write_onnx_metadata(model, {**meta, "std": [1.0, 1.0, 1.0], "std_in_graph": [float(v) for v in meta["std"]]})
     onnx.checker.check_model(model)
-    return atomic_write_bytes(out_path, model.SerializeToString())
+    atomic_write_bytes(out_path, model.SerializeToString())
+    return _read_onnx(out_path, model)
 
 
 def nvinfer_config(model: ServedModel, config_path: Path, batch_size: int, gpu_id: int) -> str:
@@ -290,9 +292,8 @@ def write_nvinfer_config(model_path: str | Path, config_path: str | Path, *, bat
         if folded.resolve() == model.path.resolve():
             raise ValueError(f"--output {config_path}: the model with its std in the graph would be written as "
                              f"{folded.name}, replacing the model itself; give the config another name")
-        model = read_model(fold_std_into_graph(model.path, folded))
+        model = fold_std_into_graph(model.path, folded)
     text = nvinfer_config(model, config_path, batch_size, gpu_id)
-    atomic_write(folder / f"{config_path.stem}.{LABELS_NAME}",
-                 lambda f: f.write("".join(f"{c}\n" for c in model.meta["class_names"])), binary=False)
+    write_labels(folder / f"{config_path.stem}.{LABELS_NAME}", model.meta["class_names"])
     atomic_write_json(folder / f"{config_path.stem}.{METADATA_NAME}", model.meta)
     return atomic_write(config_path, lambda f: f.write(text), binary=False), folded

@@ -56,15 +56,24 @@ def check_normalization(meta: dict, source: str = "model") -> None:
         raise MetadataError(f"{source}: metadata ivr_percentile must be a number in [0, 1) or null, got {ivr!r}")
 
 
-def read_onnx_metadata(path) -> dict:
-    """Metadata of an .onnx file, read with onnx (protobuf only, weights not needed)."""
+def load_onnx(path, *, weights: bool = True):
+    """An .onnx file's ModelProto (``weights=False``: without external weight files, for its graph and metadata)."""
     import onnx
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=weights)
     except Exception as exc:
         raise MetadataError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
-    return decode({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def onnx_metadata(model, source: str) -> dict:
+    """The metadata of a loaded onnx.ModelProto."""
+    return decode({p.key: p.value for p in model.metadata_props}, source)
+
+
+def read_onnx_metadata(path) -> dict:
+    """Metadata of an .onnx file, read with onnx (protobuf only, weights not needed)."""
+    return onnx_metadata(load_onnx(path, weights=False), str(path))
 
 
 def write_onnx_metadata(model, meta: dict) -> None:

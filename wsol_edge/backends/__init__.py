@@ -81,9 +81,9 @@ def options_it_ignores(suffix: str, *, providers, threads, device, half, thresho
             return ("providers and threads apply to ONNX Runtime; a PyTorch checkpoint runs where device says, "
                     "with torch's threads (torch.set_num_threads)")
         return None
+    where = ("where providers say (cpu, cuda, tensorrt)" if suffix in ONNX_SUFFIXES
+             else "where the server's config puts it" if suffix == TRITON else "on the GPU it was built for")
     if str(device).strip().lower() != "cpu":
-        where = ("where providers say (cpu, cuda, tensorrt)" if suffix in ONNX_SUFFIXES
-                 else "where the server's config puts it" if suffix == TRITON else "on the GPU it was built for")
         return f"device {device} applies to a .pt checkpoint; this model runs {where}"
     given = [name for name, value in (("half", half or None), ("threshold", threshold), ("input_size", input_size))
              if value is not None]
@@ -91,10 +91,9 @@ def options_it_ignores(suffix: str, *, providers, threads, device, half, thresho
         verb = "applies" if len(given) == 1 else "apply"
         return (f"{', '.join(given)} {verb} to a .pt checkpoint; this model has its precision, input size and CAM "
                 "threshold from export (a Localizer takes threshold=... for any model)")
-    if suffix in TENSORRT_SUFFIXES and (threads or not default_providers):
-        return "providers and threads apply to ONNX Runtime; a TensorRT engine runs on the GPU it was built for"
-    if suffix == TRITON and (threads or not default_providers):
-        return "providers and threads apply to ONNX Runtime here; a Triton model runs where the server's config puts it"
+    if suffix not in ONNX_SUFFIXES and (threads or not default_providers):
+        model = "a Triton model" if suffix == TRITON else "a TensorRT engine"
+        return f"providers and threads apply to ONNX Runtime here; {model} runs {where}"
     return None
 
 
