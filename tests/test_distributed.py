@@ -111,3 +111,12 @@ def test_every_method_steps_under_two_processes(method, tmp_path):
     assert done.returncode == 0, why(done)
     assert load_checkpoint(tmp_path / method / "checkpoint.pt")["train_args"]["method"] == method
 
+
+def test_float16_mixed_precision_under_two_processes(tmp_path):
+    # the loss scale's overflow check sees DDP's averaged gradients, so both processes skip or step together
+    done = torchrun([*SYNTHETIC, "--epochs", "1", "--max-steps", "2", "--threshold-images", "0", "--amp", "fp16",
+                     "--out", str(tmp_path)])
+    assert done.returncode == 0, why(done)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["history"][0]["amp"] == "fp16" and "amp_skipped_steps" in state["history"][0]
+    assert state["grad_scaler"] is not None  # (and the weights agreed at the end: train's replica check)

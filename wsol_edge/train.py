@@ -23,6 +23,7 @@ from .methods.identity_head import recorded_channels
 from .methods.sat import MASK_KEYS as SAT_MASK_KEYS, NORM_KERNELS as SAT_NORM_KERNELS
 from .methods.twopath import DEFAULT_CHANNELS as TWOPATH_CHANNELS, EXTRACTORS as TWOPATH_EXTRACTORS
 from .methods.wtl import AGGREGATIONS as WTL_AGGREGATIONS, DEFAULT_AGG_CHANNELS as WTL_AGG_CHANNELS
+from .mixed_precision import AMP_MODES
 from .torch_device import DEVICE_HELP
 
 
@@ -155,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: all cores)")
     r.add_argument("--device", default="auto", help=DEVICE_HELP)
+    r.add_argument("--amp", choices=AMP_MODES, default="none",
+                   help="mixed precision for the training step: bf16 (GPUs from compute capability 8.0: A100, H100, "
+                        "Orin) or fp16 with loss scaling (older GPUs); the weights and exports stay float32 "
+                        "(wsol_edge/mixed_precision.py)")
     r.add_argument("--out", default="runs/train", help="folder for checkpoint.pt and train_log.json")
     r.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     r.add_argument("--overwrite", action="store_true",
@@ -372,6 +377,7 @@ def train_in(args: argparse.Namespace, argv: list[str] | None, group, device: st
     from .data.torch_dataset import TrainDataset, collate_skip_bad
     from .distributed import ReplicasDiverged, data_parallel, merge_sums, replicas_agree
     from .methods import backbone_of
+    from .mixed_precision import MixedPrecision
     from .modelio import build_from_config, model_config
     from .models.cam import freeze_early_layers, set_frozen_eval
     from .precise_bn import recalibrate_batchnorm
@@ -381,6 +387,7 @@ def train_in(args: argparse.Namespace, argv: list[str] | None, group, device: st
     on_gpu = device.startswith("cuda")
     is_main = group is None or group.is_main  # the process that writes and reports
     world = 1 if group is None else group.world_size
+    amp = MixedPrecision(args.amp, device)  # before the data: a GPU without bfloat16 is refused at once
     torch.manual_seed(args.seed)  # also seeds CUDA's generator, which draws the masks of images on the GPU
     out = Path(args.out)
     ckpt_path = out / "checkpoint.pt"
@@ -429,7 +436,7 @@ def train_in(args: argparse.Namespace, argv: list[str] | None, group, device: st
         return {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": len(history),
                 "model_config": cfg, "train_args": train_args, "history": history, "train_seconds": train_seconds,
                 "skipped_images": skipped_total, "command": command, "dataset": samples.name,
-                "precise_bn": precise_bn, **threshold,
+                "precise_bn": precise_bn, **threshold, "grad_scaler": amp.state_dict(),
                 # where the model's random draws (hiding, drops) stand, so --resume continues the stream
                 "torch_rng_state": torch.get_rng_state(),
                 "cuda_rng_state": torch.cuda.get_rng_state(device) if on_gpu else None}
@@ -449,6 +456,7 @@ def train_in(args: argparse.Namespace, argv: list[str] | None, group, device: st
                              f"{args.optimizer}; resume with the same one or use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        amp.load_state_dict(state.get("grad_scaler"))  # float16's loss scale, where the run stood
         start_epoch, history = state["epoch"], state["history"]
         train_seconds, skipped_total = state["train_seconds"], state.get("skipped_images", 0)
         command, train_args, precise_bn = state.get("command"), state.get("train_args"), state.get("precise_bn")
@@ -483,7 +491,8 @@ def train_in(args: argparse.Namespace, argv: list[str] | None, group, device: st
         model.train()
         set_frozen_eval(frozen)
         t0 = time.time()
-        totals, groups = {}, {}  # the epoch's sums, and the same per step group where the model draws one
+        # the epoch's sums, the same per step group where the model draws one, float16's skipped steps
+        totals, groups, skipped_steps = {}, {}, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress or not is_main,
                    leave=False)
         for batch, skipped in bar:
@@ -498,14 +507,13 @@ def train_in(args: argparse.Namespace, argv: list[str] | None, group, device: st
                 g["lr"] = base * lr_factor(step, total_steps, warmup)
             if hasattr(model, "set_progress"):
                 model.set_progress(step / steps_per_epoch)
-            loss, logits = trainer(images, labels)
+            with amp.autocast():
+                loss, logits = trainer(images, labels)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1} step {step}: lower --lr")
+                hint = " (or train with --amp bf16: float16 overflows above 65504)" if args.amp == "fp16" else ""
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1} step {step}: lower --lr{hint}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
+            skipped_steps += not amp.backward_and_step(loss, opt, model.parameters(), clip)
             step += 1
             this_step = (len(labels), loss.item(), (logits.argmax(1) == labels).sum().item(),
                          getattr(model, "loss_terms", None) or {})
@@ -520,7 +528,10 @@ def train_in(args: argparse.Namespace, argv: list[str] | None, group, device: st
         totals, groups = merge_sums(group, totals), merge_sums(group, groups)  # every process's images
         epoch_means = step_means(totals)
         history.append({"epoch": epoch + 1, "loss": epoch_means["loss"], "train_acc": epoch_means["train_acc"],
-                        "images": epoch_means["images"], "seconds": time.time() - t0, "commit": commit})
+                        "images": epoch_means["images"], "seconds": time.time() - t0, "commit": commit,
+                        "amp": args.amp})
+        if amp.scaled:  # steps whose float16 gradients overflowed (the same in every process: DDP averaged them)
+            history[-1]["amp_skipped_steps"] = skipped_steps
         if "loss_terms" in epoch_means:  # the method's loss terms, unweighted, averaged over the epoch's images
             history[-1]["loss_terms"] = epoch_means["loss_terms"]
         if groups:  # e.g. ICL's drop kinds: an epoch's loss depends on how many steps drew each
