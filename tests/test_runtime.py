@@ -364,6 +364,25 @@ def test_truncated_videos(model, tmp_path, capsys):
     assert f"error: {tmp_path / 'cut.mp4'}: cannot open the video (corrupt or unsupported)" in capsys.readouterr().err
 
 
+
+def test_a_source_that_cannot_open_is_one_line_and_verbose_adds_the_libraries_own(tiny_onnx, tmp_path):
+    """In a fresh process, as a user runs it: FFmpeg's "moov atom not found" and OpenCV's warnings are hidden, so
+    the failure is this tool's line alone, which says how to see theirs; --verbose shows them."""
+    data = make_video(tmp_path / "v.mp4", 30).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.6)])
+    argv = [sys.executable, "-m", "wsol_edge.run", "--engine", str(tiny_onnx), "--source", str(tmp_path / "cut.mp4"),
+            "--no-progress"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    quiet = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert quiet.returncode == 2
+    assert quiet.stderr.splitlines() == [f"error: {tmp_path / 'cut.mp4'}: cannot open the video (corrupt or "
+                                         "unsupported); --verbose shows OpenCV's and FFmpeg's own messages"]
+    verbose = subprocess.run([*argv, "--verbose"], capture_output=True, text=True, env=env, timeout=120)
+    assert verbose.returncode == 2 and "moov atom not found" in verbose.stderr
+    said = f"error: {tmp_path / 'cut.mp4'}: cannot open the video (corrupt or unsupported)"
+    assert verbose.stderr.splitlines()[-1] == said
+
+
 class FakeCapture:
     """A camera that delivers 3 frames, then disconnects and never comes back."""
     opened = 0

@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "a TensorRT engine on its GPU")
     p.add_argument("--threads", type=positive_int, help="intra-op threads: ONNX Runtime's, or torch's for a .pt")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print OpenCV's and FFmpeg's own messages (hidden by default: a source that fails is one "
+                        "line of this tool's)")
     return p
 
 
@@ -61,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime.localizer import Localizer
     from .runtime.pipeline import Pipeline
     from .runtime.sinks import AnnotatedSink, JsonlSink, OutputError, WindowSink
-    from .runtime.sources import SourceError, open_source, source_files
+    from .runtime.sources import SourceError, open_source, quiet_video_logs, source_files
 
+    if not args.verbose:
+        quiet_video_logs()
     sinks = []
     threads = args.threads
     if threads and Path(args.engine).suffix.lower() in TORCH_SUFFIXES and torch_installed():

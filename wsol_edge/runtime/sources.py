@@ -7,6 +7,7 @@ pipeline reports and skips it); live sources reconnect with backoff when the str
 from __future__ import annotations
 
 import glob as globlib
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +24,30 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 
 class SourceError(RuntimeError):
     """A source cannot be opened, or a live source stayed disconnected."""
+
+
+_QUIETED = False  # set by quiet_video_logs(): a capture failure then says how to see the libraries' own reason
+
+
+class CaptureError(SourceError):
+    """OpenCV could not open a capture, or lost one for good: OpenCV's or FFmpeg's own log may say why."""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}; --verbose shows OpenCV's and FFmpeg's own messages" if _QUIETED else text
+
+
+def quiet_video_logs() -> None:
+    """Hide OpenCV's log and FFmpeg's (through OpenCV) for this process. They print their own lines before this
+    package's one-line error ("[ WARN:0@0.3] global cap_v4l.cpp:915 open VIDEOIO(V4L2:/dev/video0): can't open
+    camera by index", "[tcp @ 0x55...] Connection refused", "moov atom not found"); the CLI calls this unless
+    --verbose. FFmpeg's level is read when OpenCV first opens FFmpeg, so this works before the first capture; an
+    OPENCV_FFMPEG_LOGLEVEL or OPENCV_LOG_LEVEL the user set is left as it is."""
+    global _QUIETED
+    _QUIETED = True
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 @dataclass
@@ -116,8 +141,8 @@ def _video(spec: str, cap_args: tuple, live: bool, reconnect: int, stop) -> Iter
                               "opencv-python wheels are): on a Jetson use the OpenCV JetPack installs (pip uninstall "
                               "opencv-python-headless), or read a USB camera as camera:N")
         if not live and Path(spec).is_file():  # a file that is there: what is wrong is in it
-            raise SourceError(f"{spec}: cannot open the video (corrupt or unsupported)")
-        raise SourceError(f"{spec}: cannot open (no such device/file, or OpenCV lacks the backend)")
+            raise CaptureError(f"{spec}: cannot open the video (corrupt or unsupported)")
+        raise CaptureError(f"{spec}: cannot open (no such device/file, or OpenCV lacks the backend)")
     return _read_video(spec, cap, cap_args, live, reconnect, stop)
 
 
@@ -161,7 +186,7 @@ def _read_video(spec: str, cap, cap_args: tuple, live: bool, reconnect: int, sto
                     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
                     break
             if cap is None:
-                raise SourceError(f"{spec}: disconnected and did not come back after {reconnect} attempts")
+                raise CaptureError(f"{spec}: disconnected and did not come back after {reconnect} attempts")
     finally:
         if cap is not None:
             cap.release()
