@@ -359,10 +359,13 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     group, device = start(args.device)  # one process, or one of torchrun's (wsol_edge/distributed.py)
+    finished = False
     try:
-        return train_in(args, argv, group, device)
+        summary = train_in(args, argv, group, device)
+        finished = True
+        return summary
     finally:
-        stop(group)
+        stop(group, finished)
 
 
 def train_in(args: argparse.Namespace, argv: list[str] | None, group, device: str) -> dict:
