@@ -171,6 +171,39 @@ def test_a_stream_that_changes_resolution_keeps_every_frame_in_its_annotated_vid
     assert (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))) == (5, 96)
 
 
+
+def test_an_annotated_video_short_of_frames_is_one_line_and_the_jsonl_is_kept(model, tmp_path, capsys, monkeypatch):
+    # VideoWriter.write returns nothing and raises nothing: a disk that fills up mid-run is found by reading back
+    video = make_video(tmp_path / "v.mp4", 12)
+    real = cv2.VideoWriter
+
+    class FullDiskWriter:  # the frames after the third never reach the file
+        def __init__(self, *args):
+            self.inner, self.calls = real(*args), 0
+
+        def isOpened(self):
+            return self.inner.isOpened()
+
+        def write(self, img):
+            self.calls += 1
+            if self.calls <= 3:
+                self.inner.write(img)
+
+        def release(self):
+            self.inner.release()
+
+    monkeypatch.setattr(cv2, "VideoWriter", FullDiskWriter)
+    jl, out = tmp_path / "r.jsonl", tmp_path / "o"
+    assert run_main(["--engine", str(model), "--source", str(video), "--jsonl", str(jl), "--output", str(out),
+                     "--no-progress"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: annotated video incomplete: {out / 'v_annotated.mp4'} holds 3 of the 12 frames "
+                      "written; the video writer reported no error (a full disk?)"]
+    assert len(jl.read_text().splitlines()) == 12  # every frame's result is kept
+    monkeypatch.setattr(cv2, "VideoWriter", real)
+    assert run_main(["--engine", str(model), "--source", str(video), "--output", str(out), "--no-progress"]) == 0
+
+
 def test_output_into_the_source_folder_is_refused_and_the_photos_are_kept(model, tmp_path, capsys):
     photos = tmp_path / "photos"
     (photos / "day2").mkdir(parents=True)

@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             jsonl.write({"source": frame.source, "frame": frame.index, "timestamp": frame.timestamp, "error": frame.error})
 
     rc = 0
+    unfinished = []  # what a sink found wrong with its own files when closing them
     try:
         stats = pipe.run(on_result, on_error)
     except OutputError as exc:
@@ -130,9 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_stop.append(True)
         bar.close()
         for s in sinks:
-            s.close()
+            try:
+                s.close()
+            except OutputError as exc:
+                unfinished.append(exc)
         loc.close()
     print(stats.summary(), file=sys.stderr)
+    for exc in unfinished:
+        print(f"error: {exc}", file=sys.stderr)
+        rc = 2
     if pipe.fatal:
         print(f"error: {pipe.fatal}", file=sys.stderr)
         return 1

@@ -80,6 +80,7 @@ class AnnotatedSink:
         self.cam_overlay, self.fps = cam_overlay, fps
         self.writers: dict[str, cv2.VideoWriter] = {}
         self.sizes: dict[str, tuple[int, int]] = {}
+        self.videos: dict[str, tuple[Path, int]] = {}  # per source: its annotated file, frames written to it
         self.names: set[str] = set()
 
     def _output_name(self, stem: str, ending: str) -> Path:
@@ -117,14 +118,31 @@ class AnnotatedSink:
                 raise OutputError(f"cannot open video writer {path}")
             self.writers[frame.source] = writer
             self.sizes[frame.source] = (w, h)
+            self.videos[frame.source] = (path, 0)
         size = self.sizes[frame.source]
         if img.shape[1::-1] != size:  # a stream that changed resolution: VideoWriter would drop the frame silently
             img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
         writer.write(img)
+        path, written = self.videos[frame.source]
+        self.videos[frame.source] = (path, written + 1)
 
     def close(self) -> None:
-        for w in self.writers.values():
-            w.release()
+        """Finish each video, and read it back: VideoWriter reports no write error, and a disk that filled up
+        leaves an .mp4 without its index (unplayable) or short of frames, which is said here in one line."""
+        short = []
+        for source, writer in self.writers.items():
+            writer.release()
+            path, written = self.videos[source]
+            cap = cv2.VideoCapture(str(path))
+            held = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+            cap.release()
+            if held < written:
+                short.append(f"{path} holds {max(held, 0)} of the {written} frames written")
+        self.writers.clear()
+        if short:
+            more = f" (and {len(short) - 1} more video(s))" if len(short) > 1 else ""
+            raise OutputError(f"annotated video incomplete: {short[0]}{more}; the video writer reported no error "
+                              "(a full disk?)")
 
 
 class WindowSink:
