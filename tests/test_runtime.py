@@ -177,29 +177,37 @@ def test_an_annotated_video_short_of_frames_is_one_line_and_the_jsonl_is_kept(mo
     video = make_video(tmp_path / "v.mp4", 12)
     real = cv2.VideoWriter
 
-    class FullDiskWriter:  # the frames after the third never reach the file
-        def __init__(self, *args):
-            self.inner, self.calls = real(*args), 0
+    class FullDiskWriter:  # the frames after the third never reach the file; or (cut) neither does its index
+        cut = False
+
+        def __init__(self, path, *args):
+            self.path, self.inner, self.calls = path, real(path, *args), 0
 
         def isOpened(self):
             return self.inner.isOpened()
 
         def write(self, img):
             self.calls += 1
-            if self.calls <= 3:
+            if self.calls <= 3 or self.cut:
                 self.inner.write(img)
 
         def release(self):
             self.inner.release()
+            if self.cut:
+                data = Path(self.path).read_bytes()
+                Path(self.path).write_bytes(data[: len(data) // 2])
 
     monkeypatch.setattr(cv2, "VideoWriter", FullDiskWriter)
     jl, out = tmp_path / "r.jsonl", tmp_path / "o"
-    assert run_main(["--engine", str(model), "--source", str(video), "--jsonl", str(jl), "--output", str(out),
-                     "--no-progress"]) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: annotated video incomplete: {out / 'v_annotated.mp4'} holds 3 of the 12 frames "
-                      "written; the video writer reported no error (a full disk?)"]
-    assert len(jl.read_text().splitlines()) == 12  # every frame's result is kept
+    for cut, said in ((False, "holds 3 of the 12 frames written"),
+                      (True, "cannot be read back (12 frames were written to it)")):
+        FullDiskWriter.cut = cut
+        assert run_main(["--engine", str(model), "--source", str(video), "--jsonl", str(jl), "--output", str(out),
+                         "--no-progress"]) == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert errors == [f"error: annotated video incomplete: {out / 'v_annotated.mp4'} {said}; the video writer "
+                          "reported no error (a full disk?)"]
+        assert len(jl.read_text().splitlines()) == 12  # every frame's result is kept
     monkeypatch.setattr(cv2, "VideoWriter", real)
     assert run_main(["--engine", str(model), "--source", str(video), "--output", str(out), "--no-progress"]) == 0
 

@@ -128,16 +128,19 @@ class AnnotatedSink:
 
     def close(self) -> None:
         """Finish each video, and read it back: VideoWriter reports no write error, and a disk that filled up
-        leaves an .mp4 without its index (unplayable) or short of frames, which is said here in one line."""
+        leaves an .mp4 without its index (unreadable) or short of frames, which is said here in one line. A
+        backend that does not know the count (-1 or 0) is taken at its word: nothing is said."""
         short = []
         for source, writer in self.writers.items():
             writer.release()
             path, written = self.videos[source]
             cap = cv2.VideoCapture(str(path))
-            held = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+            held = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else None
             cap.release()
-            if held < written:
-                short.append(f"{path} holds {max(held, 0)} of the {written} frames written")
+            if held is None:
+                short.append(f"{path} cannot be read back ({written} frames were written to it)")
+            elif 0 < held < written:
+                short.append(f"{path} holds {held} of the {written} frames written")
         self.writers.clear()
         if short:
             more = f" (and {len(short) - 1} more video(s))" if len(short) > 1 else ""
