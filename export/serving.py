@@ -84,7 +84,31 @@ def _read_onnx(path: Path, model=None) -> ServedModel:
             out.append(Tensor(v.name, dtype, tuple(dims[1:])))
         return tuple(out)
 
-    return ServedModel(path, "onnx", meta, tensors(model.graph.input), tensors(model.graph.output))
+    return ServedModel(path, "onnx", meta, tensors(model.graph.input), _sizes_from_onnxruntime(path,
+                                                                                         tensors(model.graph.output)))
+
+
+def _sizes_from_onnxruntime(path: Path, outputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The outputs with the sizes past the batch that ONNX Runtime resolves when it loads the model, where the file
+    leaves them open: onnx's shape inference stops at the CAM head's ReduceSum, so the map's size (``cams``) reads
+    [-1, -1] there, while a server's config and its clients are better off with the fixed size (7x7 at 224)."""
+    if all(-1 not in t.dims for t in outputs):
+        return outputs
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - a model this ONNX Runtime cannot load keeps its open sizes; Triton takes them
+        return outputs
+    shapes = {o.name: o.shape for o in session.get_outputs()}
+    resolved = []
+    for t in outputs:
+        known = shapes.get(t.name, [])[1:]
+        if len(known) == len(t.dims):
+            t = Tensor(t.name, t.dtype, tuple(k if d == -1 and isinstance(k, int) and k > 0 else d
+                                             for d, k in zip(t.dims, known)))
+        resolved.append(t)
+    return tuple(resolved)
 
 
 def _read_engine(path: Path) -> ServedModel:
