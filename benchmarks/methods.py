@@ -193,6 +193,12 @@ TABLES: dict[str, dict[str, list[str]]] = {
         # The pooling alone, the new layers at the new head's 10x as specified: does it need both changes?
         "spatial_token+area+norm_mask_pool": ["--method", "sat", "--sat-mask-pool"],
     },
+    # Not a method: train --amp. The same CAM trained in float32 and under bfloat16 autocast, for the time a step
+    # takes and whether the maps keep their localisation (on a CPU with AVX512_BF16, or with --device cuda).
+    "amp": {
+        "cam_fp32": ["--method", "cam"],
+        "cam_bf16": ["--method", "cam", "--amp", "bf16"],
+    },
 }
 # Said in the row's record, for runs whose history the flags alone do not tell.
 NOTES = {

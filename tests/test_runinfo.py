@@ -59,3 +59,14 @@ def test_vnni_is_read_from_the_cpu_flags_line():
     assert cpu_has_vnni(head + "flags\t\t: fpu sse2 avx2 avx_vnni\n") is True
     assert cpu_has_vnni(head + "flags\t\t: fpu sse2 avx2 avx512f avx512vl\n") is False  # no dot product into int32
     assert cpu_has_vnni(head) is None  # no flags line: unknown, not "no"
+
+
+def test_bfloat16_is_read_from_the_cpu_flags_line_and_recorded():
+    from wsol_edge.runinfo import cpu_has_bf16, machine_info, read_cpuinfo
+
+    head = "processor\t: 0\nmodel name\t: AMD EPYC\n"
+    assert cpu_has_bf16(head + "flags\t\t: fpu avx512f avx512_vnni avx512_bf16\n") is True
+    assert cpu_has_bf16(head + "flags\t\t: fpu avx512f amx_tile amx_bf16\n") is True
+    assert cpu_has_bf16(head + "flags\t\t: fpu avx2 avx512f avx512_vnni\n") is False
+    assert cpu_has_bf16(head) is None
+    assert machine_info().get("cpu_bf16") == cpu_has_bf16(read_cpuinfo())  # absent where there is no cpuinfo

@@ -63,17 +63,29 @@ def cpu_name(cpuinfo: str | None = None) -> str:
 
 
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_any(flags: tuple[str, ...], cpuinfo: str | None = None) -> bool | None:
+    """Whether /proc/cpuinfo's flags line names any of ``flags``; None where there is no such line."""
+    cpuinfo = cpuinfo if cpuinfo is not None else read_cpuinfo()
+    for line in (cpuinfo or "").splitlines():
+        if line.startswith("flags"):
+            return any(f in flags for f in line.split(":", 1)[1].split())
+    return None
 
 
 def cpu_has_vnni(cpuinfo: str | None = None) -> bool | None:
     """Whether the CPU has an int8 dot product into int32 (AVX512-VNNI or AVX-VNNI); None where
     /proc/cpuinfo is absent. Without it ONNX Runtime's x86 int8 kernels add u8 x s8 pairs in
     saturating int16, which decides which INT8 flavour a CPU runs accurately (README, INT8)."""
-    cpuinfo = cpuinfo if cpuinfo is not None else read_cpuinfo()
-    for line in (cpuinfo or "").splitlines():
-        if line.startswith("flags"):
-            return any(f in VNNI_FLAGS for f in line.split(":", 1)[1].split())
-    return None
+    return cpu_has_any(VNNI_FLAGS, cpuinfo)
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether the CPU computes in bfloat16 (AVX512-BF16 or AMX-BF16): what a CPU timing of ``train --amp bf16``
+    depends on (benchmarks/results/cub50_amp_bf16_cpu.json was measured on one that does)."""
+    return cpu_has_any(BF16_FLAGS, cpuinfo)
 
 
 def machine_info() -> dict:
@@ -88,9 +100,9 @@ def machine_info() -> dict:
         gpu = torch.cuda.get_device_name(0)
     cpuinfo = read_cpuinfo()
     info = {"cpu": cpu_name(cpuinfo), "cores": os.cpu_count(), "gpu": gpu, "versions": versions}
-    vnni = cpu_has_vnni(cpuinfo)
-    if vnni is not None:
-        info["cpu_vnni"] = vnni
+    for key, has in (("cpu_vnni", cpu_has_vnni(cpuinfo)), ("cpu_bf16", cpu_has_bf16(cpuinfo))):
+        if has is not None:
+            info[key] = has
     if torch is not None:
         # the instruction set PyTorch's CPU kernels dispatch on: the same seed trains to other weights on an
         # AVX2 and an AVX-512 machine (benchmarks/METHODS.md, "Reproducibility across machines")
