@@ -84,14 +84,15 @@ def _read_onnx(path: Path, model=None) -> ServedModel:
             out.append(Tensor(v.name, dtype, tuple(dims[1:])))
         return tuple(out)
 
-    return ServedModel(path, "onnx", meta, tensors(model.graph.input), _sizes_from_onnxruntime(path,
-                                                                                         tensors(model.graph.output)))
+    outputs = _sizes_from_onnxruntime(path, tensors(model.graph.output))
+    return ServedModel(path, "onnx", meta, tensors(model.graph.input), outputs)
 
 
 def _sizes_from_onnxruntime(path: Path, outputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """The outputs with the sizes past the batch that ONNX Runtime resolves when it loads the model, where the file
     leaves them open: onnx's shape inference stops at the CAM head's ReduceSum, so the map's size (``cams``) reads
-    [-1, -1] there, while a server's config and its clients are better off with the fixed size (7x7 at 224)."""
+    [-1, -1] there, while a server's config and its clients are better off with the fixed size (7x7 for the
+    quickstart's stride-32 model at 224)."""
     if all(-1 not in t.dims for t in outputs):
         return outputs
     import onnxruntime as ort
