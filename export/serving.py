@@ -17,7 +17,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from wsol_edge.atomic import atomic_write, atomic_write_bytes, atomic_write_json
@@ -84,32 +84,31 @@ def _read_onnx(path: Path, model=None) -> ServedModel:
             out.append(Tensor(v.name, dtype, tuple(dims[1:])))
         return tuple(out)
 
-    outputs = _sizes_from_onnxruntime(path, tensors(model.graph.output))
-    return ServedModel(path, "onnx", meta, tensors(model.graph.input), outputs)
+    return ServedModel(path, "onnx", meta, tensors(model.graph.input), tensors(model.graph.output))
 
 
-def _sizes_from_onnxruntime(path: Path, outputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """The outputs with the sizes past the batch that ONNX Runtime resolves when it loads the model, where the file
+def with_sizes_from_onnxruntime(model: ServedModel) -> ServedModel:
+    """An ONNX model with the output sizes past the batch that ONNX Runtime resolves when it loads it, where the file
     leaves them open: onnx's shape inference stops at the CAM head's ReduceSum, so the map's size (``cams``) reads
     [-1, -1] there, while a server's config and its clients are better off with the fixed size (7x7 for the
-    quickstart's stride-32 model at 224)."""
-    if all(-1 not in t.dims for t in outputs):
-        return outputs
+    quickstart's stride-32 model at 224). Only the Triton config uses output sizes, so only it pays for the load."""
+    if model.kind != "onnx" or all(-1 not in t.dims for t in model.outputs):
+        return model
     import onnxruntime as ort
 
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
     except Exception:  # noqa: BLE001 - a model this ONNX Runtime cannot load keeps its open sizes; Triton takes them
-        return outputs
+        return model
     shapes = {o.name: o.shape for o in session.get_outputs()}
     resolved = []
-    for t in outputs:
+    for t in model.outputs:
         known = shapes.get(t.name, [])[1:]
         if len(known) == len(t.dims):
             t = Tensor(t.name, t.dtype, tuple(k if d == -1 and isinstance(k, int) and k > 0 else d
                                              for d, k in zip(t.dims, known)))
         resolved.append(t)
-    return tuple(resolved)
+    return replace(model, outputs=tuple(resolved))
 
 
 def _read_engine(path: Path) -> ServedModel:
@@ -183,7 +182,7 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, *, n
                             version: int = 1, max_batch: int | None = None, instances: int = 1, kind: str = "gpu",
                             queue_delay_us: int = 100) -> Path:
     """REPOSITORY/NAME/{config.pbtxt, labels.txt, wsol_edge.json, VERSION/model.onnx|model.plan}; the folder."""
-    model = read_model(model_path)
+    model = with_sizes_from_onnxruntime(read_model(model_path))
     name = model_name(name or model.path.stem)
     if model.kind == "tensorrt":
         if kind != "gpu":

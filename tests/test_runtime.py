@@ -405,7 +405,6 @@ def test_truncated_videos(model, tmp_path, capsys):
     assert f"error: {tmp_path / 'cut.mp4'}: cannot open the video (corrupt or unsupported)" in capsys.readouterr().err
 
 
-
 def test_a_source_that_cannot_open_is_one_line_and_verbose_adds_the_libraries_own(tiny_onnx, tmp_path):
     """In a fresh process, as a user runs it: FFmpeg's "moov atom not found" and OpenCV's warnings are hidden, so
     the failure is this tool's line alone, which says how to see theirs; --verbose shows them."""

@@ -25,7 +25,6 @@ class MixedPrecision:
 
         if mode not in AMP_MODES:
             raise ValueError(f"--amp {mode}: choose one of {', '.join(AMP_MODES)}")
-        self.mode = mode
         self.device_type = torch.device(device).type
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
         if self.dtype is not None and not torch.amp.is_autocast_available(self.device_type):
